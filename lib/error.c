@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <string.h>
+
+#include <pier.h>
+
+#include "private.h"
+
+static const char *const pier_messages[] = {
+	[PIER_ESHORTFRAME - PIER_ESHORTFRAME] =
+		"Frame shorter than the 12-byte message header",
+	[PIER_EBADTYPE - PIER_ESHORTFRAME] = "Unknown message type",
+	[PIER_EBODYLIMIT - PIER_ESHORTFRAME] =
+		"Message body larger than the read limit",
+	[PIER_EPARTIAL - PIER_ESHORTFRAME] =
+		"Connection ended in the middle of a frame",
+};
+
+_Static_assert(PIER_ARRAY_SIZE(pier_messages) == PIER_ERROR_END_ - PIER_ESHORTFRAME,
+	       "every pier error code needs a message");
+
+PIER_EXPORT const char *pier_strerror(int err)
+{
+	/* The magnitude, computed without overflowing on INT_MIN. */
+	unsigned int code = err < 0 ? 0u - (unsigned int)err : (unsigned int)err;
+	const char *s = NULL;
+
+	if (code == 0)
+		return "Success";
+	if (code >= PIER_ESHORTFRAME && code < PIER_ERROR_END_)
+		return pier_messages[code - PIER_ESHORTFRAME];
+	if (code < PIER_ESHORTFRAME) {
+#ifdef HAVE_STRERRORDESC_NP
+		/* glibc: a static string, where strerror() may fill a buffer. */
+		s = strerrordesc_np((int)code);
+#else
+		s = strerror((int)code);
+#endif
+	}
+	return s ? s : "Unknown error";
+}

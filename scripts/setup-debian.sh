@@ -1,0 +1,26 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Installs what building and testing libpier needs on Debian (bookworm or
+# later), as root.  Installs nothing that is already there.
+set -eu
+
+packages="build-essential autoconf automake libtool pkg-config liburing-dev check libssl-dev"
+# For the fuzz targets and sanitizer runs (optional): clang libclang-rt-14-dev
+[ "${1:-}" = "--with-fuzzing" ] && packages="$packages clang libclang-rt-14-dev"
+
+missing=
+for p in $packages; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "Installing:$missing"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "setup-debian: run as root (or install those packages yourself)" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	# shellcheck disable=SC2086
+	apt-get install -y -q --no-install-recommends $missing
+fi
