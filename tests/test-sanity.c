@@ -5,7 +5,6 @@
  */
 #include "config.h"
 
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -37,7 +36,7 @@ END_TEST
 
 START_TEST(inner_crashes)
 {
-	raise(SIGSEGV);
+	abort(); /* not SIGSEGV: sanitizers catch that one themselves */
 }
 END_TEST
 
@@ -96,7 +95,7 @@ END_TEST
 
 START_TEST(fork_mode_catches_crash)
 {
-	assert_one_failure(run_inner(inner_crashes, 5), CK_ERROR, "signal 11");
+	assert_one_failure(run_inner(inner_crashes, 5), CK_ERROR, "signal 6");
 }
 END_TEST
 
