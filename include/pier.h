@@ -14,6 +14,7 @@
 #ifndef PIER_H
 #define PIER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <pier-version.h>
@@ -71,12 +72,191 @@ enum pier_error {
 	PIER_EBODYLIMIT,
 	/* The stream ended in the middle of a frame. */
 	PIER_EPARTIAL,
+	/* A message carried more file descriptors than the configured limit. */
+	PIER_EFDLIMIT,
+	/* File descriptors were lost in transit (the receiver could not take
+	 * them all, for example at its open-file limit). */
+	PIER_EFDTRUNC,
+	/* The remote peer closed the connection. */
+	PIER_ECLOSED,
+	/* The connection was closed locally (pier_writer_close()). */
+	PIER_ESHUTDOWN,
+	/* The connection was aborted locally (pier_writer_abort()). */
+	PIER_EABORTED,
+	/* The transport cannot carry file descriptors. */
+	PIER_ENOFDS,
+	/* No more updates: the final response is next. */
+	PIER_ERESPONSE,
+	/* An update is next, not the final response. */
+	PIER_EUPDATE,
+	/* The request is finished: its response was received or sent. */
+	PIER_EDONE,
+	/* The peer has as many open requests as its configuration allows. */
+	PIER_EREQLIMIT,
 	PIER_ERROR_END_ /* one past the last code; not an error itself */
 };
 
 /* A static, thread-safe description of err, which is a pier error code or an
  * errno value, negated or not.  Never NULL. */
 const char *pier_strerror(int err);
+
+
+/* ------------------------------------------------------------------------
+ * Objects.  All are opaque.  See pier(7) for how they fit together and
+ * pier-threads(7) for threads and ownership.
+ * ------------------------------------------------------------------------ */
+
+typedef struct pier_loop pier_loop;
+typedef struct pier_config pier_config;
+typedef struct pier_peer pier_peer;
+typedef struct pier_writer pier_writer;
+typedef struct pier_listener pier_listener;
+typedef struct pier_msg pier_msg;
+typedef struct pier_sent_request pier_sent_request;
+typedef struct pier_sent_request_writer pier_sent_request_writer;
+typedef struct pier_received_request pier_received_request;
+typedef struct pier_received_request_writer pier_received_request_writer;
+
+/*
+ * Timeouts are in milliseconds: -1 waits as long as it takes, 0 does not
+ * wait (the call fails with -EAGAIN when it would have to), and a positive
+ * value fails with -ETIMEDOUT once it has passed.
+ *
+ * File descriptors: pier never takes an fd passed to it, except
+ * pier_peer_adopt(), which takes its socket when it succeeds.  Sending
+ * borrows the caller's fds (they may be closed as soon as the call returns).
+ * A received message owns its fds until pier_msg_take_fd() hands one over;
+ * pier_msg_free() closes the rest.  Every fd pier creates or receives is
+ * close-on-exec.
+ */
+
+/* --- the event loop ------------------------------------------------------ */
+
+int pier_loop_new(pier_loop **out);
+pier_loop *pier_loop_ref(pier_loop *loop);
+pier_loop *pier_loop_unref(pier_loop *loop);
+const char *pier_loop_backend(const pier_loop *loop);
+
+/* --- configuration ------------------------------------------------------- */
+
+int pier_config_new(pier_config **out);
+void pier_config_free(pier_config *cfg);
+int pier_config_set_loop(pier_config *cfg, pier_loop *loop);
+int pier_config_set_byte_order(pier_config *cfg, enum pier_byte_order order);
+int pier_config_set_max_body(pier_config *cfg, size_t read_max, size_t write_max);
+int pier_config_set_max_fds(pier_config *cfg, unsigned int max_fds);
+int pier_config_set_max_queued(pier_config *cfg, size_t recv_bytes, size_t send_bytes);
+int pier_config_set_max_open_requests(pier_config *cfg, unsigned int max_open);
+int pier_config_set_send_timeout(pier_config *cfg, int timeout_ms);
+int pier_config_set_connect_timeout(pier_config *cfg, int timeout_ms);
+
+/* --- peers --------------------------------------------------------------- */
+
+int pier_peer_connect(pier_peer **out, const char *address, const pier_config *cfg);
+int pier_peer_adopt(pier_peer **out, int fd, const pier_config *cfg);
+void pier_peer_free(pier_peer *peer);
+pier_writer *pier_peer_get_writer(pier_peer *peer);
+int pier_peer_recv(pier_peer *peer, pier_msg **msg, pier_received_request **req,
+		   int timeout_ms);
+int pier_peer_fd(pier_peer *peer);
+int pier_peer_remote_address(pier_peer *peer, char *buf, size_t len);
+int pier_peer_credentials(pier_peer *peer, int32_t *pid, uint32_t *uid, uint32_t *gid);
+
+/* Counters of a connection, for pier_peer_stat(). */
+enum pier_stat {
+	PIER_STAT_MSGS_SENT,
+	PIER_STAT_MSGS_RECEIVED,
+	PIER_STAT_BYTES_SENT,     /* bodies only */
+	PIER_STAT_BYTES_RECEIVED, /* bodies only */
+	PIER_STAT_UNKNOWN_IDS,    /* updates and responses for no open request */
+	PIER_STAT_DUPLICATE_IDS,  /* requests whose id was already open */
+	PIER_STAT_REFUSED_REQUESTS, /* requests over the open-request limit */
+	PIER_STAT_DROPPED,        /* messages for handles already freed */
+	PIER_STAT_END_
+};
+uint64_t pier_peer_stat(pier_peer *peer, enum pier_stat stat);
+
+/* --- write halves -------------------------------------------------------- */
+
+pier_writer *pier_writer_ref(pier_writer *w);
+pier_writer *pier_writer_unref(pier_writer *w);
+int pier_writer_send_request(pier_writer *w, int32_t service_id, const void *body,
+			     size_t len, const int *fds, size_t nfds,
+			     pier_sent_request **out);
+int pier_writer_send_stream(pier_writer *w, int32_t service_id, const void *body,
+			    size_t len, const int *fds, size_t nfds);
+unsigned int pier_writer_max_fds(const pier_writer *w);
+int pier_writer_same_peer(const pier_writer *a, const pier_writer *b);
+void pier_writer_close(pier_writer *w);
+void pier_writer_abort(pier_writer *w);
+
+/* --- messages ------------------------------------------------------------ */
+
+const struct pier_header *pier_msg_header(const pier_msg *msg);
+const void *pier_msg_body(const pier_msg *msg, size_t *len);
+int pier_msg_is_error(const pier_msg *msg);
+size_t pier_msg_fd_count(const pier_msg *msg);
+int pier_msg_fd(const pier_msg *msg, size_t index);
+int pier_msg_take_fd(pier_msg *msg, size_t index);
+void pier_msg_free(pier_msg *msg);
+
+/* --- requests this side sent --------------------------------------------- */
+
+uint32_t pier_sent_request_id(const pier_sent_request *req);
+int32_t pier_sent_request_service_id(const pier_sent_request *req);
+int pier_sent_request_recv(pier_sent_request *req, pier_msg **msg, int timeout_ms);
+int pier_sent_request_recv_update(pier_sent_request *req, pier_msg **msg, int timeout_ms);
+int pier_sent_request_recv_response(pier_sent_request *req, pier_msg **msg,
+				    int timeout_ms);
+int pier_sent_request_send_update(pier_sent_request *req, int32_t service_id,
+				  const void *body, size_t len, const int *fds, size_t nfds);
+int pier_sent_request_fd(pier_sent_request *req);
+pier_sent_request_writer *pier_sent_request_get_writer(pier_sent_request *req);
+void pier_sent_request_free(pier_sent_request *req);
+
+pier_sent_request_writer *pier_sent_request_writer_ref(pier_sent_request_writer *w);
+pier_sent_request_writer *pier_sent_request_writer_unref(pier_sent_request_writer *w);
+int pier_sent_request_writer_send_update(pier_sent_request_writer *w, int32_t service_id,
+					 const void *body, size_t len, const int *fds,
+					 size_t nfds);
+
+/* --- requests this side received ----------------------------------------- */
+
+uint32_t pier_received_request_id(const pier_received_request *req);
+int32_t pier_received_request_service_id(const pier_received_request *req);
+int pier_received_request_recv_update(pier_received_request *req, pier_msg **msg,
+				      int timeout_ms);
+int pier_received_request_send_update(pier_received_request *req, int32_t service_id,
+				      const void *body, size_t len, const int *fds,
+				      size_t nfds);
+int pier_received_request_send_response(pier_received_request *req, int32_t service_id,
+					const void *body, size_t len, const int *fds,
+					size_t nfds);
+int pier_received_request_send_error(pier_received_request *req, const char *message);
+int pier_received_request_fd(pier_received_request *req);
+pier_received_request_writer *pier_received_request_get_writer(pier_received_request *req);
+void pier_received_request_free(pier_received_request *req);
+
+pier_received_request_writer *
+pier_received_request_writer_ref(pier_received_request_writer *w);
+pier_received_request_writer *
+pier_received_request_writer_unref(pier_received_request_writer *w);
+int pier_received_request_writer_send_update(pier_received_request_writer *w,
+					     int32_t service_id, const void *body,
+					     size_t len, const int *fds, size_t nfds);
+int pier_received_request_writer_send_response(pier_received_request_writer *w,
+					       int32_t service_id, const void *body,
+					       size_t len, const int *fds, size_t nfds);
+int pier_received_request_writer_send_error(pier_received_request_writer *w,
+					    const char *message);
+
+/* --- listeners ----------------------------------------------------------- */
+
+int pier_listener_new(pier_listener **out, const char *address, const pier_config *cfg);
+int pier_listener_accept(pier_listener *l, pier_peer **out, int timeout_ms);
+int pier_listener_fd(pier_listener *l);
+int pier_listener_address(pier_listener *l, char *buf, size_t len);
+void pier_listener_free(pier_listener *l);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,19 @@ static const char *const pier_messages[] = {
 		"Message body larger than the read limit",
 	[PIER_EPARTIAL - PIER_ESHORTFRAME] =
 		"Connection ended in the middle of a frame",
+	[PIER_EFDLIMIT - PIER_ESHORTFRAME] =
+		"Too many file descriptors in one message",
+	[PIER_EFDTRUNC - PIER_ESHORTFRAME] =
+		"File descriptors were lost in transit",
+	[PIER_ECLOSED - PIER_ESHORTFRAME] = "Connection closed by the remote peer",
+	[PIER_ESHUTDOWN - PIER_ESHORTFRAME] = "Connection closed locally",
+	[PIER_EABORTED - PIER_ESHORTFRAME] = "Connection aborted locally",
+	[PIER_ENOFDS - PIER_ESHORTFRAME] =
+		"Transport cannot carry file descriptors",
+	[PIER_ERESPONSE - PIER_ESHORTFRAME] = "No more updates: the response is next",
+	[PIER_EUPDATE - PIER_ESHORTFRAME] = "An update comes before the response",
+	[PIER_EDONE - PIER_ESHORTFRAME] = "The request is finished",
+	[PIER_EREQLIMIT - PIER_ESHORTFRAME] = "Too many open requests",
 };
 
 _Static_assert(PIER_ARRAY_SIZE(pier_messages) == PIER_ERROR_END_ - PIER_ESHORTFRAME,

@@ -1,0 +1,726 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A connection's I/O: reading and framing on the loop thread, the send queue
+ * shared with application threads, and closing.  Routing of what is read
+ * lives in peer.c.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "peer.h"
+#include "private.h"
+
+#define STREAM_RBUF_SIZE (16u << 10)
+/* Bodies at least this large are read straight into the message. */
+#define DIRECT_READ_MIN 4096u
+#define SEND_FLAGS (MSG_NOSIGNAL)
+
+static void conn_task(struct loop_task *task);
+static void read_done(struct loop_op *op, int res);
+static void write_done(struct loop_op *op, int res);
+static void start_read(struct conn *c);
+static void start_write(struct conn *c);
+static void conn_shutdown_io(struct conn *c);
+static void conn_maybe_finish(struct conn *c);
+static void linger_expired(struct loop_timer *t);
+
+/* --- creation ------------------------------------------------------------ */
+
+static void *body_alloc(void *ctx, const struct pier_header *h, size_t len)
+{
+	struct pier_msg *m = msg_new(len, 0);
+
+	if (!m)
+		return NULL;
+	m->hdr = *h;
+	return m->body;
+}
+
+static void body_free(void *ctx, void *body)
+{
+	msg_free(msg_of_body(body));
+}
+
+static size_t cmsg_space_for(unsigned int nfds)
+{
+	return nfds ? CMSG_SPACE(nfds * sizeof(int)) : 0;
+}
+
+int conn_new(struct conn **out, int fd, const struct transport *t,
+	     const struct pier_config *cfg, struct pier_loop *loop)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	size_t def_body;
+
+	if (!c)
+		return -ENOMEM;
+	c->fd = fd;
+	c->t = t;
+	c->cfg = *cfg;
+	c->cfg.loop = NULL;
+	c->loop = loop;
+	c->packets = t->caps & TRANSPORT_BOUNDARIES;
+	def_body = c->packets ? PIER_DEFAULT_MAX_BODY_SEQPACKET : PIER_DEFAULT_MAX_BODY_STREAM;
+	if (!c->cfg.max_body_read)
+		c->cfg.max_body_read = def_body;
+	if (!c->cfg.max_body_write)
+		c->cfg.max_body_write = def_body;
+	if (!(t->caps & TRANSPORT_FDS))
+		c->cfg.max_fds = 0;
+	c->writer.conn = c;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->out_mu, NULL);
+	cond_init_monotonic(&c->out_cond);
+	idmap_init(&c->sent);
+	idmap_init(&c->received);
+	msgq_init(&c->in);
+	c->out_tail = &c->out_head;
+	c->task.fn = conn_task;
+	c->linger.fn = linger_expired;
+
+	if (c->packets) {
+		/* The whole packet must fit, plus one byte to tell a packet of
+		 * exactly the limit from a longer one. */
+		c->rbuf_size = WIRE_HEADER_SIZE + c->cfg.max_body_read + 1;
+		/* Room for every fd Linux can pass, so none is lost to
+		 * MSG_CTRUNC while under the limit. */
+		c->rcmsg_size = cmsg_space_for(WIRE_MAX_FDS);
+		c->wcmsg_size = cmsg_space_for(c->cfg.max_fds);
+	} else {
+		c->rbuf_size = STREAM_RBUF_SIZE;
+		c->body_alloc = (struct wire_body_alloc){ body_alloc, body_free, c };
+		wire_parser_init(&c->parser, c->cfg.order, c->cfg.max_body_read, &c->body_alloc);
+	}
+	c->rbuf = malloc(c->rbuf_size);
+	c->rcmsg = c->rcmsg_size ? malloc(c->rcmsg_size) : NULL;
+	c->wcmsg = c->wcmsg_size ? calloc(1, c->wcmsg_size) : NULL;
+	if (!c->rbuf || (c->rcmsg_size && !c->rcmsg) || (c->wcmsg_size && !c->wcmsg)) {
+		free(c->rbuf);
+		free(c->rcmsg);
+		free(c->wcmsg);
+		pthread_mutex_destroy(&c->mu);
+		pthread_mutex_destroy(&c->out_mu);
+		pthread_cond_destroy(&c->out_cond);
+		msgq_fini(&c->in);
+		free(c);
+		return -ENOMEM;
+	}
+	if (c->packets) {
+		/* A packet must fit the send buffer whole; ask for room for
+		 * the largest one (the kernel may grant less). */
+		int sndbuf = (int)(2 * (WIRE_HEADER_SIZE + c->cfg.max_body_write));
+
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	}
+	if (t->describe(t, fd, true, c->remote, sizeof(c->remote)) < 0)
+		snprintf(c->remote, sizeof(c->remote), "%s://", t->scheme);
+	*out = c;
+	return 0;
+}
+
+static void free_req(void *value, void *ctx)
+{
+	req_free(value);
+}
+
+static void conn_destroy(struct conn *c)
+{
+	assert(c->fd < 0 && !c->rd.in_flight && !c->wr.in_flight);
+	loop_timer_disarm(c->loop, &c->linger);
+	msgq_drain_locked(c, &c->in);
+	idmap_each(&c->sent, free_req, NULL);
+	idmap_each(&c->received, free_req, NULL);
+	idmap_fini(&c->sent);
+	idmap_fini(&c->received);
+	msgq_fini(&c->in);
+	for (struct out_frame *f = c->out_head, *n; f; f = n) {
+		n = f->next;
+		for (unsigned int i = 0; i < f->nfds; i++)
+			close(f->fds[i]);
+		free(f);
+	}
+	if (!c->packets)
+		wire_parser_release(&c->parser);
+	free(c->rbuf);
+	free(c->rcmsg);
+	free(c->wcmsg);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->out_mu);
+	pthread_cond_destroy(&c->out_cond);
+	loop_user_done(c->loop);
+	free(c);
+}
+
+/* --- tasks from application threads -------------------------------------- */
+
+void conn_start(struct conn *c)
+{
+	loop_user_add(c->loop);
+	start_read(c);
+}
+
+void conn_post(struct conn *c, unsigned int events)
+{
+	atomic_fetch_or_explicit(&c->events, events, memory_order_acq_rel);
+	loop_post(c->loop, &c->task);
+}
+
+static void conn_task(struct loop_task *task)
+{
+	struct conn *c = (struct conn *)((char *)task - offsetof(struct conn, task));
+	unsigned int ev = atomic_exchange_explicit(&c->events, 0, memory_order_acq_rel);
+
+	if (ev & CONN_EV_START)
+		conn_start(c);
+	if (ev & CONN_EV_ABORT) {
+		pthread_mutex_lock(&c->mu);
+		conn_fail_locked(c, -PIER_EABORTED);
+		pthread_mutex_unlock(&c->mu);
+	}
+	if (ev & (CONN_EV_CLOSE | CONN_EV_RELEASE)) {
+		c->closing = true;
+		if (ev & CONN_EV_RELEASE) {
+			c->freed_handles = true;
+			loop_timer_arm(c->loop, &c->linger,
+				       loop_now_ns() + (int64_t)PIER_LINGER_MS * 1000000);
+		}
+	}
+	if (ev & CONN_EV_RESUME)
+		start_read(c);
+	if (ev & (CONN_EV_WRITE | CONN_EV_CLOSE | CONN_EV_RELEASE))
+		start_write(c);
+	conn_maybe_finish(c);
+}
+
+static void linger_expired(struct loop_timer *t)
+{
+	struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, linger));
+
+	pthread_mutex_lock(&c->mu);
+	conn_fail_locked(c, -PIER_ESHUTDOWN);
+	pthread_mutex_unlock(&c->mu);
+	conn_maybe_finish(c);
+}
+
+/* --- failing and closing ------------------------------------------------- */
+
+static void wake_req(void *value, void *ctx)
+{
+	struct req *r = value;
+
+	msgq_changed_locked(r->conn, &r->q, r);
+}
+
+/* Ends the connection: nothing more is read or sent, every waiter wakes with
+ * err once its queue is empty. */
+void conn_fail_locked(struct conn *c, int err)
+{
+	struct out_frame *drop;
+
+	if (!c->error)
+		c->error = err;
+	msgq_changed_locked(c, &c->in, NULL);
+	idmap_each(&c->sent, wake_req, NULL);
+	idmap_each(&c->received, wake_req, NULL);
+
+	pthread_mutex_lock(&c->out_mu);
+	if (!c->out_error || c->out_error == -PIER_ESHUTDOWN)
+		c->out_error = c->error;
+	/* What was not written never will be; the op in flight (if any)
+	 * still owns the head until it completes. */
+	drop = c->wr.in_flight && c->out_head ? c->out_head->next : c->out_head;
+	if (c->wr.in_flight && c->out_head) {
+		c->out_head->next = NULL;
+		c->out_tail = &c->out_head->next;
+		c->out_bytes = c->out_head->len - c->out_head->sent;
+	} else {
+		c->out_head = NULL;
+		c->out_tail = &c->out_head;
+		c->out_bytes = 0;
+	}
+	pthread_cond_broadcast(&c->out_cond);
+	pthread_mutex_unlock(&c->out_mu);
+	while (drop) {
+		struct out_frame *n = drop->next;
+
+		for (unsigned int i = 0; i < drop->nfds; i++)
+			close(drop->fds[i]);
+		free(drop);
+		drop = n;
+	}
+	c->closing = true;
+	if (c->fd >= 0 && loop_on_thread(c->loop))
+		conn_shutdown_io(c);
+}
+
+/* Cancels what is in flight; the fd is closed once every op completed. */
+static void conn_shutdown_io(struct conn *c)
+{
+	loop_cancel(c->loop, &c->rd);
+	loop_cancel(c->loop, &c->wr);
+}
+
+/* Moves a closing connection on: flushed output means shutdown(SHUT_WR);
+ * an ended connection with nothing in flight is closed; a closed one with
+ * no handle left is freed. */
+static void conn_maybe_finish(struct conn *c)
+{
+	bool flushed, failed;
+
+	if (!c->closing || c->closed)
+		goto maybe_free;
+	pthread_mutex_lock(&c->mu);
+	failed = c->error != 0;
+	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_lock(&c->out_mu);
+	flushed = !c->out_head;
+	if (!c->out_error)
+		c->out_error = -PIER_ESHUTDOWN;
+	pthread_mutex_unlock(&c->out_mu);
+	if (!failed && flushed && c->fd >= 0 && !c->wr.in_flight && !c->shut_wr) {
+		/* Everything queued is out: the remote reads it all, then EOF.
+		 * Keep reading until it closes too (or the linger expires),
+		 * so that unread input does not turn the close into a reset. */
+		shutdown(c->fd, SHUT_WR);
+		c->shut_wr = true;
+		if (c->freed_handles && !c->rd.in_flight)
+			start_read(c);
+	}
+	if (failed) {
+		conn_shutdown_io(c);
+		if (!c->rd.in_flight && !c->wr.in_flight) {
+			close(c->fd);
+			c->fd = -1;
+			c->closed = true;
+		}
+	}
+maybe_free:
+	if (c->closed && c->freed_handles)
+		conn_destroy(c);
+}
+
+/* --- reading ------------------------------------------------------------- */
+
+static void start_read(struct conn *c)
+{
+	void *window;
+	size_t want;
+
+	if (c->rd.in_flight || c->fd < 0 || c->closed)
+		return;
+	pthread_mutex_lock(&c->mu);
+	if (c->error || c->read_paused) {
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	pthread_mutex_unlock(&c->mu);
+
+	c->rmsg = (struct msghdr){ .msg_iov = &c->riov, .msg_iovlen = 1 };
+	c->rd = (struct loop_op){
+		.cb = read_done,
+		.kind = LOOP_OP_RECVMSG,
+		.fd = c->fd,
+		.msg = &c->rmsg,
+	};
+	if (c->packets) {
+		c->riov = (struct iovec){ c->rbuf, c->rbuf_size };
+		c->rmsg.msg_control = c->rcmsg;
+		c->rmsg.msg_controllen = c->rcmsg_size;
+		/* MSG_TRUNC: the result is the real packet length, so a
+		 * packet longer than the buffer shows. */
+		c->rd.flags = MSG_TRUNC | MSG_CMSG_CLOEXEC;
+	} else if ((want = wire_parser_body_window(&c->parser, &window)) >= DIRECT_READ_MIN) {
+		/* A large body: read it into the message itself. */
+		c->riov = (struct iovec){ window, want };
+	} else {
+		c->riov = (struct iovec){ c->rbuf, c->rbuf_size };
+	}
+	c->rd.msg = &c->rmsg;
+	loop_submit(c->loop, &c->rd);
+}
+
+/* Takes the fds out of a received packet's control data.  Returns the count,
+ * or a negative error after closing all of them. */
+static int take_fds(struct conn *c, int *fds, unsigned int max)
+{
+	unsigned int n = 0;
+	bool over = false;
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&c->rmsg); cm; cm = CMSG_NXTHDR(&c->rmsg, cm)) {
+		size_t count;
+		int *data;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		data = (int *)(void *)CMSG_DATA(cm);
+		for (size_t i = 0; i < count; i++) {
+			int fd;
+
+			memcpy(&fd, &data[i], sizeof(fd));
+			if (n < max)
+				fds[n++] = fd;
+			else {
+				close(fd);
+				over = true;
+			}
+		}
+	}
+	if (over || (c->rmsg.msg_flags & MSG_CTRUNC)) {
+		for (unsigned int i = 0; i < n; i++)
+			close(fds[i]);
+		return over ? -PIER_EFDLIMIT : -PIER_EFDTRUNC;
+	}
+	return (int)n;
+}
+
+static int read_packet(struct conn *c, size_t len)
+{
+	int fds[WIRE_MAX_FDS];
+	struct wire_packet pkt;
+	struct pier_msg *m;
+	int nfds, r;
+
+	nfds = take_fds(c, fds, c->cfg.max_fds);
+	if (nfds < 0)
+		return nfds;
+	if (len >= c->rbuf_size || (c->rmsg.msg_flags & MSG_TRUNC))
+		r = -PIER_EBODYLIMIT;
+	else
+		r = wire_packet_parse(c->rbuf, len, c->cfg.order, c->cfg.max_body_read, &pkt);
+	m = r < 0 ? NULL : msg_new(pkt.body_len, (unsigned int)nfds);
+	if (!m) {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		return r < 0 ? r : -ENOMEM;
+	}
+	m->hdr = pkt.hdr;
+	memcpy(m->body, pkt.body, pkt.body_len);
+	if (nfds > 0)
+		memcpy(m->fds, fds, (size_t)nfds * sizeof(int));
+	peer_route(c, m);
+	return 0;
+}
+
+static int read_stream(struct conn *c, size_t len)
+{
+	struct wire_frame f;
+	size_t pos = 0;
+	int r;
+
+	if (c->riov.iov_base != c->rbuf) {
+		/* Straight into a body. */
+		if (wire_parser_body_commit(&c->parser, len, &f) == 1)
+			peer_route(c, msg_of_body(f.body));
+		return 0;
+	}
+	while (pos < len) {
+		size_t used;
+
+		r = wire_parser_feed(&c->parser, c->rbuf + pos, len - pos, &used, &f);
+		if (r < 0)
+			return r;
+		pos += used;
+		if (r == 1)
+			peer_route(c, msg_of_body(f.body));
+	}
+	return 0;
+}
+
+static void read_done(struct loop_op *op, int res)
+{
+	struct conn *c = (struct conn *)((char *)op - offsetof(struct conn, rd));
+	int r = 0;
+
+	if (res == -EINTR || res == -EAGAIN) {
+		start_read(c);
+		return;
+	}
+	if (res == -ECANCELED) {
+		conn_maybe_finish(c);
+		return;
+	}
+	if (res < 0)
+		r = res;
+	else if (res == 0 && !c->packets && wire_parser_eof(&c->parser) < 0)
+		r = wire_parser_eof(&c->parser);
+	else if (res == 0)
+		r = -PIER_ECLOSED;
+	else if (c->packets)
+		r = read_packet(c, (size_t)res);
+	else
+		r = read_stream(c, (size_t)res);
+
+	if (r < 0) {
+		pthread_mutex_lock(&c->mu);
+		conn_fail_locked(c, r);
+		pthread_mutex_unlock(&c->mu);
+	} else {
+		start_read(c);
+	}
+	conn_maybe_finish(c);
+}
+
+/* Under mu: the application took len bytes off a queue. */
+void conn_consumed_locked(struct conn *c, size_t len)
+{
+	c->in_bytes -= len;
+	if (c->read_paused && c->in_bytes <= c->cfg.max_recv_queued / 2) {
+		c->read_paused = false;
+		conn_post(c, CONN_EV_RESUME);
+	}
+}
+
+/* --- writing ------------------------------------------------------------- */
+
+static void frame_free(struct out_frame *f)
+{
+	for (unsigned int i = 0; i < f->nfds; i++)
+		close(f->fds[i]);
+	free(f);
+}
+
+static void put_fds(struct msghdr *mh, void *buf, size_t space, const int *fds, size_t nfds)
+{
+	struct cmsghdr *cm;
+
+	if (!nfds)
+		return;
+	mh->msg_control = buf;
+	mh->msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+	assert(mh->msg_controllen <= space);
+	cm = CMSG_FIRSTHDR(mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+}
+
+/* Loop thread: hands queued frames to the kernel, many per call on streams,
+ * one per call (with its fds) on packets. */
+static void start_write(struct conn *c)
+{
+	size_t n = 0;
+
+	if (c->wr.in_flight || c->fd < 0)
+		return;
+	pthread_mutex_lock(&c->out_mu);
+	if (!c->out_head || (c->out_error && c->out_error != -PIER_ESHUTDOWN)) {
+		c->writing = false;
+		pthread_mutex_unlock(&c->out_mu);
+		return;
+	}
+	c->writing = true;
+	c->wmsg = (struct msghdr){ .msg_iov = c->wiov };
+	for (struct out_frame *f = c->out_head; f && n < PIER_ARRAY_SIZE(c->wiov); f = f->next) {
+		c->wiov[n++] = (struct iovec){ f->data + f->sent, f->len - f->sent };
+		if (c->packets) {
+			put_fds(&c->wmsg, c->wcmsg, c->wcmsg_size, f->fds, f->nfds);
+			break;
+		}
+	}
+	c->wmsg.msg_iovlen = n;
+	pthread_mutex_unlock(&c->out_mu);
+
+	c->wr = (struct loop_op){
+		.cb = write_done,
+		.kind = LOOP_OP_SENDMSG,
+		.fd = c->fd,
+		.msg = &c->wmsg,
+		.flags = SEND_FLAGS,
+	};
+	loop_submit(c->loop, &c->wr);
+}
+
+static void write_done(struct loop_op *op, int res)
+{
+	struct conn *c = (struct conn *)((char *)op - offsetof(struct conn, wr));
+	struct out_frame *done = NULL, **done_tail = &done;
+	size_t left = res > 0 ? (size_t)res : 0;
+
+	if (res < 0 && res != -EINTR && res != -EAGAIN && res != -ECANCELED) {
+		pthread_mutex_lock(&c->mu);
+		conn_fail_locked(c, res);
+		pthread_mutex_unlock(&c->mu);
+		conn_maybe_finish(c);
+		return;
+	}
+	pthread_mutex_lock(&c->out_mu);
+	while (c->out_head && left > 0) {
+		struct out_frame *f = c->out_head;
+		size_t rest = f->len - f->sent;
+
+		if (left < rest) {
+			f->sent += left;
+			c->out_bytes -= left;
+			break;
+		}
+		left -= rest;
+		c->out_bytes -= rest;
+		c->out_head = f->next;
+		if (!c->out_head)
+			c->out_tail = &c->out_head;
+		*done_tail = f;
+		done_tail = &f->next;
+		*done_tail = NULL;
+	}
+	if (!c->out_head)
+		c->writing = false;
+	pthread_cond_broadcast(&c->out_cond);
+	pthread_mutex_unlock(&c->out_mu);
+	while (done) {
+		struct out_frame *n = done->next;
+
+		frame_free(done);
+		done = n;
+	}
+	if (res != -ECANCELED)
+		start_write(c);
+	conn_maybe_finish(c);
+}
+
+/* --- sending, from any thread -------------------------------------------- */
+
+static int wait_for_room(struct conn *c, size_t len, bool control)
+{
+	int timeout = c->cfg.send_timeout_ms;
+	struct timespec deadline;
+
+	if (control)
+		return 0;
+	if (timeout > 0)
+		deadline = deadline_after(timeout);
+	/* A frame larger than the whole limit still goes once the queue is
+	 * empty: the limit bounds what waits, not what can be sent. */
+	while (!c->out_error && c->out_head && c->out_bytes + len > c->cfg.max_send_queued) {
+		int r;
+
+		if (timeout == 0)
+			return -EAGAIN;
+		r = timeout < 0 ? pthread_cond_wait(&c->out_cond, &c->out_mu)
+				: pthread_cond_timedwait(&c->out_cond, &c->out_mu, &deadline);
+		if (r == ETIMEDOUT)
+			return -ETIMEDOUT;
+	}
+	return c->out_error;
+}
+
+static struct out_frame *frame_new(const unsigned char *head, size_t head_len,
+				   const void *body, size_t len, const int *fds, size_t nfds,
+				   size_t already_sent)
+{
+	struct out_frame *f = malloc(sizeof(*f) + head_len + len + nfds * sizeof(int));
+
+	if (!f)
+		return NULL;
+	f->next = NULL;
+	f->len = head_len + len;
+	f->sent = already_sent;
+	f->nfds = 0;
+	f->fds = (int *)(void *)(f->data + ((head_len + len + 3) & ~(size_t)3));
+	memcpy(f->data, head, head_len);
+	if (len)
+		memcpy(f->data + head_len, body, len);
+	for (size_t i = 0; i < nfds; i++) {
+		int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+
+		if (fd < 0) {
+			frame_free(f);
+			return NULL;
+		}
+		f->fds[f->nfds++] = fd;
+	}
+	return f;
+}
+
+int conn_send(struct conn *c, const struct pier_header *h, const void *body, size_t len,
+	      const int *fds, size_t nfds, bool control)
+{
+	unsigned char head[WIRE_STREAM_OVERHEAD], cmsg[CMSG_SPACE(WIRE_MAX_FDS * sizeof(int))];
+	size_t head_len, sent = 0;
+	struct out_frame *f;
+	bool wake = false;
+	int r;
+
+	if (len > c->cfg.max_body_write)
+		return -EMSGSIZE;
+	if (nfds > 0 && !(c->t->caps & TRANSPORT_FDS))
+		return -PIER_ENOFDS;
+	if (nfds > c->cfg.max_fds)
+		return -PIER_EFDLIMIT;
+	if (c->packets) {
+		wire_header_encode(head, h, c->cfg.order);
+		head_len = WIRE_HEADER_SIZE;
+	} else {
+		wire_stream_prefix_encode(head, h, len, c->cfg.order);
+		head_len = WIRE_STREAM_OVERHEAD;
+	}
+
+	pthread_mutex_lock(&c->out_mu);
+	r = wait_for_room(c, head_len + len, control);
+	if (r < 0)
+		goto out;
+	if (!c->writing && !c->out_head && c->fd >= 0) {
+		/* Nothing queued and the loop is not writing: write from this
+		 * thread, and queue only what the socket does not take. */
+		struct iovec iov[2] = { { head, head_len }, { (void *)body, len } };
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+		ssize_t n;
+
+		put_fds(&mh, cmsg, sizeof(cmsg), fds, nfds);
+		do
+			n = sendmsg(c->fd, &mh, MSG_DONTWAIT | SEND_FLAGS);
+		while (n < 0 && errno == EINTR);
+		if (n == (ssize_t)(head_len + len))
+			goto sent;
+		if (n < 0 && errno != EAGAIN) {
+			r = errno == EMSGSIZE ? -EMSGSIZE : -errno;
+			if (r != -EMSGSIZE) {
+				/* The connection is broken; the loop's read
+				 * reports why to every waiter. */
+				c->out_error = r;
+			}
+			goto out;
+		}
+		if (n > 0) {
+			sent = (size_t)n;
+			nfds = 0; /* they went with the first byte */
+		}
+	}
+	f = frame_new(head, head_len, body, len, fds, nfds, sent);
+	if (!f) {
+		r = sent ? (c->out_error = -ENOMEM) : -ENOMEM;
+		goto out;
+	}
+	*c->out_tail = f;
+	c->out_tail = &f->next;
+	c->out_bytes += f->len - f->sent;
+	if (!c->writing) {
+		c->writing = true;
+		wake = true;
+	}
+sent:
+	r = 0;
+out:
+	pthread_mutex_unlock(&c->out_mu);
+	if (wake) {
+		if (loop_on_thread(c->loop))
+			start_write(c);
+		else
+			conn_post(c, CONN_EV_WRITE);
+	}
+	if (r == 0) {
+		atomic_fetch_add_explicit(&c->stats[PIER_STAT_MSGS_SENT], 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&c->stats[PIER_STAT_BYTES_SENT], len,
+					  memory_order_relaxed);
+	}
+	return r;
+}

@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: MIT */
+/* Listeners: accept on the loop, hand peers out to the application. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "peer.h"
+#include "private.h"
+
+/* Peers accepted but not yet taken by the application; beyond this the
+ * loop stops accepting and the kernel's backlog holds the rest. */
+#define ACCEPT_QUEUE 64
+#define LISTEN_BACKLOG 128
+
+struct pier_listener {
+	struct pier_loop *loop;
+	const struct transport *t;
+	struct pier_config cfg;
+	int fd;
+	struct transport_addr addr;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct conn *queue[ACCEPT_QUEUE];
+	unsigned int head, count;
+	int error;
+	int evfd;
+	bool stopped; /* the loop let go of the socket */
+
+	/* Loop thread only. */
+	struct loop_op op;
+	struct loop_task start_task, stop_task, resume_task;
+	bool stopping;
+};
+
+static void start_accept(struct pier_listener *l);
+
+static void update_fd_locked(struct pier_listener *l)
+{
+	uint64_t v = 1;
+	ssize_t n = 0;
+
+	if (l->evfd < 0)
+		return;
+	/* Readable while an accept would not block. */
+	if (l->count || l->error)
+		n = write(l->evfd, &v, sizeof(v));
+	else
+		n = read(l->evfd, &v, sizeof(v));
+	(void)n;
+}
+
+static void accept_done(struct loop_op *op, int res)
+{
+	struct pier_listener *l = (struct pier_listener *)((char *)op - offsetof(struct pier_listener, op));
+	struct conn *c;
+	int r;
+
+	if (l->stopping) {
+		if (res >= 0)
+			close(res);
+		pthread_mutex_lock(&l->mu);
+		l->stopped = true;
+		pthread_cond_broadcast(&l->cond);
+		pthread_mutex_unlock(&l->mu);
+		loop_user_done(l->loop);
+		return;
+	}
+	if (res < 0) {
+		/* Out of fds or memory, or the connection went away before it
+		 * was accepted: none of these ends the listener. */
+		if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM ||
+		    res == -ECONNABORTED || res == -EINTR || res == -EAGAIN || res == -EPERM ||
+		    res == -EPROTO) {
+			start_accept(l);
+			return;
+		}
+		pthread_mutex_lock(&l->mu);
+		l->error = res;
+		update_fd_locked(l);
+		pthread_cond_broadcast(&l->cond);
+		pthread_mutex_unlock(&l->mu);
+		return;
+	}
+	l->t->prepare(res);
+	r = conn_new(&c, res, l->t, &l->cfg, loop_ref(l->loop));
+	if (r < 0) {
+		close(res);
+		loop_unref(l->loop); /* never the last: the listener holds one */
+		start_accept(l);
+		return;
+	}
+	c->reader = true;
+	c->handles = 1;
+	pthread_mutex_lock(&l->mu);
+	l->queue[(l->head + l->count) % ACCEPT_QUEUE] = c;
+	l->count++;
+	update_fd_locked(l);
+	pthread_cond_signal(&l->cond);
+	pthread_mutex_unlock(&l->mu);
+	/* Start reading now: requests queue up before the application has
+	 * accepted the peer, within the peer's limits. */
+	conn_start(c);
+	start_accept(l);
+}
+
+static void start_accept(struct pier_listener *l)
+{
+	bool full;
+
+	pthread_mutex_lock(&l->mu);
+	full = l->count >= ACCEPT_QUEUE;
+	pthread_mutex_unlock(&l->mu);
+	if (full || l->op.in_flight || l->stopping)
+		return;
+	l->op = (struct loop_op){
+		.cb = accept_done,
+		.kind = LOOP_OP_ACCEPT,
+		.fd = l->fd,
+	};
+	loop_submit(l->loop, &l->op);
+}
+
+static void start_task(struct loop_task *t)
+{
+	struct pier_listener *l = (struct pier_listener *)((char *)t - offsetof(struct pier_listener, start_task));
+
+	loop_user_add(l->loop);
+	start_accept(l);
+}
+
+static void resume_task(struct loop_task *t)
+{
+	start_accept((struct pier_listener *)((char *)t - offsetof(struct pier_listener, resume_task)));
+}
+
+static void stop_task(struct loop_task *t)
+{
+	struct pier_listener *l = (struct pier_listener *)((char *)t - offsetof(struct pier_listener, stop_task));
+
+	l->stopping = true;
+	if (l->op.in_flight) {
+		loop_cancel(l->loop, &l->op);
+		return;
+	}
+	pthread_mutex_lock(&l->mu);
+	l->stopped = true;
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->mu);
+	loop_user_done(l->loop);
+}
+
+PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
+				  const pier_config *cfg)
+{
+	struct pier_listener *l;
+	int r;
+
+	if (!out || !address)
+		return -EINVAL;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	r = transport_parse(address, &l->addr);
+	if (r < 0)
+		goto fail;
+	l->t = l->addr.t;
+	if (cfg)
+		l->cfg = *cfg;
+	else
+		config_defaults(&l->cfg);
+	l->cfg.loop = NULL;
+	l->evfd = -1;
+	l->fd = l->t->listen(&l->addr, LISTEN_BACKLOG);
+	if (l->fd < 0) {
+		r = l->fd;
+		goto fail;
+	}
+	/* Blocking: io_uring waits for connections itself. */
+	fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) & ~O_NONBLOCK);
+	if (cfg && cfg->loop) {
+		l->loop = loop_ref(cfg->loop);
+	} else {
+		r = loop_new(&l->loop);
+		if (r < 0)
+			goto fail_fd;
+	}
+	pthread_mutex_init(&l->mu, NULL);
+	cond_init_monotonic(&l->cond);
+	l->start_task.fn = start_task;
+	l->stop_task.fn = stop_task;
+	l->resume_task.fn = resume_task;
+	loop_post(l->loop, &l->start_task);
+	*out = l;
+	return 0;
+
+fail_fd:
+	close(l->fd);
+	if (!l->addr.abstract && l->addr.t != &transport_tcp)
+		unlink(l->addr.un.sun_path);
+fail:
+	free(l);
+	return r;
+}
+
+PIER_EXPORT int pier_listener_accept(pier_listener *l, pier_peer **out, int timeout_ms)
+{
+	struct timespec deadline;
+	struct conn *c = NULL;
+	bool resume;
+	int r = 0;
+
+	if (!l || !out || timeout_ms < -1)
+		return -EINVAL;
+	if (timeout_ms > 0)
+		deadline = deadline_after(timeout_ms);
+	pthread_mutex_lock(&l->mu);
+	while (!l->count && !l->error && r == 0) {
+		int e;
+
+		if (timeout_ms == 0) {
+			r = -EAGAIN;
+			break;
+		}
+		e = timeout_ms < 0 ? pthread_cond_wait(&l->cond, &l->mu)
+				   : pthread_cond_timedwait(&l->cond, &l->mu, &deadline);
+		if (e == ETIMEDOUT && !l->count)
+			r = -ETIMEDOUT;
+	}
+	if (l->count) {
+		resume = l->count == ACCEPT_QUEUE;
+		c = l->queue[l->head];
+		l->head = (l->head + 1) % ACCEPT_QUEUE;
+		l->count--;
+		update_fd_locked(l);
+		r = 0;
+		if (resume)
+			loop_post(l->loop, &l->resume_task);
+	} else if (l->error) {
+		r = l->error;
+	}
+	pthread_mutex_unlock(&l->mu);
+	if (c)
+		*out = (pier_peer *)c;
+	return r;
+}
+
+PIER_EXPORT int pier_listener_fd(pier_listener *l)
+{
+	int r;
+
+	if (!l)
+		return -EINVAL;
+	pthread_mutex_lock(&l->mu);
+	if (l->evfd < 0) {
+		l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (l->evfd >= 0)
+			update_fd_locked(l);
+	}
+	r = l->evfd < 0 ? -errno : l->evfd;
+	pthread_mutex_unlock(&l->mu);
+	return r;
+}
+
+PIER_EXPORT int pier_listener_address(pier_listener *l, char *buf, size_t len)
+{
+	if (!l || !buf || len == 0)
+		return -EINVAL;
+	return l->t->describe(l->t, l->fd, false, buf, len);
+}
+
+PIER_EXPORT void pier_listener_free(pier_listener *l)
+{
+	if (!l)
+		return;
+	/* Let the loop give up the socket, and wait until it has. */
+	loop_post(l->loop, &l->stop_task);
+	pthread_mutex_lock(&l->mu);
+	while (!l->stopped)
+		pthread_cond_wait(&l->cond, &l->mu);
+	pthread_mutex_unlock(&l->mu);
+	close(l->fd);
+	if (!l->addr.abstract && l->t != &transport_tcp)
+		unlink(l->addr.un.sun_path);
+	/* Peers nobody accepted are closed like freed peers. */
+	while (l->count) {
+		pier_peer_free((pier_peer *)l->queue[l->head]);
+		l->head = (l->head + 1) % ACCEPT_QUEUE;
+		l->count--;
+	}
+	if (l->evfd >= 0)
+		close(l->evfd);
+	pthread_mutex_destroy(&l->mu);
+	pthread_cond_destroy(&l->cond);
+	loop_unref(l->loop);
+	free(l);
+}

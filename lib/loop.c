@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "private.h"
+
+int64_t loop_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+bool loop_on_thread(const struct pier_loop *l)
+{
+	return pthread_equal(pthread_self(), l->thread);
+}
+
+void loop_submit(struct pier_loop *l, struct loop_op *op)
+{
+	assert(!op->in_flight);
+	op->in_flight = true;
+	l->ops_in_flight++;
+	l->be->submit(l, op);
+}
+
+void loop_cancel(struct pier_loop *l, struct loop_op *op)
+{
+	if (op->in_flight)
+		l->be->cancel(l, op);
+}
+
+void loop_complete(struct pier_loop *l, struct loop_op *op, int res)
+{
+	assert(op->in_flight);
+	op->in_flight = false;
+	l->ops_in_flight--;
+	op->cb(op, res);
+}
+
+void loop_user_add(struct pier_loop *l)
+{
+	l->users++;
+}
+
+void loop_user_done(struct pier_loop *l)
+{
+	assert(l->users > 0);
+	l->users--;
+}
+
+void loop_timer_arm(struct pier_loop *l, struct loop_timer *t, int64_t deadline_ns)
+{
+	struct loop_timer **p = &l->timers;
+
+	loop_timer_disarm(l, t);
+	t->deadline_ns = deadline_ns;
+	while (*p && (*p)->deadline_ns <= deadline_ns)
+		p = &(*p)->next;
+	t->next = *p;
+	*p = t;
+	t->armed = true;
+}
+
+void loop_timer_disarm(struct pier_loop *l, struct loop_timer *t)
+{
+	if (!t->armed)
+		return;
+	for (struct loop_timer **p = &l->timers; *p; p = &(*p)->next) {
+		if (*p == t) {
+			*p = t->next;
+			break;
+		}
+	}
+	t->armed = false;
+}
+
+/* Runs expired timers; returns the wait until the next one, or -1. */
+static int64_t run_timers(struct pier_loop *l)
+{
+	int64_t now = loop_now_ns();
+
+	while (l->timers && l->timers->deadline_ns <= now) {
+		struct loop_timer *t = l->timers;
+
+		l->timers = t->next;
+		t->armed = false;
+		t->fn(t);
+	}
+	return l->timers ? l->timers->deadline_ns - now : -1;
+}
+
+/* --- tasks from other threads ------------------------------------------ */
+
+void loop_post(struct pier_loop *l, struct loop_task *task)
+{
+	bool first;
+
+	pthread_mutex_lock(&l->task_lock);
+	if (task->posted) {
+		pthread_mutex_unlock(&l->task_lock);
+		return;
+	}
+	task->posted = true;
+	task->next = NULL;
+	*l->tasks_tail = task;
+	l->tasks_tail = &task->next;
+	pthread_mutex_unlock(&l->task_lock);
+
+	/* One wake is enough until the loop has looked at the queue. */
+	first = !atomic_exchange_explicit(&l->wake_pending, true, memory_order_acq_rel);
+	if (first) {
+		uint64_t one = 1;
+		ssize_t r;
+
+		do
+			r = write(l->wake_fd, &one, sizeof(one));
+		while (r < 0 && errno == EINTR);
+		/* EAGAIN means the counter is already non-zero: awake anyway. */
+	}
+}
+
+static void run_tasks(struct pier_loop *l)
+{
+	struct loop_task *list;
+
+	pthread_mutex_lock(&l->task_lock);
+	list = l->tasks;
+	l->tasks = NULL;
+	l->tasks_tail = &l->tasks;
+	for (struct loop_task *t = list; t; t = t->next)
+		t->posted = false;
+	pthread_mutex_unlock(&l->task_lock);
+
+	while (list) {
+		struct loop_task *t = list;
+
+		list = t->next;
+		t->fn(t);
+	}
+}
+
+static void wake_done(struct loop_op *op, int res)
+{
+	struct pier_loop *l = (struct pier_loop *)((char *)op - offsetof(struct pier_loop, wake_op));
+
+	/* Clear the flag before looking at the queue: a task posted from now
+	 * on writes the eventfd again. */
+	atomic_store_explicit(&l->wake_pending, false, memory_order_release);
+	run_tasks(l);
+	if (!l->stop_requested || res > 0)
+		loop_submit(l, &l->wake_op);
+}
+
+static void stop_task(struct loop_task *task)
+{
+	struct pier_loop *l = (struct pier_loop *)((char *)task - offsetof(struct pier_loop, stop_task));
+
+	l->stop_requested = true;
+}
+
+/* --- the thread ---------------------------------------------------------- */
+
+static void *loop_thread(void *arg)
+{
+	struct pier_loop *l = arg;
+	int r = l->be->init(l);
+
+	pthread_mutex_lock(&l->start_lock);
+	l->start_result = r;
+	l->started = true;
+	pthread_cond_signal(&l->start_cond);
+	pthread_mutex_unlock(&l->start_lock);
+	if (r < 0)
+		return NULL;
+
+	l->wake_op = (struct loop_op){
+		.cb = wake_done,
+		.kind = LOOP_OP_READ,
+		.fd = l->wake_fd,
+		.buf = &l->wake_buf,
+		.len = sizeof(l->wake_buf),
+	};
+	loop_submit(l, &l->wake_op);
+
+	for (;;) {
+		int64_t timeout = run_timers(l);
+
+		if (l->stop_requested && l->users == 0) {
+			if (!l->wake_op.in_flight && l->ops_in_flight == 0)
+				break;
+			loop_cancel(l, &l->wake_op);
+		}
+		l->be->wait(l, timeout);
+	}
+	l->be->fini(l);
+	return NULL;
+}
+
+int loop_new(struct pier_loop **out)
+{
+	struct pier_loop *l = calloc(1, sizeof(*l));
+	int r;
+
+	if (!l)
+		return -ENOMEM;
+	atomic_init(&l->refs, 1);
+	atomic_init(&l->wake_pending, false);
+	l->be = &loop_backend_uring;
+	l->tasks_tail = &l->tasks;
+	l->stop_task.fn = stop_task;
+	pthread_mutex_init(&l->task_lock, NULL);
+	pthread_mutex_init(&l->start_lock, NULL);
+	pthread_cond_init(&l->start_cond, NULL);
+	l->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (l->wake_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = -pthread_create(&l->thread, NULL, loop_thread, l);
+	if (r < 0)
+		goto fail;
+
+	pthread_mutex_lock(&l->start_lock);
+	while (!l->started)
+		pthread_cond_wait(&l->start_cond, &l->start_lock);
+	r = l->start_result;
+	pthread_mutex_unlock(&l->start_lock);
+	if (r < 0) {
+		pthread_join(l->thread, NULL);
+		goto fail;
+	}
+	*out = l;
+	return 0;
+
+fail:
+	if (l->wake_fd >= 0)
+		close(l->wake_fd);
+	pthread_mutex_destroy(&l->task_lock);
+	pthread_mutex_destroy(&l->start_lock);
+	pthread_cond_destroy(&l->start_cond);
+	free(l);
+	return r;
+}
+
+struct pier_loop *loop_ref(struct pier_loop *l)
+{
+	atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+	return l;
+}
+
+void loop_unref(struct pier_loop *l)
+{
+	if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	assert(!loop_on_thread(l));
+	loop_post(l, &l->stop_task);
+	pthread_join(l->thread, NULL);
+	close(l->wake_fd);
+	pthread_mutex_destroy(&l->task_lock);
+	pthread_mutex_destroy(&l->start_lock);
+	pthread_cond_destroy(&l->start_cond);
+	free(l);
+}
+
+/* --- public interface ---------------------------------------------------- */
+
+PIER_EXPORT int pier_loop_new(pier_loop **out)
+{
+	if (!out)
+		return -EINVAL;
+	return loop_new(out);
+}
+
+PIER_EXPORT pier_loop *pier_loop_ref(pier_loop *loop)
+{
+	return loop ? loop_ref(loop) : NULL;
+}
+
+PIER_EXPORT pier_loop *pier_loop_unref(pier_loop *loop)
+{
+	if (loop)
+		loop_unref(loop);
+	return NULL;
+}
+
+PIER_EXPORT const char *pier_loop_backend(const pier_loop *loop)
+{
+	return loop ? loop->be->name : NULL;
+}

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The event loop: one thread, one backend (io_uring, or epoll where io_uring
+ * is refused).  Everything else talks to the backend through loop_op, a
+ * completion-based operation: the caller fills it, loop_submit() starts it,
+ * and its callback runs on the loop thread with the result (a byte count, an
+ * fd, or -errno).  Only the loop thread submits, cancels and runs callbacks.
+ *
+ * Other threads reach the loop by posting a loop_task; a task that is already
+ * posted is not posted twice, and the eventfd wake is skipped while one is
+ * pending.
+ */
+#ifndef PIER_LOOP_H
+#define PIER_LOOP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <pier.h>
+
+struct loop_op;
+typedef void (*loop_op_cb)(struct loop_op *op, int res);
+
+enum loop_op_kind {
+	LOOP_OP_RECVMSG, /* recvmsg(fd, msg, flags) */
+	LOOP_OP_SENDMSG, /* sendmsg(fd, msg, flags) */
+	LOOP_OP_ACCEPT,  /* accept4(fd, addr, addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK) */
+	LOOP_OP_READ,    /* read(fd, buf, len) */
+};
+
+struct loop_op {
+	loop_op_cb cb;
+	enum loop_op_kind kind;
+	int fd;
+	bool in_flight;
+	unsigned int flags; /* MSG_* for recvmsg and sendmsg */
+	struct msghdr *msg;
+	void *buf;
+	size_t len;
+	struct sockaddr *addr;
+	socklen_t *addrlen;
+	struct loop_op *next_ready; /* backend use */
+};
+
+struct loop_task;
+typedef void (*loop_task_fn)(struct loop_task *task);
+
+struct loop_task {
+	loop_task_fn fn;
+	struct loop_task *next;
+	bool posted; /* under the loop's task lock */
+};
+
+struct loop_backend {
+	const char *name;
+	/* Called on the loop thread; returns 0 or -errno. */
+	int (*init)(struct pier_loop *l);
+	void (*fini)(struct pier_loop *l);
+	void (*submit)(struct pier_loop *l, struct loop_op *op);
+	/* Asks for the op to end early; its callback still runs, with
+	 * -ECANCELED or with the result it reached first. */
+	void (*cancel)(struct pier_loop *l, struct loop_op *op);
+	/* Starts what was submitted, waits for at least one completion or
+	 * until timeout_ns (-1: forever) passes, and runs every completed
+	 * op's callback. */
+	void (*wait)(struct pier_loop *l, int64_t timeout_ns);
+};
+
+extern const struct loop_backend loop_backend_uring;
+
+/* Something on the loop that must happen at a point in time (a close that
+ * lingers too long).  Timers are few; a sorted list is enough. */
+struct loop_timer {
+	void (*fn)(struct loop_timer *t);
+	int64_t deadline_ns; /* CLOCK_MONOTONIC */
+	struct loop_timer *next;
+	bool armed;
+};
+
+struct pier_loop {
+	atomic_int refs;
+	pthread_t thread;
+	const struct loop_backend *be;
+	void *be_data;
+
+	/* Tasks posted by other threads. */
+	pthread_mutex_t task_lock;
+	struct loop_task *tasks, **tasks_tail;
+	atomic_bool wake_pending;
+	int wake_fd;
+	struct loop_op wake_op;
+	uint64_t wake_buf;
+
+	/* Loop thread only. */
+	unsigned long ops_in_flight;
+	unsigned long users; /* connections and listeners not yet finished */
+	struct loop_timer *timers;
+	bool stop_requested;
+	struct loop_task stop_task;
+
+	/* Start-up handshake with the creating thread. */
+	pthread_mutex_t start_lock;
+	pthread_cond_t start_cond;
+	int start_result;
+	bool started;
+};
+
+int loop_new(struct pier_loop **out);
+struct pier_loop *loop_ref(struct pier_loop *l);
+/* Dropping the last reference stops the thread once every user has
+ * finished, and waits for it.  Never called on the loop thread. */
+void loop_unref(struct pier_loop *l);
+
+/* Runs task->fn on the loop thread soon; a no-op while already posted. */
+void loop_post(struct pier_loop *l, struct loop_task *task);
+
+/* Loop thread only. */
+void loop_submit(struct pier_loop *l, struct loop_op *op);
+void loop_cancel(struct pier_loop *l, struct loop_op *op);
+void loop_timer_arm(struct pier_loop *l, struct loop_timer *t, int64_t deadline_ns);
+void loop_timer_disarm(struct pier_loop *l, struct loop_timer *t);
+void loop_user_add(struct pier_loop *l);
+void loop_user_done(struct pier_loop *l);
+bool loop_on_thread(const struct pier_loop *l);
+
+/* Called by backends when an op completes. */
+void loop_complete(struct pier_loop *l, struct loop_op *op, int res);
+
+int64_t loop_now_ns(void);
+
+#endif

@@ -1,0 +1,564 @@
+/* SPDX-License-Identifier: MIT */
+/* Peers: routing of incoming messages, queues and waiting, the read half and
+ * the write half. */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "peer.h"
+#include "private.h"
+
+/* What a queued message costs against the receive limit besides its body,
+ * so that a flood of empty messages is bounded too. */
+#define MSG_OVERHEAD sizeof(struct pier_msg)
+
+void cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
+struct timespec deadline_after(int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
+/* --- queues -------------------------------------------------------------- */
+
+void msgq_init(struct msgq *q)
+{
+	q->head = NULL;
+	q->tail = &q->head;
+	q->evfd = -1;
+	q->readable = false;
+	cond_init_monotonic(&q->cond);
+}
+
+void msgq_fini(struct msgq *q)
+{
+	pthread_cond_destroy(&q->cond);
+	if (q->evfd >= 0)
+		close(q->evfd);
+}
+
+/* A call to receive from q would not block. */
+static bool msgq_ready(const struct conn *c, const struct msgq *q, const struct req *r)
+{
+	return q->head || c->error || (r && r->done);
+}
+
+void msgq_changed_locked(struct conn *c, struct msgq *q, struct req *r)
+{
+	bool ready = msgq_ready(c, q, r);
+
+	if (ready)
+		pthread_cond_broadcast(&q->cond);
+	if (q->evfd >= 0 && ready != q->readable) {
+		uint64_t v = 1;
+		ssize_t n;
+
+		/* The fd is readable exactly while a receive would not block. */
+		n = ready ? write(q->evfd, &v, sizeof(v)) : read(q->evfd, &v, sizeof(v));
+		(void)n;
+		q->readable = ready;
+	}
+}
+
+int msgq_fd_locked(struct conn *c, struct msgq *q, struct req *r)
+{
+	if (q->evfd < 0) {
+		q->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (q->evfd < 0)
+			return -errno;
+		q->readable = false;
+		msgq_changed_locked(c, q, r);
+	}
+	return q->evfd;
+}
+
+void msgq_push_locked(struct conn *c, struct msgq *q, struct req *r, struct pier_msg *m)
+{
+	m->next = NULL;
+	*q->tail = m;
+	q->tail = &m->next;
+	c->in_bytes += m->len + MSG_OVERHEAD;
+	if (c->in_bytes > c->cfg.max_recv_queued)
+		c->read_paused = true; /* the loop reads no more until caught up */
+	msgq_changed_locked(c, q, r);
+}
+
+struct pier_msg *msgq_pop_locked(struct conn *c, struct msgq *q, struct req *r)
+{
+	struct pier_msg *m = q->head;
+
+	if (!m)
+		return NULL;
+	q->head = m->next;
+	if (!q->head)
+		q->tail = &q->head;
+	m->next = NULL;
+	conn_consumed_locked(c, m->len + MSG_OVERHEAD);
+	msgq_changed_locked(c, q, r);
+	return m;
+}
+
+int msgq_wait_locked(struct conn *c, struct msgq *q, struct req *r, int timeout_ms)
+{
+	struct timespec deadline;
+
+	if (timeout_ms > 0)
+		deadline = deadline_after(timeout_ms);
+	for (;;) {
+		int e;
+
+		if (q->head)
+			return 0;
+		if (r && r->done)
+			return -PIER_EDONE;
+		if (c->error)
+			return c->error;
+		if (timeout_ms == 0)
+			return -EAGAIN;
+		e = timeout_ms < 0 ? pthread_cond_wait(&q->cond, &c->mu)
+				   : pthread_cond_timedwait(&q->cond, &c->mu, &deadline);
+		if (e == ETIMEDOUT && !q->head)
+			return -ETIMEDOUT;
+	}
+}
+
+void msgq_drain_locked(struct conn *c, struct msgq *q)
+{
+	struct pier_msg *m;
+
+	while ((m = q->head) != NULL) {
+		q->head = m->next;
+		c->in_bytes -= m->len + MSG_OVERHEAD;
+		if (m->req)
+			req_release_locked(m->req, true, NULL);
+		msg_free(m);
+	}
+	q->tail = &q->head;
+	if (c->read_paused && c->in_bytes <= c->cfg.max_recv_queued / 2) {
+		c->read_paused = false;
+		conn_post(c, CONN_EV_RESUME);
+	}
+}
+
+/* --- routing (loop thread) ----------------------------------------------- */
+
+static void count(struct conn *c, enum pier_stat s)
+{
+	atomic_fetch_add_explicit(&c->stats[s], 1, memory_order_relaxed);
+}
+
+/* Answers a request nobody will see with an error response. */
+static void refuse_locked(struct conn *c, uint32_t id, const char *why)
+{
+	struct pier_header h = { PIER_MSG_RESPONSE, id, PIER_SERVICE_ERROR };
+
+	conn_send(c, &h, why, strlen(why), NULL, 0, true);
+}
+
+static void route_request_locked(struct conn *c, struct pier_msg *m)
+{
+	struct req *r;
+
+	if (idmap_get(&c->received, m->hdr.request_id)) {
+		/* Answering would hit the open request of that id. */
+		count(c, PIER_STAT_DUPLICATE_IDS);
+		msg_free(m);
+		return;
+	}
+	if (!c->reader) {
+		count(c, PIER_STAT_DROPPED);
+		refuse_locked(c, m->hdr.request_id, "the peer does not receive requests");
+		msg_free(m);
+		return;
+	}
+	if (c->received.count >= c->cfg.max_open) {
+		count(c, PIER_STAT_REFUSED_REQUESTS);
+		refuse_locked(c, m->hdr.request_id, "too many open requests");
+		msg_free(m);
+		return;
+	}
+	r = req_new(c, m->hdr.request_id, m->hdr.service_id, false);
+	if (!r) {
+		refuse_locked(c, m->hdr.request_id, "out of memory");
+		msg_free(m);
+		return;
+	}
+	m->req = r;
+	msgq_push_locked(c, &c->in, NULL, m);
+}
+
+static void route_to_request_locked(struct conn *c, struct pier_msg *m, struct idmap *table)
+{
+	struct req *r = idmap_get(table, m->hdr.request_id);
+	bool response = m->hdr.type == PIER_MSG_RESPONSE;
+
+	if (!r) {
+		count(c, PIER_STAT_UNKNOWN_IDS);
+		msg_free(m);
+		return;
+	}
+	if (response) {
+		idmap_del(table, r->id);
+		r->in_table = false;
+		r->done = true;
+	}
+	if (r->reader) {
+		msgq_push_locked(c, &r->q, r, m);
+		return;
+	}
+	/* The application let go of this request: drop quietly. */
+	count(c, PIER_STAT_DROPPED);
+	msg_free(m);
+	if (response && !r->writers)
+		req_free(r);
+}
+
+void peer_route(struct conn *c, struct pier_msg *m)
+{
+	count(c, PIER_STAT_MSGS_RECEIVED);
+	atomic_fetch_add_explicit(&c->stats[PIER_STAT_BYTES_RECEIVED], m->len,
+				  memory_order_relaxed);
+	pthread_mutex_lock(&c->mu);
+	switch (m->hdr.type) {
+	case PIER_MSG_REQUEST:
+		route_request_locked(c, m);
+		break;
+	case PIER_MSG_RESPONSE:
+	case PIER_MSG_RESPONDER_UPDATE:
+		route_to_request_locked(c, m, &c->sent);
+		break;
+	case PIER_MSG_REQUESTER_UPDATE:
+		route_to_request_locked(c, m, &c->received);
+		break;
+	case PIER_MSG_STREAM:
+		if (c->reader) {
+			msgq_push_locked(c, &c->in, NULL, m);
+		} else {
+			count(c, PIER_STAT_DROPPED);
+			msg_free(m);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* --- handles and the connection's lifetime ------------------------------- */
+
+void conn_handle_ref_locked(struct conn *c)
+{
+	c->handles++;
+}
+
+void conn_handle_unref_locked(struct conn *c, bool *last)
+{
+	assert(c->handles > 0);
+	if (--c->handles == 0)
+		*last = true;
+}
+
+/* The application holds nothing of c any more: the loop closes it. */
+void conn_release_last(struct conn *c)
+{
+	struct pier_loop *loop = c->loop;
+
+	conn_post(c, CONN_EV_RELEASE);
+	loop_unref(loop); /* for a loop of its own: waits until closed */
+}
+
+void conn_handle_unref(struct conn *c)
+{
+	bool last = false;
+
+	pthread_mutex_lock(&c->mu);
+	conn_handle_unref_locked(c, &last);
+	pthread_mutex_unlock(&c->mu);
+	if (last)
+		conn_release_last(c);
+}
+
+/* --- creating peers ------------------------------------------------------ */
+
+/* Makes fd (taken) a peer; on failure fd is closed. */
+static int peer_create(pier_peer **out, int fd, const struct transport *t,
+		       const pier_config *cfg)
+{
+	struct pier_config conf;
+	struct pier_loop *loop;
+	struct conn *c;
+	int r;
+
+	if (cfg)
+		conf = *cfg;
+	else
+		config_defaults(&conf);
+	if (conf.loop) {
+		loop = loop_ref(conf.loop);
+	} else {
+		r = loop_new(&loop);
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
+	}
+	t->prepare(fd);
+	r = conn_new(&c, fd, t, &conf, loop);
+	if (r < 0) {
+		close(fd);
+		loop_unref(loop);
+		return r;
+	}
+	c->reader = true;
+	c->handles = 1;
+	conn_post(c, CONN_EV_START);
+	*out = (pier_peer *)c;
+	return 0;
+}
+
+/* The socket blocks; pier's own non-blocking calls say MSG_DONTWAIT. */
+static int make_blocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+PIER_EXPORT int pier_peer_connect(pier_peer **out, const char *address,
+				  const pier_config *cfg)
+{
+	struct transport_addr a;
+	int r, fd;
+
+	if (!out || !address)
+		return -EINVAL;
+	r = transport_parse(address, &a);
+	if (r < 0)
+		return r;
+	fd = a.t->connect(&a, cfg ? cfg->connect_timeout_ms : PIER_DEFAULT_CONNECT_TIMEOUT_MS);
+	if (fd < 0)
+		return fd;
+	r = make_blocking(fd);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return peer_create(out, fd, a.t, cfg);
+}
+
+PIER_EXPORT int pier_peer_adopt(pier_peer **out, int fd, const pier_config *cfg)
+{
+	const struct transport *t;
+	int r, copy;
+
+	if (!out || fd < 0)
+		return -EINVAL;
+	r = transport_for_fd(fd, &t);
+	if (r < 0)
+		return r == -ENOTSOCK || r == -EBADF ? r : r;
+	/* Work on a close-on-exec duplicate until nothing can fail, so that
+	 * the caller keeps fd on every failure. */
+	copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (copy < 0)
+		return -errno;
+	r = make_blocking(copy);
+	if (r < 0) {
+		close(copy);
+		return r;
+	}
+	r = peer_create(out, copy, t, cfg);
+	if (r < 0)
+		return r;
+	close(fd);
+	return 0;
+}
+
+PIER_EXPORT void pier_peer_free(pier_peer *peer)
+{
+	struct conn *c = conn_of_peer(peer);
+	bool last = false;
+
+	if (!peer)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->reader = false;
+	msgq_drain_locked(c, &c->in);
+	conn_handle_unref_locked(c, &last);
+	pthread_mutex_unlock(&c->mu);
+	if (last)
+		conn_release_last(c);
+}
+
+PIER_EXPORT pier_writer *pier_peer_get_writer(pier_peer *peer)
+{
+	return peer ? &conn_of_peer(peer)->writer : NULL;
+}
+
+PIER_EXPORT int pier_peer_recv(pier_peer *peer, pier_msg **msg, pier_received_request **req,
+			       int timeout_ms)
+{
+	struct conn *c = conn_of_peer(peer);
+	struct pier_msg *m;
+	int r;
+
+	if (!peer || !msg || !req || timeout_ms < -1)
+		return -EINVAL;
+	pthread_mutex_lock(&c->mu);
+	r = msgq_wait_locked(c, &c->in, NULL, timeout_ms);
+	m = r == 0 ? msgq_pop_locked(c, &c->in, NULL) : NULL;
+	pthread_mutex_unlock(&c->mu);
+	if (!m)
+		return r;
+	*req = (pier_received_request *)m->req;
+	m->req = NULL;
+	*msg = m;
+	return 0;
+}
+
+PIER_EXPORT int pier_peer_fd(pier_peer *peer)
+{
+	struct conn *c = conn_of_peer(peer);
+	int r;
+
+	if (!peer)
+		return -EINVAL;
+	pthread_mutex_lock(&c->mu);
+	r = msgq_fd_locked(c, &c->in, NULL);
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+PIER_EXPORT int pier_peer_remote_address(pier_peer *peer, char *buf, size_t len)
+{
+	struct conn *c = conn_of_peer(peer);
+	size_t n;
+
+	if (!peer || !buf || len == 0)
+		return -EINVAL;
+	n = strlen(c->remote);
+	if (n >= len)
+		return -ENAMETOOLONG;
+	memcpy(buf, c->remote, n + 1);
+	return 0;
+}
+
+PIER_EXPORT int pier_peer_credentials(pier_peer *peer, int32_t *pid, uint32_t *uid,
+				      uint32_t *gid)
+{
+	struct conn *c = conn_of_peer(peer);
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int fd;
+
+	if (!peer)
+		return -EINVAL;
+	if (!(c->t->caps & TRANSPORT_CREDENTIALS))
+		return -ENOTSUP;
+	pthread_mutex_lock(&c->mu);
+	fd = c->error ? -1 : c->fd;
+	if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		fd = -1;
+	pthread_mutex_unlock(&c->mu);
+	if (fd < 0)
+		return -ENOTCONN;
+	if (pid)
+		*pid = cred.pid;
+	if (uid)
+		*uid = cred.uid;
+	if (gid)
+		*gid = cred.gid;
+	return 0;
+}
+
+PIER_EXPORT uint64_t pier_peer_stat(pier_peer *peer, enum pier_stat stat)
+{
+	if (!peer || (unsigned int)stat >= PIER_STAT_END_)
+		return 0;
+	return atomic_load_explicit(&conn_of_peer(peer)->stats[stat], memory_order_relaxed);
+}
+
+/* --- write halves -------------------------------------------------------- */
+
+PIER_EXPORT pier_writer *pier_writer_ref(pier_writer *w)
+{
+	if (!w)
+		return NULL;
+	pthread_mutex_lock(&w->conn->mu);
+	w->conn->writer_refs++;
+	conn_handle_ref_locked(w->conn);
+	pthread_mutex_unlock(&w->conn->mu);
+	return w;
+}
+
+PIER_EXPORT pier_writer *pier_writer_unref(pier_writer *w)
+{
+	struct conn *c;
+	bool last = false;
+
+	if (!w)
+		return NULL;
+	c = w->conn;
+	pthread_mutex_lock(&c->mu);
+	assert(c->writer_refs > 0);
+	c->writer_refs--;
+	conn_handle_unref_locked(c, &last);
+	pthread_mutex_unlock(&c->mu);
+	if (last)
+		conn_release_last(c);
+	return NULL;
+}
+
+PIER_EXPORT int pier_writer_send_stream(pier_writer *w, int32_t service_id, const void *body,
+					size_t len, const int *fds, size_t nfds)
+{
+	struct pier_header h = { PIER_MSG_STREAM, 0, service_id };
+
+	if (!w || (len && !body) || (nfds && !fds))
+		return -EINVAL;
+	return conn_send(w->conn, &h, body, len, fds, nfds, false);
+}
+
+PIER_EXPORT unsigned int pier_writer_max_fds(const pier_writer *w)
+{
+	return w ? w->conn->cfg.max_fds : 0;
+}
+
+PIER_EXPORT int pier_writer_same_peer(const pier_writer *a, const pier_writer *b)
+{
+	return a && b && a->conn == b->conn;
+}
+
+PIER_EXPORT void pier_writer_close(pier_writer *w)
+{
+	if (w)
+		conn_post(w->conn, CONN_EV_CLOSE);
+}
+
+PIER_EXPORT void pier_writer_abort(pier_writer *w)
+{
+	if (w)
+		conn_post(w->conn, CONN_EV_ABORT);
+}

@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connections, requests, messages: the internal objects behind the handles.
+ *
+ * Threads.  A connection's socket, parser and in-flight operations belong to
+ * its loop thread.  Application threads share the rest under two locks:
+ *  - conn->mu: request tables, message queues, handle counts, the error;
+ *  - conn->out_mu: the send queue and the write state.
+ * Lock order: mu before out_mu.  Neither is held while calling out.
+ *
+ * Lifetimes.  conn->handles counts what the application holds: the read half
+ * (pier_peer), write-half references, and requests with a live handle.  When
+ * it reaches zero, the loop closes the connection (flushing what is queued)
+ * and frees it once no operation is in flight.  A request (struct req) lives
+ * while it is open in a table or has a handle.
+ */
+#ifndef PIER_PEER_H
+#define PIER_PEER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/uio.h>
+
+#include <pier.h>
+
+#include "idmap.h"
+#include "loop.h"
+#include "transport.h"
+#include "wire.h"
+
+/* --- configuration ------------------------------------------------------- */
+
+struct pier_config {
+	struct pier_loop *loop; /* referenced, or NULL for a loop of its own */
+	enum pier_byte_order order;
+	size_t max_body_read, max_body_write; /* 0: the transport's default */
+	unsigned int max_fds;
+	size_t max_recv_queued, max_send_queued;
+	unsigned int max_open;
+	int send_timeout_ms;
+	int connect_timeout_ms;
+};
+
+#define PIER_DEFAULT_MAX_BODY_STREAM (1u << 20)
+#define PIER_DEFAULT_MAX_BODY_SEQPACKET (128u << 10)
+#define PIER_DEFAULT_MAX_FDS 32u
+#define PIER_DEFAULT_MAX_QUEUED (4u << 20)
+#define PIER_DEFAULT_MAX_OPEN 65536u
+#define PIER_DEFAULT_CONNECT_TIMEOUT_MS 10000
+/* How long a closing connection may take to flush what is queued. */
+#define PIER_LINGER_MS 5000
+
+void config_defaults(struct pier_config *c);
+
+/* A condition variable whose timed waits use CLOCK_MONOTONIC. */
+void cond_init_monotonic(pthread_cond_t *cond);
+/* The CLOCK_MONOTONIC time timeout_ms (> 0) from now. */
+struct timespec deadline_after(int timeout_ms);
+
+/* --- messages ------------------------------------------------------------ */
+
+struct req;
+
+struct pier_msg {
+	struct pier_msg *next;
+	struct req *req; /* a request arriving on the peer queue */
+	struct pier_header hdr;
+	unsigned int nfds;
+	int *fds; /* -1 where taken */
+	size_t len;
+	/* The body, then (aligned) the fds. */
+	_Alignas(max_align_t) unsigned char body[];
+};
+
+struct pier_msg *msg_new(size_t len, unsigned int nfds);
+/* The message whose body this is (see the parser's allocator). */
+struct pier_msg *msg_of_body(void *body);
+void msg_free(struct pier_msg *m);
+
+/* A queue of messages with its waiters. */
+struct msgq {
+	struct pier_msg *head, **tail;
+	pthread_cond_t cond;
+	int evfd; /* -1 until the application asks for a pollable fd */
+	bool readable; /* evfd was signalled and not cleared */
+};
+
+void msgq_init(struct msgq *q);
+void msgq_fini(struct msgq *q);
+
+/* --- requests ------------------------------------------------------------ */
+
+struct conn;
+
+struct pier_sent_request_writer {
+	struct req *req;
+};
+
+struct pier_received_request_writer {
+	struct req *req;
+};
+
+struct req {
+	struct conn *conn;
+	uint32_t id;
+	int32_t service;
+	bool sent;       /* this side sent it */
+	bool in_table;   /* open: in conn->sent or conn->received */
+	bool done;       /* the response was received (sent) or sent (received) */
+	bool responding; /* a response is being sent */
+	bool reader;     /* the read half is alive */
+	unsigned int writers; /* write-half references */
+	struct msgq q;
+	union {
+		struct pier_sent_request_writer sw;
+		struct pier_received_request_writer rw;
+	} w;
+};
+
+/* --- connections --------------------------------------------------------- */
+
+/* Work an application thread asks of the loop (conn->events). */
+#define CONN_EV_START 1u   /* start reading */
+#define CONN_EV_WRITE 2u   /* the send queue has frames */
+#define CONN_EV_RESUME 4u  /* the application caught up: read again */
+#define CONN_EV_RELEASE 8u /* no handles left: close gracefully */
+#define CONN_EV_CLOSE 16u  /* pier_writer_close() */
+#define CONN_EV_ABORT 32u  /* pier_writer_abort() */
+
+/* A frame waiting to be written: prefix (stream) and header, then the body,
+ * then dup'd fds that are closed once the frame is out. */
+struct out_frame {
+	struct out_frame *next;
+	size_t len;  /* head + body */
+	size_t sent; /* bytes already written */
+	unsigned int nfds;
+	int *fds;
+	unsigned char data[];
+};
+
+struct pier_writer {
+	struct conn *conn;
+};
+
+struct conn {
+	struct pier_loop *loop;
+	const struct transport *t;
+	int fd;
+	struct pier_config cfg;
+	bool packets; /* one message per packet (seqpacket) */
+	bool owns_loop;
+	char remote[128];
+	struct pier_writer writer;
+
+	/* Under mu. */
+	pthread_mutex_t mu;
+	int error;       /* why the connection ended; 0 while it has not */
+	bool reader;     /* the read half (pier_peer) is alive */
+	unsigned int handles;
+	unsigned int writer_refs;
+	struct idmap sent, received;
+	uint32_t next_id;
+	struct msgq in; /* requests and stream messages for the read half */
+	size_t in_bytes; /* bodies queued for the application */
+	bool read_paused;
+	_Atomic uint64_t stats[PIER_STAT_END_];
+
+	/* Under out_mu. */
+	pthread_mutex_t out_mu;
+	pthread_cond_t out_cond;
+	struct out_frame *out_head, **out_tail;
+	size_t out_bytes;
+	bool writing; /* the loop owns the queue head (an op in flight) */
+	int out_error; /* sending fails with this; 0 while it may send */
+
+	/* Loop thread only. */
+	atomic_uint events;
+	struct loop_task task;
+	struct loop_op rd, wr;
+	struct loop_timer linger;
+	struct wire_parser parser;
+	struct wire_body_alloc body_alloc;
+	unsigned char *rbuf;
+	size_t rbuf_size, rbuf_len, rbuf_pos;
+	struct msghdr rmsg, wmsg;
+	struct iovec riov, wiov[64];
+	unsigned char *rcmsg, *wcmsg;
+	size_t rcmsg_size, wcmsg_size;
+	bool closing, closed, shut_wr, freed_handles;
+};
+
+static inline struct conn *conn_of_peer(pier_peer *p)
+{
+	return (struct conn *)p;
+}
+
+int conn_new(struct conn **out, int fd, const struct transport *t,
+	     const struct pier_config *cfg, struct pier_loop *loop);
+/* Loop thread: the connection starts reading (CONN_EV_START does it from
+ * other threads). */
+void conn_start(struct conn *c);
+/* Asks the loop for work (CONN_EV_*). */
+void conn_post(struct conn *c, unsigned int events);
+/* Sends one message.  control: an internal reply sent from the loop thread,
+ * which neither waits nor counts against the queue limit. */
+int conn_send(struct conn *c, const struct pier_header *h, const void *body, size_t len,
+	      const int *fds, size_t nfds, bool control);
+/* Ends the connection with err (under mu): every waiter wakes. */
+void conn_fail_locked(struct conn *c, int err);
+void conn_handle_ref_locked(struct conn *c);
+/* Drops a handle reference; the last one closes the connection. */
+void conn_handle_unref(struct conn *c);
+void conn_handle_unref_locked(struct conn *c, bool *last);
+void conn_release_last(struct conn *c);
+
+/* Routing of one incoming message (loop thread).  Takes m. */
+void peer_route(struct conn *c, struct pier_msg *m);
+/* Called under mu when the application took body bytes off a queue. */
+void conn_consumed_locked(struct conn *c, size_t len);
+
+/* Queue helpers, under mu.  r is the request a queue belongs to, or NULL
+ * for the read half's queue: a queue has nothing more to give once it is
+ * empty and its connection ended or its request finished. */
+void msgq_push_locked(struct conn *c, struct msgq *q, struct req *r, struct pier_msg *m);
+struct pier_msg *msgq_pop_locked(struct conn *c, struct msgq *q, struct req *r);
+/* Waits until the queue has a message or has nothing more to give.
+ * Returns 0 when a message is there, or the reason there is none. */
+int msgq_wait_locked(struct conn *c, struct msgq *q, struct req *r, int timeout_ms);
+/* Wakes waiters and updates the pollable fd after a state change. */
+void msgq_changed_locked(struct conn *c, struct msgq *q, struct req *r);
+int msgq_fd_locked(struct conn *c, struct msgq *q, struct req *r);
+/* Frees every queued message (the handle is gone). */
+void msgq_drain_locked(struct conn *c, struct msgq *q);
+
+/* Requests. */
+struct req *req_new(struct conn *c, uint32_t id, int32_t service, bool sent);
+/* Under mu: drops a handle of req; frees it when nothing holds it. */
+void req_release_locked(struct req *r, bool reader, bool *conn_last);
+void req_free(struct req *r);
+void req_conn_ended_locked(struct req *r);
+
+
+#endif

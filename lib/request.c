@@ -1,0 +1,428 @@
+/* SPDX-License-Identifier: MIT */
+/* Requests, both ways: id allocation, updates, responses, and their handles. */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "peer.h"
+#include "private.h"
+
+#define UNANSWERED "the request was dropped without a response"
+
+/* Under mu.  The new request is open (in its table) with its read half. */
+struct req *req_new(struct conn *c, uint32_t id, int32_t service, bool sent)
+{
+	struct req *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->conn = c;
+	r->id = id;
+	r->service = service;
+	r->sent = sent;
+	r->reader = true;
+	msgq_init(&r->q);
+	r->w.sw.req = r;
+	if (idmap_put(sent ? &c->sent : &c->received, id, r) < 0) {
+		msgq_fini(&r->q);
+		free(r);
+		return NULL;
+	}
+	r->in_table = true;
+	conn_handle_ref_locked(c);
+	return r;
+}
+
+void req_free(struct req *r)
+{
+	struct pier_msg *m;
+
+	while ((m = r->q.head) != NULL) {
+		r->q.head = m->next;
+		msg_free(m);
+	}
+	msgq_fini(&r->q);
+	free(r);
+}
+
+static void req_close_locked(struct req *r)
+{
+	if (r->in_table) {
+		idmap_del(r->sent ? &r->conn->sent : &r->conn->received, r->id);
+		r->in_table = false;
+	}
+}
+
+/* Under mu: one handle of r (its read half, or a write-half reference) is
+ * gone.  The last one answers an unanswered received request with an error,
+ * and frees r unless it stays open waiting for a response nobody will read. */
+void req_release_locked(struct req *r, bool reader, bool *conn_last)
+{
+	struct conn *c = r->conn;
+	bool last = false;
+
+	if (reader) {
+		r->reader = false;
+		msgq_drain_locked(c, &r->q);
+	} else {
+		assert(r->writers > 0);
+		r->writers--;
+	}
+	if (r->reader || r->writers)
+		return;
+	if (!r->sent && !r->done && !r->responding && !c->error) {
+		struct pier_header h = { PIER_MSG_RESPONSE, r->id, PIER_SERVICE_ERROR };
+
+		conn_send(c, &h, UNANSWERED, strlen(UNANSWERED), NULL, 0, true);
+		r->done = true;
+	}
+	if (!r->sent)
+		req_close_locked(r);
+	if (!r->in_table)
+		req_free(r);
+	conn_handle_unref_locked(c, conn_last ? conn_last : &last);
+	/* Without conn_last, the caller holds another handle of c. */
+	assert(conn_last || !last);
+}
+
+static void req_release(struct req *r, bool reader)
+{
+	struct conn *c = r->conn;
+	bool last = false;
+
+	pthread_mutex_lock(&c->mu);
+	req_release_locked(r, reader, &last);
+	pthread_mutex_unlock(&c->mu);
+	if (last)
+		conn_release_last(c);
+}
+
+static void req_writer_ref(struct req *r)
+{
+	pthread_mutex_lock(&r->conn->mu);
+	r->writers++;
+	pthread_mutex_unlock(&r->conn->mu);
+}
+
+/* --- sending ------------------------------------------------------------- */
+
+static int check_payload(const void *body, size_t len, const int *fds, size_t nfds)
+{
+	return (len && !body) || (nfds && !fds) ? -EINVAL : 0;
+}
+
+/* An update, either way, while the request is open. */
+static int req_send_update(struct req *r, int32_t service_id, const void *body, size_t len,
+			   const int *fds, size_t nfds)
+{
+	struct pier_header h = {
+		r->sent ? PIER_MSG_REQUESTER_UPDATE : PIER_MSG_RESPONDER_UPDATE,
+		r->id,
+		service_id,
+	};
+	struct conn *c = r->conn;
+	int e = check_payload(body, len, fds, nfds);
+
+	if (e < 0)
+		return e;
+	pthread_mutex_lock(&c->mu);
+	e = r->done || r->responding ? -PIER_EDONE : 0;
+	pthread_mutex_unlock(&c->mu);
+	if (e < 0)
+		return e;
+	return conn_send(c, &h, body, len, fds, nfds, false);
+}
+
+static int req_send_response(struct req *r, int32_t service_id, const void *body,
+			     size_t len, const int *fds, size_t nfds)
+{
+	struct pier_header h = { PIER_MSG_RESPONSE, r->id, service_id };
+	struct conn *c = r->conn;
+	int e = check_payload(body, len, fds, nfds);
+
+	if (e < 0)
+		return e;
+	pthread_mutex_lock(&c->mu);
+	if (r->done || r->responding) {
+		pthread_mutex_unlock(&c->mu);
+		return -PIER_EDONE;
+	}
+	r->responding = true; /* one response, however many threads try */
+	pthread_mutex_unlock(&c->mu);
+
+	e = conn_send(c, &h, body, len, fds, nfds, false);
+
+	pthread_mutex_lock(&c->mu);
+	r->responding = false;
+	if (e == 0) {
+		r->done = true;
+		req_close_locked(r);
+		msgq_changed_locked(c, &r->q, r);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return e;
+}
+
+static int req_send_error(struct req *r, const char *message)
+{
+	if (!message)
+		return -EINVAL;
+	return req_send_response(r, PIER_SERVICE_ERROR, message, strlen(message), NULL, 0);
+}
+
+PIER_EXPORT int pier_writer_send_request(pier_writer *w, int32_t service_id, const void *body,
+					 size_t len, const int *fds, size_t nfds,
+					 pier_sent_request **out)
+{
+	struct pier_header h = { PIER_MSG_REQUEST, 0, service_id };
+	struct conn *c;
+	struct req *r = NULL;
+	int e;
+
+	if (!w || !out || check_payload(body, len, fds, nfds) < 0)
+		return -EINVAL;
+	c = w->conn;
+	pthread_mutex_lock(&c->mu);
+	if (c->error) {
+		e = c->error;
+	} else if (c->sent.count >= c->cfg.max_open) {
+		e = -PIER_EREQLIMIT;
+	} else {
+		/* Count up from the last id, skipping ids still open. */
+		while (idmap_get(&c->sent, c->next_id))
+			c->next_id++;
+		r = req_new(c, c->next_id++, service_id, true);
+		e = r ? 0 : -ENOMEM;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (e < 0)
+		return e;
+
+	h.request_id = r->id;
+	e = conn_send(c, &h, body, len, fds, nfds, false);
+	if (e < 0) {
+		pthread_mutex_lock(&c->mu);
+		req_close_locked(r);
+		req_release_locked(r, true, NULL);
+		pthread_mutex_unlock(&c->mu);
+		return e;
+	}
+	*out = (pier_sent_request *)r;
+	return 0;
+}
+
+/* --- receiving ----------------------------------------------------------- */
+
+enum want { WANT_ANY, WANT_UPDATE, WANT_RESPONSE };
+
+static int req_recv(struct req *r, pier_msg **msg, int timeout_ms, enum want want)
+{
+	struct conn *c = r->conn;
+	struct pier_msg *m = NULL;
+	int e;
+
+	if (!msg || timeout_ms < -1)
+		return -EINVAL;
+	pthread_mutex_lock(&c->mu);
+	e = msgq_wait_locked(c, &r->q, r, timeout_ms);
+	if (e == 0) {
+		bool response = r->q.head->hdr.type == PIER_MSG_RESPONSE;
+
+		/* Peeking never loses a message: the one that does not fit
+		 * stays queued. */
+		if (want == WANT_UPDATE && response)
+			e = -PIER_ERESPONSE;
+		else if (want == WANT_RESPONSE && !response)
+			e = -PIER_EUPDATE;
+		else
+			m = msgq_pop_locked(c, &r->q, r);
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (m)
+		*msg = m;
+	return e;
+}
+
+static int req_fd(struct req *r)
+{
+	int e;
+
+	pthread_mutex_lock(&r->conn->mu);
+	e = msgq_fd_locked(r->conn, &r->q, r);
+	pthread_mutex_unlock(&r->conn->mu);
+	return e;
+}
+
+/* --- sent requests ------------------------------------------------------- */
+
+#define SENT(req) ((struct req *)(req))
+
+PIER_EXPORT uint32_t pier_sent_request_id(const pier_sent_request *req)
+{
+	return req ? SENT(req)->id : 0;
+}
+
+PIER_EXPORT int32_t pier_sent_request_service_id(const pier_sent_request *req)
+{
+	return req ? SENT(req)->service : 0;
+}
+
+PIER_EXPORT int pier_sent_request_recv(pier_sent_request *req, pier_msg **msg, int timeout_ms)
+{
+	return req ? req_recv(SENT(req), msg, timeout_ms, WANT_ANY) : -EINVAL;
+}
+
+PIER_EXPORT int pier_sent_request_recv_update(pier_sent_request *req, pier_msg **msg,
+					      int timeout_ms)
+{
+	return req ? req_recv(SENT(req), msg, timeout_ms, WANT_UPDATE) : -EINVAL;
+}
+
+PIER_EXPORT int pier_sent_request_recv_response(pier_sent_request *req, pier_msg **msg,
+						int timeout_ms)
+{
+	return req ? req_recv(SENT(req), msg, timeout_ms, WANT_RESPONSE) : -EINVAL;
+}
+
+PIER_EXPORT int pier_sent_request_send_update(pier_sent_request *req, int32_t service_id,
+					      const void *body, size_t len, const int *fds,
+					      size_t nfds)
+{
+	return req ? req_send_update(SENT(req), service_id, body, len, fds, nfds) : -EINVAL;
+}
+
+PIER_EXPORT int pier_sent_request_fd(pier_sent_request *req)
+{
+	return req ? req_fd(SENT(req)) : -EINVAL;
+}
+
+PIER_EXPORT pier_sent_request_writer *pier_sent_request_get_writer(pier_sent_request *req)
+{
+	return req ? &SENT(req)->w.sw : NULL;
+}
+
+PIER_EXPORT void pier_sent_request_free(pier_sent_request *req)
+{
+	if (req)
+		req_release(SENT(req), true);
+}
+
+PIER_EXPORT pier_sent_request_writer *pier_sent_request_writer_ref(pier_sent_request_writer *w)
+{
+	if (w)
+		req_writer_ref(w->req);
+	return w;
+}
+
+PIER_EXPORT pier_sent_request_writer *
+pier_sent_request_writer_unref(pier_sent_request_writer *w)
+{
+	if (w)
+		req_release(w->req, false);
+	return NULL;
+}
+
+PIER_EXPORT int pier_sent_request_writer_send_update(pier_sent_request_writer *w,
+						     int32_t service_id, const void *body,
+						     size_t len, const int *fds, size_t nfds)
+{
+	return w ? req_send_update(w->req, service_id, body, len, fds, nfds) : -EINVAL;
+}
+
+/* --- received requests --------------------------------------------------- */
+
+#define RECEIVED(req) ((struct req *)(req))
+
+PIER_EXPORT uint32_t pier_received_request_id(const pier_received_request *req)
+{
+	return req ? RECEIVED(req)->id : 0;
+}
+
+PIER_EXPORT int32_t pier_received_request_service_id(const pier_received_request *req)
+{
+	return req ? RECEIVED(req)->service : 0;
+}
+
+PIER_EXPORT int pier_received_request_recv_update(pier_received_request *req, pier_msg **msg,
+						  int timeout_ms)
+{
+	return req ? req_recv(RECEIVED(req), msg, timeout_ms, WANT_ANY) : -EINVAL;
+}
+
+PIER_EXPORT int pier_received_request_send_update(pier_received_request *req,
+						  int32_t service_id, const void *body,
+						  size_t len, const int *fds, size_t nfds)
+{
+	return req ? req_send_update(RECEIVED(req), service_id, body, len, fds, nfds) : -EINVAL;
+}
+
+PIER_EXPORT int pier_received_request_send_response(pier_received_request *req,
+						    int32_t service_id, const void *body,
+						    size_t len, const int *fds, size_t nfds)
+{
+	return req ? req_send_response(RECEIVED(req), service_id, body, len, fds, nfds)
+		   : -EINVAL;
+}
+
+PIER_EXPORT int pier_received_request_send_error(pier_received_request *req,
+						 const char *message)
+{
+	return req ? req_send_error(RECEIVED(req), message) : -EINVAL;
+}
+
+PIER_EXPORT int pier_received_request_fd(pier_received_request *req)
+{
+	return req ? req_fd(RECEIVED(req)) : -EINVAL;
+}
+
+PIER_EXPORT pier_received_request_writer *
+pier_received_request_get_writer(pier_received_request *req)
+{
+	return req ? &RECEIVED(req)->w.rw : NULL;
+}
+
+PIER_EXPORT void pier_received_request_free(pier_received_request *req)
+{
+	if (req)
+		req_release(RECEIVED(req), true);
+}
+
+PIER_EXPORT pier_received_request_writer *
+pier_received_request_writer_ref(pier_received_request_writer *w)
+{
+	if (w)
+		req_writer_ref(w->req);
+	return w;
+}
+
+PIER_EXPORT pier_received_request_writer *
+pier_received_request_writer_unref(pier_received_request_writer *w)
+{
+	if (w)
+		req_release(w->req, false);
+	return NULL;
+}
+
+PIER_EXPORT int pier_received_request_writer_send_update(pier_received_request_writer *w,
+							 int32_t service_id, const void *body,
+							 size_t len, const int *fds, size_t nfds)
+{
+	return w ? req_send_update(w->req, service_id, body, len, fds, nfds) : -EINVAL;
+}
+
+PIER_EXPORT int pier_received_request_writer_send_response(pier_received_request_writer *w,
+							   int32_t service_id,
+							   const void *body, size_t len,
+							   const int *fds, size_t nfds)
+{
+	return w ? req_send_response(w->req, service_id, body, len, fds, nfds) : -EINVAL;
+}
+
+PIER_EXPORT int pier_received_request_writer_send_error(pier_received_request_writer *w,
+							const char *message)
+{
+	return w ? req_send_error(w->req, message) : -EINVAL;
+}

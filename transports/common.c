@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/* What every transport shares: the scheme table and connect with a timeout. */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "private.h"
+#include "transport.h"
+
+static const struct transport *const transports[] = {
+	&transport_tcp,
+	&transport_unix,
+	&transport_seqpacket,
+};
+
+int transport_parse(const char *address, struct transport_addr *a)
+{
+	const char *sep = strstr(address, "://");
+
+	if (!sep)
+		return -EINVAL;
+	memset(a, 0, sizeof(*a));
+	for (size_t i = 0; i < PIER_ARRAY_SIZE(transports); i++) {
+		const struct transport *t = transports[i];
+		size_t n = strlen(t->scheme);
+
+		if ((size_t)(sep - address) == n && strncmp(address, t->scheme, n) == 0) {
+			a->t = t;
+			return t->parse(t, sep + 3, a);
+		}
+	}
+	return -EPROTONOSUPPORT;
+}
+
+int transport_for_fd(int fd, const struct transport **t)
+{
+	int type, domain;
+	socklen_t len = sizeof(type);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+		return -errno;
+	len = sizeof(domain);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
+		return -errno;
+	if ((domain == AF_INET || domain == AF_INET6) && type == SOCK_STREAM)
+		*t = &transport_tcp;
+	else if (domain == AF_UNIX && type == SOCK_STREAM)
+		*t = &transport_unix;
+	else if (domain == AF_UNIX && type == SOCK_SEQPACKET)
+		*t = &transport_seqpacket;
+	else
+		return -EPROTONOSUPPORT;
+	return 0;
+}
+
+int transport_connect_wait(int fd, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	struct timespec start, now;
+	int err = 0, r;
+	socklen_t len = sizeof(err);
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		int left = timeout_ms;
+
+		if (timeout_ms >= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left = timeout_ms - (int)((now.tv_sec - start.tv_sec) * 1000 +
+						  (now.tv_nsec - start.tv_nsec) / 1000000);
+			if (left < 0)
+				left = 0;
+		}
+		r = poll(&pfd, 1, left);
+		if (r > 0)
+			break;
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return -errno;
+	return -err;
+}

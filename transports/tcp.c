@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/* TCP: tcp://host:port, where host is a name, an IPv4 address, or an IPv6
+ * address in brackets; "*" or an empty host listens on every address. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "private.h"
+#include "transport.h"
+
+static int tcp_parse(const struct transport *t, const char *rest, struct transport_addr *a)
+{
+	const char *host = rest, *host_end, *colon;
+
+	if (*rest == '[') {
+		host = rest + 1;
+		host_end = strchr(host, ']');
+		if (!host_end || host_end[1] != ':')
+			return -EINVAL;
+		colon = host_end + 1;
+	} else {
+		colon = strrchr(rest, ':');
+		if (!colon)
+			return -EINVAL;
+		host_end = colon;
+		if (memchr(rest, ':', (size_t)(colon - rest)))
+			return -EINVAL; /* a bare IPv6 address needs brackets */
+	}
+	if ((size_t)(host_end - host) >= sizeof(a->host) || strlen(colon + 1) >= sizeof(a->port))
+		return -ENAMETOOLONG;
+	if (colon[1] == '\0' || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return -EINVAL;
+	memcpy(a->host, host, (size_t)(host_end - host));
+	a->host[host_end - host] = '\0';
+	strcpy(a->port, colon + 1);
+	if (strcmp(a->host, "*") == 0)
+		a->host[0] = '\0';
+	return 0;
+}
+
+/* getaddrinfo's errors as errno values. */
+static int gai_errno(int r)
+{
+	switch (r) {
+	case EAI_NONAME:
+#ifdef EAI_NODATA
+	case EAI_NODATA:
+#endif
+#ifdef EAI_ADDRFAMILY
+	case EAI_ADDRFAMILY:
+#endif
+		return -EHOSTUNREACH;
+	case EAI_AGAIN:
+		return -EAGAIN;
+	case EAI_MEMORY:
+		return -ENOMEM;
+	case EAI_SYSTEM:
+		return -errno;
+	default:
+		return -EINVAL;
+	}
+}
+
+static void tcp_prepare(int fd)
+{
+	int one = 1;
+
+	/* Requests are small and latency matters: no Nagle delay. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static int tcp_connect(const struct transport_addr *a, int timeout_ms)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+	struct addrinfo *res, *ai;
+	int r, fd = -1, err = -ECONNREFUSED;
+
+	r = getaddrinfo(a->host[0] ? a->host : NULL, a->port, &hints, &res);
+	if (r != 0)
+		return gai_errno(r);
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0) {
+			err = -errno;
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		err = errno == EINPROGRESS ? transport_connect_wait(fd, timeout_ms) : -errno;
+		if (err == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return err;
+	tcp_prepare(fd);
+	return fd;
+}
+
+static int tcp_listen(const struct transport_addr *a, int backlog)
+{
+	struct addrinfo hints = {
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE | AI_ADDRCONFIG,
+	};
+	struct addrinfo *res;
+	int r, fd, one = 1;
+
+	r = getaddrinfo(a->host[0] ? a->host : NULL, a->port, &hints, &res);
+	if (r != 0)
+		return gai_errno(r);
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+		r = -errno;
+		close(fd);
+		goto out;
+	}
+	r = fd;
+out:
+	freeaddrinfo(res);
+	return r;
+}
+
+static int tcp_describe(const struct transport *t, int fd, bool remote, char *buf,
+			size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN];
+	const void *addr;
+	unsigned int port;
+	int n;
+
+	if ((remote ? getpeername : getsockname)(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return -errno;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+
+		addr = &in->sin_addr;
+		port = ntohs(in->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+
+		addr = &in6->sin6_addr;
+		port = ntohs(in6->sin6_port);
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	inet_ntop(ss.ss_family, addr, host, sizeof(host));
+	n = snprintf(buf, len, ss.ss_family == AF_INET6 ? "tcp://[%s]:%u" : "tcp://%s:%u",
+		     host, port);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+const struct transport transport_tcp = {
+	.scheme = "tcp",
+	.caps = 0,
+	.sock_type = SOCK_STREAM,
+	.parse = tcp_parse,
+	.connect = tcp_connect,
+	.listen = tcp_listen,
+	.prepare = tcp_prepare,
+	.describe = tcp_describe,
+};

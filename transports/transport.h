@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Transports: one per socket kind, behind one interface.  A transport knows
+ * its addresses, how to connect, listen and adopt a socket, and what it can
+ * carry; the connection code knows nothing else about it.
+ */
+#ifndef PIER_TRANSPORT_H
+#define PIER_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#define TRANSPORT_FDS 1u        /* messages can carry file descriptors */
+#define TRANSPORT_BOUNDARIES 2u /* one message per packet, no length prefix */
+#define TRANSPORT_CREDENTIALS 4u /* SO_PEERCRED tells who the remote is */
+
+struct transport;
+
+/* A parsed address. */
+struct transport_addr {
+	const struct transport *t;
+	/* tcp */
+	char host[256];
+	char port[32];
+	/* unix, seqpacket */
+	struct sockaddr_un un;
+	socklen_t un_len;
+	bool abstract;
+};
+
+struct transport {
+	const char *scheme; /* as in "scheme://" */
+	unsigned int caps;
+	int sock_type;
+	/* Parses what follows "scheme://"; 0 or -EINVAL/-ENAMETOOLONG. */
+	int (*parse)(const struct transport *t, const char *rest, struct transport_addr *a);
+	/* A connected socket (non-blocking, close-on-exec), or -errno. */
+	int (*connect)(const struct transport_addr *a, int timeout_ms);
+	/* A listening socket (non-blocking, close-on-exec), or -errno. */
+	int (*listen)(const struct transport_addr *a, int backlog);
+	/* Readies an accepted or adopted socket (options such as TCP_NODELAY). */
+	void (*prepare)(int fd);
+	/* Formats the local or remote address of fd as an address string. */
+	int (*describe)(const struct transport *t, int fd, bool remote, char *buf, size_t len);
+};
+
+extern const struct transport transport_tcp;
+extern const struct transport transport_unix;
+extern const struct transport transport_seqpacket;
+
+/* Parses "scheme://rest" with the transport its scheme names. */
+int transport_parse(const char *address, struct transport_addr *a);
+
+/* The transport whose socket type and family fd has, for adopting it. */
+int transport_for_fd(int fd, const struct transport **t);
+
+/* Waits for a non-blocking connect() on fd to finish. */
+int transport_connect_wait(int fd, int timeout_ms);
+
+#endif
