@@ -29,6 +29,7 @@ static void write_done(struct loop_op *op, int res);
 static void start_read(struct conn *c);
 static void start_write(struct conn *c);
 static void conn_shutdown_io(struct conn *c);
+static int take_fds(struct conn *c, int *fds, unsigned int max);
 static void conn_maybe_finish(struct conn *c);
 static void linger_expired(struct loop_timer *t);
 
@@ -175,7 +176,7 @@ void conn_post(struct conn *c, unsigned int events)
 
 static void conn_task(struct loop_task *task)
 {
-	struct conn *c = (struct conn *)((char *)task - offsetof(struct conn, task));
+	struct conn *c = pier_container_of(task, struct conn, task);
 	unsigned int ev = atomic_exchange_explicit(&c->events, 0, memory_order_acq_rel);
 
 	if (ev & CONN_EV_START)
@@ -202,7 +203,7 @@ static void conn_task(struct loop_task *task)
 
 static void linger_expired(struct loop_timer *t)
 {
-	struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, linger));
+	struct conn *c = pier_container_of(t, struct conn, linger);
 
 	pthread_mutex_lock(&c->mu);
 	conn_fail_locked(c, -PIER_ESHUTDOWN);
@@ -268,40 +269,74 @@ static void conn_shutdown_io(struct conn *c)
 	loop_cancel(c->loop, &c->wr);
 }
 
+/* Reads and drops what the remote sent and nobody will read, so that
+ * closing does not turn into a reset that could cost the remote the last
+ * messages it has not read yet.  Received fds are closed. */
+static void conn_discard_input(struct conn *c)
+{
+	for (int i = 0; i < 64; i++) {
+		struct iovec iov = { c->rbuf, c->rbuf_size };
+		struct msghdr mh = {
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = c->rcmsg,
+			.msg_controllen = c->rcmsg_size,
+		};
+		int fds[WIRE_MAX_FDS], n;
+
+		if (recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
+			break;
+		c->rmsg = mh;
+		n = take_fds(c, fds, WIRE_MAX_FDS);
+		for (int j = 0; j < n; j++)
+			close(fds[j]);
+	}
+}
+
 /* Moves a closing connection on: flushed output means shutdown(SHUT_WR);
  * an ended connection with nothing in flight is closed; a closed one with
  * no handle left is freed. */
 static void conn_maybe_finish(struct conn *c)
 {
-	bool flushed, failed;
+	bool flushed;
+	int error;
 
 	if (!c->closing || c->closed)
 		goto maybe_free;
 	pthread_mutex_lock(&c->mu);
-	failed = c->error != 0;
+	error = c->error;
 	pthread_mutex_unlock(&c->mu);
 	pthread_mutex_lock(&c->out_mu);
 	flushed = !c->out_head;
 	if (!c->out_error)
 		c->out_error = -PIER_ESHUTDOWN;
 	pthread_mutex_unlock(&c->out_mu);
-	if (!failed && flushed && c->fd >= 0 && !c->wr.in_flight && !c->shut_wr) {
-		/* Everything queued is out: the remote reads it all, then EOF.
-		 * Keep reading until it closes too (or the linger expires),
-		 * so that unread input does not turn the close into a reset. */
+	if (!error && flushed && !c->wr.in_flight && !c->shut_wr) {
+		/* Everything queued is out: the remote reads it all, then
+		 * EOF.  While the application holds handles, reading goes on
+		 * until the remote closes too. */
 		shutdown(c->fd, SHUT_WR);
 		c->shut_wr = true;
-		if (c->freed_handles && !c->rd.in_flight)
-			start_read(c);
 	}
-	if (failed) {
-		conn_shutdown_io(c);
-		if (!c->rd.in_flight && !c->wr.in_flight) {
-			close(c->fd);
-			c->fd = -1;
-			c->closed = true;
-		}
+	if (!error && c->shut_wr && c->freed_handles) {
+		pthread_mutex_lock(&c->mu);
+		conn_fail_locked(c, -PIER_ESHUTDOWN);
+		pthread_mutex_unlock(&c->mu);
+		error = -PIER_ESHUTDOWN;
 	}
+	if (!error)
+		goto maybe_free;
+	conn_shutdown_io(c);
+	if (c->rd.in_flight || c->wr.in_flight)
+		return; /* their completions come back here */
+	conn_discard_input(c);
+	/* Under out_mu: a sender writing from its own thread holds it, and
+	 * must never see the number of a closed (or reused) fd. */
+	pthread_mutex_lock(&c->out_mu);
+	close(c->fd);
+	c->fd = -1;
+	pthread_mutex_unlock(&c->out_mu);
+	c->closed = true;
 maybe_free:
 	if (c->closed && c->freed_handles)
 		conn_destroy(c);
@@ -437,7 +472,7 @@ static int read_stream(struct conn *c, size_t len)
 
 static void read_done(struct loop_op *op, int res)
 {
-	struct conn *c = (struct conn *)((char *)op - offsetof(struct conn, rd));
+	struct conn *c = pier_container_of(op, struct conn, rd);
 	int r = 0;
 
 	if (res == -EINTR || res == -EAGAIN) {
@@ -542,7 +577,7 @@ static void start_write(struct conn *c)
 
 static void write_done(struct loop_op *op, int res)
 {
-	struct conn *c = (struct conn *)((char *)op - offsetof(struct conn, wr));
+	struct conn *c = pier_container_of(op, struct conn, wr);
 	struct out_frame *done = NULL, **done_tail = &done;
 	size_t left = res > 0 ? (size_t)res : 0;
 

@@ -55,20 +55,27 @@ static void update_fd_locked(struct pier_listener *l)
 	(void)n;
 }
 
+/* The loop is done with l; the application thread waiting in
+ * pier_listener_free() may free it as soon as it sees this. */
+static void listener_stopped(struct pier_listener *l)
+{
+	loop_user_done(l->loop);
+	pthread_mutex_lock(&l->mu);
+	l->stopped = true;
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->mu);
+}
+
 static void accept_done(struct loop_op *op, int res)
 {
-	struct pier_listener *l = (struct pier_listener *)((char *)op - offsetof(struct pier_listener, op));
+	struct pier_listener *l = pier_container_of(op, struct pier_listener, op);
 	struct conn *c;
 	int r;
 
 	if (l->stopping) {
 		if (res >= 0)
 			close(res);
-		pthread_mutex_lock(&l->mu);
-		l->stopped = true;
-		pthread_cond_broadcast(&l->cond);
-		pthread_mutex_unlock(&l->mu);
-		loop_user_done(l->loop);
+		listener_stopped(l);
 		return;
 	}
 	if (res < 0) {
@@ -128,7 +135,7 @@ static void start_accept(struct pier_listener *l)
 
 static void start_task(struct loop_task *t)
 {
-	struct pier_listener *l = (struct pier_listener *)((char *)t - offsetof(struct pier_listener, start_task));
+	struct pier_listener *l = pier_container_of(t, struct pier_listener, start_task);
 
 	loop_user_add(l->loop);
 	start_accept(l);
@@ -136,23 +143,18 @@ static void start_task(struct loop_task *t)
 
 static void resume_task(struct loop_task *t)
 {
-	start_accept((struct pier_listener *)((char *)t - offsetof(struct pier_listener, resume_task)));
+	start_accept(pier_container_of(t, struct pier_listener, resume_task));
 }
 
 static void stop_task(struct loop_task *t)
 {
-	struct pier_listener *l = (struct pier_listener *)((char *)t - offsetof(struct pier_listener, stop_task));
+	struct pier_listener *l = pier_container_of(t, struct pier_listener, stop_task);
 
 	l->stopping = true;
-	if (l->op.in_flight) {
-		loop_cancel(l->loop, &l->op);
-		return;
-	}
-	pthread_mutex_lock(&l->mu);
-	l->stopped = true;
-	pthread_cond_broadcast(&l->cond);
-	pthread_mutex_unlock(&l->mu);
-	loop_user_done(l->loop);
+	if (l->op.in_flight)
+		loop_cancel(l->loop, &l->op); /* accept_done() finishes */
+	else
+		listener_stopped(l);
 }
 
 PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,

@@ -150,7 +150,7 @@ static void run_tasks(struct pier_loop *l)
 
 static void wake_done(struct loop_op *op, int res)
 {
-	struct pier_loop *l = (struct pier_loop *)((char *)op - offsetof(struct pier_loop, wake_op));
+	struct pier_loop *l = pier_container_of(op, struct pier_loop, wake_op);
 
 	/* Clear the flag before looking at the queue: a task posted from now
 	 * on writes the eventfd again. */
@@ -162,7 +162,7 @@ static void wake_done(struct loop_op *op, int res)
 
 static void stop_task(struct loop_task *task)
 {
-	struct pier_loop *l = (struct pier_loop *)((char *)task - offsetof(struct pier_loop, stop_task));
+	struct pier_loop *l = pier_container_of(task, struct pier_loop, stop_task);
 
 	l->stop_requested = true;
 }

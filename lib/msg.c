@@ -33,7 +33,7 @@ struct pier_msg *msg_new(size_t len, unsigned int nfds)
 
 struct pier_msg *msg_of_body(void *body)
 {
-	return (struct pier_msg *)((char *)body - offsetof(struct pier_msg, body));
+	return pier_container_of(body, struct pier_msg, body);
 }
 
 void msg_free(struct pier_msg *m)

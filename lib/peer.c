@@ -477,11 +477,11 @@ PIER_EXPORT int pier_peer_credentials(pier_peer *peer, int32_t *pid, uint32_t *u
 		return -EINVAL;
 	if (!(c->t->caps & TRANSPORT_CREDENTIALS))
 		return -ENOTSUP;
-	pthread_mutex_lock(&c->mu);
-	fd = c->error ? -1 : c->fd;
+	pthread_mutex_lock(&c->out_mu); /* the fd is closed under it */
+	fd = c->fd;
 	if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		fd = -1;
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->out_mu);
 	if (fd < 0)
 		return -ENOTCONN;
 	if (pid)
@@ -553,8 +553,17 @@ PIER_EXPORT int pier_writer_same_peer(const pier_writer *a, const pier_writer *b
 
 PIER_EXPORT void pier_writer_close(pier_writer *w)
 {
-	if (w)
-		conn_post(w->conn, CONN_EV_CLOSE);
+	struct conn *c;
+
+	if (!w)
+		return;
+	c = w->conn;
+	/* Sending stops now; what is queued still goes out. */
+	pthread_mutex_lock(&c->out_mu);
+	if (!c->out_error)
+		c->out_error = -PIER_ESHUTDOWN;
+	pthread_mutex_unlock(&c->out_mu);
+	conn_post(c, CONN_EV_CLOSE);
 }
 
 PIER_EXPORT void pier_writer_abort(pier_writer *w)

@@ -11,6 +11,10 @@
 
 #define PIER_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The object of type type whose member member is at ptr. */
+#define pier_container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
 #define pier_likely(x) __builtin_expect(!!(x), 1)
 #define pier_unlikely(x) __builtin_expect(!!(x), 0)
 

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "peers.h"
+
+const char *const pair_kind_name[PAIR_KINDS] = {
+	"tcp", "tcp6", "unix", "seqpacket", "unix-fd", "seqpacket-fd", "abstract",
+};
+
+bool pair_kind_has_fds(enum pair_kind kind)
+{
+	return kind == PAIR_SEQPACKET || kind == PAIR_SEQPACKET_FD || kind == PAIR_ABSTRACT;
+}
+
+static void pair_socketpair(int type, const pier_config *ca, const pier_config *cb,
+			    pier_peer **a, pier_peer **b)
+{
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(pier_peer_adopt(a, sv[0], ca), 0);
+	ck_assert_int_eq(pier_peer_adopt(b, sv[1], cb), 0);
+}
+
+static void pair_listener(const char *address, const pier_config *ca, const pier_config *cb,
+			  pier_peer **a, pier_peer **b)
+{
+	pier_listener *l;
+	char bound[256];
+	int r;
+
+	r = pier_listener_new(&l, address, cb);
+	ck_assert_msg(r == 0, "listen on %s: %s", address, pier_strerror(r));
+	ck_assert_int_eq(pier_listener_address(l, bound, sizeof(bound)), 0);
+	r = pier_peer_connect(a, bound, ca);
+	ck_assert_msg(r == 0, "connect to %s: %s", bound, pier_strerror(r));
+	ck_assert_int_eq(pier_listener_accept(l, b, WAIT), 0);
+	pier_listener_free(l);
+}
+
+void make_pair_cfg(enum pair_kind kind, const pier_config *ca, const pier_config *cb,
+		   pier_peer **a, pier_peer **b)
+{
+	static unsigned int n;
+	char address[128];
+
+	switch (kind) {
+	case PAIR_TCP:
+		pair_listener("tcp://127.0.0.1:0", ca, cb, a, b);
+		break;
+	case PAIR_TCP6:
+		pair_listener("tcp://[::1]:0", ca, cb, a, b);
+		break;
+	case PAIR_UNIX:
+	case PAIR_SEQPACKET:
+		snprintf(address, sizeof(address), "%s:///tmp/pier-test-%d-%u.sock",
+			 kind == PAIR_UNIX ? "unix" : "seqpacket", getpid(), n++);
+		pair_listener(address, ca, cb, a, b);
+		break;
+	case PAIR_ABSTRACT:
+		snprintf(address, sizeof(address), "seqpacket://@pier-test-%d-%u", getpid(), n++);
+		pair_listener(address, ca, cb, a, b);
+		break;
+	case PAIR_UNIX_FD:
+		pair_socketpair(SOCK_STREAM, ca, cb, a, b);
+		break;
+	case PAIR_SEQPACKET_FD:
+		pair_socketpair(SOCK_SEQPACKET, ca, cb, a, b);
+		break;
+	default:
+		ck_abort_msg("no pair kind %d", kind);
+	}
+}
+
+void make_pair(enum pair_kind kind, pier_peer **a, pier_peer **b)
+{
+	make_pair_cfg(kind, NULL, NULL, a, b);
+}
+
+pier_sent_request *send_request(pier_peer *p, int32_t service, const char *body)
+{
+	pier_sent_request *req = NULL;
+	int r = pier_writer_send_request(pier_peer_get_writer(p), service, body, strlen(body),
+					 NULL, 0, &req);
+
+	ck_assert_msg(r == 0, "send_request: %s", pier_strerror(r));
+	return req;
+}
+
+pier_received_request *recv_request(pier_peer *p, pier_msg **msg)
+{
+	pier_received_request *req = NULL;
+	int r = pier_peer_recv(p, msg, &req, WAIT);
+
+	ck_assert_msg(r == 0, "recv: %s", pier_strerror(r));
+	ck_assert_ptr_nonnull(req);
+	ck_assert_int_eq(pier_msg_header(*msg)->type, PIER_MSG_REQUEST);
+	return req;
+}
+
+void assert_body(const pier_msg *m, const char *body)
+{
+	size_t len;
+	const char *b = pier_msg_body(m, &len);
+
+	ck_assert_msg(len == strlen(body) && memcmp(b, body, len) == 0,
+		      "body \"%.*s\", expected \"%s\"", (int)len, b, body);
+}
+
+void assert_msg(const pier_msg *m, enum pier_msg_type type, int32_t service, const char *body)
+{
+	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(pier_msg_header(m)->type, type);
+	ck_assert_int_eq(pier_msg_header(m)->service_id, service);
+	assert_body(m, body);
+}
+
+int memfd_with(const char *content)
+{
+	int fd = memfd_create("pier-test", MFD_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+	return fd;
+}
+
+char *read_fd(int fd)
+{
+	struct stat st;
+	char *buf;
+
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	buf = calloc(1, (size_t)st.st_size + 1);
+	ck_assert_int_eq(pread(fd, buf, (size_t)st.st_size, 0), st.st_size);
+	return buf;
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers for the peer suites: connected pairs over every transport, and
+ * short forms of the calls the tests make all the time. */
+#ifndef PIER_TEST_PEERS_H
+#define PIER_TEST_PEERS_H
+
+#include <stdbool.h>
+
+#include <pier.h>
+
+#include "harness.h"
+
+/* The ways a pair of peers gets connected; every conformance test runs
+ * once per kind. */
+enum pair_kind {
+	PAIR_TCP,        /* listener and connect, tcp://127.0.0.1 */
+	PAIR_TCP6,       /* listener and connect, tcp://[::1] */
+	PAIR_UNIX,       /* listener and connect, unix:///path */
+	PAIR_SEQPACKET,  /* listener and connect, seqpacket:///path */
+	PAIR_UNIX_FD,    /* socketpair, adopted */
+	PAIR_SEQPACKET_FD,
+	PAIR_ABSTRACT,   /* listener and connect, seqpacket://@name */
+	PAIR_KINDS
+};
+
+extern const char *const pair_kind_name[PAIR_KINDS];
+
+bool pair_kind_has_fds(enum pair_kind kind);
+/* Connects *a (configured by ca) to *b (configured by cb); NULL configs
+ * mean the defaults. */
+void make_pair_cfg(enum pair_kind kind, const pier_config *ca, const pier_config *cb,
+		   pier_peer **a, pier_peer **b);
+void make_pair(enum pair_kind kind, pier_peer **a, pier_peer **b);
+
+/* Sends a request whose body is the string body. */
+pier_sent_request *send_request(pier_peer *p, int32_t service, const char *body);
+/* Receives the next incoming item, which must be a request. */
+pier_received_request *recv_request(pier_peer *p, pier_msg **msg);
+/* The message's body equals the string. */
+void assert_body(const pier_msg *m, const char *body);
+void assert_msg(const pier_msg *m, enum pier_msg_type type, int32_t service, const char *body);
+
+/* A memfd holding the string content. */
+int memfd_with(const char *content);
+/* The content of the file behind fd, read from offset 0. */
+char *read_fd(int fd);
+
+#define WAIT 5000 /* ms: any wait in a test that should succeed */
+
+#endif
