@@ -676,6 +676,17 @@ static struct out_frame *frame_new(const unsigned char *head, size_t head_len,
 	return f;
 }
 
+int conn_send_check(const struct conn *c, size_t len, size_t nfds)
+{
+	if (len > c->cfg.max_body_write)
+		return -EMSGSIZE;
+	if (nfds > 0 && !(c->t->caps & TRANSPORT_FDS))
+		return -PIER_ENOFDS;
+	if (nfds > c->cfg.max_fds)
+		return -PIER_EFDLIMIT;
+	return 0;
+}
+
 int conn_send(struct conn *c, const struct pier_header *h, const void *body, size_t len,
 	      const int *fds, size_t nfds, bool control)
 {
@@ -685,12 +696,9 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 	bool wake = false;
 	int r;
 
-	if (len > c->cfg.max_body_write)
-		return -EMSGSIZE;
-	if (nfds > 0 && !(c->t->caps & TRANSPORT_FDS))
-		return -PIER_ENOFDS;
-	if (nfds > c->cfg.max_fds)
-		return -PIER_EFDLIMIT;
+	r = conn_send_check(c, len, nfds);
+	if (r < 0)
+		return r;
 	if (c->packets) {
 		wire_header_encode(head, h, c->cfg.order);
 		head_len = WIRE_HEADER_SIZE;

@@ -202,6 +202,8 @@ int conn_new(struct conn **out, int fd, const struct transport *t,
 void conn_start(struct conn *c);
 /* Asks the loop for work (CONN_EV_*). */
 void conn_post(struct conn *c, unsigned int events);
+/* Whether a message of this size and fd count may be sent at all. */
+int conn_send_check(const struct conn *c, size_t len, size_t nfds);
 /* Sends one message.  control: an internal reply sent from the loop thread,
  * which neither waits nor counts against the queue limit. */
 int conn_send(struct conn *c, const struct pier_header *h, const void *body, size_t len,

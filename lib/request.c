@@ -185,6 +185,10 @@ PIER_EXPORT int pier_writer_send_request(pier_writer *w, int32_t service_id, con
 	if (!w || !out || check_payload(body, len, fds, nfds) < 0)
 		return -EINVAL;
 	c = w->conn;
+	/* Refuse what cannot be sent before an id is taken for it. */
+	e = conn_send_check(c, len, nfds);
+	if (e < 0)
+		return e;
 	pthread_mutex_lock(&c->mu);
 	if (c->error) {
 		e = c->error;

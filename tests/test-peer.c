@@ -583,10 +583,23 @@ START_TEST(open_request_limit)
 	ck_assert_int_eq(pier_config_set_max_open_requests(ca, 4), 0);
 	ck_assert_int_eq(pier_config_set_max_open_requests(cb, 3), 0);
 	make_pair_cfg(_i, ca, cb, &a, &b);
+	/* b's own limit: the fourth request is refused locally (a's limit
+	 * of 4 refuses none of them) */
+	for (int i = 0; i < 3; i++)
+		sr[i] = send_request(b, 1, "x");
+	ck_assert_int_eq(pier_writer_send_request(pier_peer_get_writer(b), 1, "x", 1, NULL, 0, &extra),
+			 -PIER_EREQLIMIT);
+	for (int i = 0; i < 3; i++) {
+		rr[i] = recv_request(a, &m);
+		pier_msg_free(m);
+		pier_received_request_free(rr[i]);
+		ck_assert_int_eq(pier_sent_request_recv(sr[i], &m, WAIT), 0);
+		pier_msg_free(m);
+		pier_sent_request_free(sr[i]);
+	}
+	/* a sends four; b takes three and refuses the fourth */
 	for (int i = 0; i < 4; i++)
 		sr[i] = send_request(a, 1, "x");
-	ck_assert_int_eq(pier_writer_send_request(pier_peer_get_writer(a), 1, "x", 1, NULL, 0, &extra),
-			 -PIER_EREQLIMIT);
 	for (int i = 0; i < 3; i++) {
 		rr[i] = recv_request(b, &m);
 		pier_msg_free(m);

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/* File descriptors in messages: seqpacket carries them, the rest refuse. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "peers.h"
+
+static const enum pair_kind fd_kinds[] = { PAIR_SEQPACKET, PAIR_SEQPACKET_FD, PAIR_ABSTRACT };
+static const enum pair_kind stream_kinds[] = { PAIR_TCP, PAIR_UNIX, PAIR_UNIX_FD };
+
+static void assert_fd_content(const pier_msg *m, size_t i, const char *content)
+{
+	int fd = pier_msg_fd(m, i);
+	char *got;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	got = read_fd(fd);
+	ck_assert_str_eq(got, content);
+	free(got);
+}
+
+/* The reference crate's scenario: a body and two memfds. */
+START_TEST(body_and_two_memfds)
+{
+	pier_peer *a, *b;
+	pier_sent_request *sr;
+	pier_received_request *rr;
+	pier_msg *m;
+	int fds[2] = { memfd_with("first file"), memfd_with("second") };
+	int taken;
+
+	make_pair(fd_kinds[_i], &a, &b);
+	ck_assert_uint_eq(pier_writer_max_fds(pier_peer_get_writer(a)), 32);
+	ck_assert_int_eq(pier_writer_send_request(pier_peer_get_writer(a), 4, "two files", 9, fds, 2, &sr), 0);
+	/* Sending borrowed them: the caller closes its own. */
+	close(fds[0]);
+	close(fds[1]);
+
+	rr = recv_request(b, &m);
+	assert_body(m, "two files");
+	ck_assert_uint_eq(pier_msg_fd_count(m), 2);
+	assert_fd_content(m, 0, "first file");
+	assert_fd_content(m, 1, "second");
+	ck_assert_int_eq(pier_msg_fd(m, 2), -EINVAL);
+	/* Take one; the message closes the other when freed. */
+	taken = pier_msg_take_fd(m, 1);
+	ck_assert_int_ge(taken, 0);
+	ck_assert_int_eq(pier_msg_fd(m, 1), -EBADF);
+	ck_assert_int_eq(pier_msg_take_fd(m, 1), -EBADF);
+	pier_msg_free(m);
+	ck_assert_int_eq(fcntl(taken, F_GETFD) >= 0, 1);
+	close(taken);
+
+	/* fds on updates and on the response too */
+	fds[0] = memfd_with("from-oracle");
+	ck_assert_int_eq(pier_received_request_send_update(rr, 1, "u", 1, fds, 1), 0);
+	ck_assert_int_eq(pier_received_request_send_response(rr, 4, "r", 1, fds, 1), 0);
+	close(fds[0]);
+	ck_assert_int_eq(pier_sent_request_recv(sr, &m, WAIT), 0);
+	assert_fd_content(m, 0, "from-oracle");
+	pier_msg_free(m);
+	ck_assert_int_eq(pier_sent_request_recv(sr, &m, WAIT), 0);
+	assert_msg(m, PIER_MSG_RESPONSE, 4, "r");
+	assert_fd_content(m, 0, "from-oracle");
+	pier_msg_free(m);
+
+	pier_sent_request_free(sr);
+	pier_received_request_free(rr);
+	pier_peer_free(a);
+	pier_peer_free(b);
+}
+END_TEST
+
+/* Freeing messages, and peers with messages queued, closes every fd. */
+START_TEST(unread_fds_closed)
+{
+	pier_peer *a, *b;
+	int fd = memfd_with("x");
+	int fds[8];
+
+	for (int i = 0; i < 8; i++)
+		fds[i] = fd;
+	make_pair(fd_kinds[_i], &a, &b);
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, NULL, 0, fds, 8), 0);
+	close(fd);
+	usleep(20000);
+	pier_peer_free(b); /* with everything unread */
+	pier_peer_free(a);
+	/* the fd-leak fixture checks that none is left */
+}
+END_TEST
+
+START_TEST(max_fds_in_one_message)
+{
+	pier_config *cfg;
+	pier_peer *a, *b;
+	pier_received_request *rr;
+	pier_msg *m;
+	int fds[253], fd = memfd_with("many");
+
+	for (int i = 0; i < 253; i++)
+		fds[i] = fd;
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_max_fds(cfg, 253), 0);
+	ck_assert_int_eq(pier_config_set_max_fds(cfg, 254), -EINVAL);
+	make_pair_cfg(fd_kinds[_i], cfg, cfg, &a, &b);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, "many", 4, fds, 253), 0);
+	close(fd);
+	ck_assert_int_eq(pier_peer_recv(b, &m, &rr, WAIT), 0);
+	ck_assert_uint_eq(pier_msg_fd_count(m), 253);
+	assert_fd_content(m, 252, "many");
+	pier_msg_free(m);
+	pier_peer_free(a);
+	pier_peer_free(b);
+	pier_config_free(cfg);
+}
+END_TEST
+
+/* Over the sender's limit: refused, nothing sent.  Over the receiver's:
+ * the connection ends with PIER_EFDLIMIT and the fds are closed. */
+START_TEST(fd_limits)
+{
+	pier_config *ca, *cb;
+	pier_peer *a, *b;
+	pier_received_request *rr;
+	pier_msg *m;
+	int fds[5], fd = memfd_with("lim");
+
+	for (int i = 0; i < 5; i++)
+		fds[i] = fd;
+	ck_assert_int_eq(pier_config_new(&ca), 0);
+	ck_assert_int_eq(pier_config_new(&cb), 0);
+	ck_assert_int_eq(pier_config_set_max_fds(ca, 4), 0);
+	ck_assert_int_eq(pier_config_set_max_fds(cb, 3), 0);
+	make_pair_cfg(fd_kinds[_i], ca, cb, &a, &b);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, "x", 1, fds, 5),
+			 -PIER_EFDLIMIT);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, "x", 1, fds, 3), 0);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, "x", 1, fds, 4), 0);
+	close(fd);
+	ck_assert_int_eq(pier_peer_recv(b, &m, &rr, WAIT), 0);
+	ck_assert_uint_eq(pier_msg_fd_count(m), 3);
+	pier_msg_free(m);
+	ck_assert_int_eq(pier_peer_recv(b, &m, &rr, WAIT), -PIER_EFDLIMIT);
+	pier_peer_free(a);
+	pier_peer_free(b);
+	pier_config_free(ca);
+	pier_config_free(cb);
+}
+END_TEST
+
+START_TEST(stream_transports_refuse_fds)
+{
+	pier_peer *a, *b;
+	pier_sent_request *sr = NULL;
+	int fd = memfd_with("no");
+
+	make_pair(stream_kinds[_i], &a, &b);
+	ck_assert_uint_eq(pier_writer_max_fds(pier_peer_get_writer(a)), 0);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, "x", 1, &fd, 1),
+			 -PIER_ENOFDS);
+	ck_assert_int_eq(pier_writer_send_request(pier_peer_get_writer(a), 1, "x", 1, &fd, 1, &sr),
+			 -PIER_ENOFDS);
+	ck_assert_ptr_null(sr);
+	/* the refused request left no open id behind */
+	sr = send_request(a, 1, "x");
+	ck_assert_uint_eq(pier_sent_request_id(sr), 0);
+	pier_sent_request_free(sr);
+	close(fd);
+	pier_peer_free(a);
+	pier_peer_free(b);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("fds");
+	TCase *tc = th_tcase("fds", 30);
+
+	tcase_add_loop_test(tc, body_and_two_memfds, 0, 3);
+	tcase_add_loop_test(tc, unread_fds_closed, 0, 3);
+	tcase_add_loop_test(tc, max_fds_in_one_message, 0, 3);
+	tcase_add_loop_test(tc, fd_limits, 0, 3);
+	tcase_add_loop_test(tc, stream_transports_refuse_fds, 0, 3);
+	suite_add_tcase(s, tc);
+	return th_run(s);
+}

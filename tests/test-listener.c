@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: MIT */
+/* Addresses, listeners, accepting, peer information, shared loops. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "peers.h"
+
+static void temp_path(char *buf, size_t len, const char *scheme)
+{
+	static unsigned int n;
+
+	snprintf(buf, len, "%s:///tmp/pier-listener-%d-%u.sock", scheme, getpid(), n++);
+}
+
+START_TEST(bad_addresses)
+{
+	static const struct {
+		const char *address;
+		int err;
+	} cases[] = {
+		{ "", -EINVAL },
+		{ "tcp:/127.0.0.1:1", -EINVAL },
+		{ "foo://bar", -EPROTONOSUPPORT },
+		{ "tcp://127.0.0.1", -EINVAL },
+		{ "tcp://127.0.0.1:", -EINVAL },
+		{ "tcp://127.0.0.1:12x", -EINVAL },
+		{ "tcp://::1:5000", -EINVAL },
+		{ "tcp://[::1:5000", -EINVAL },
+		{ "unix://", -EINVAL },
+		{ "seqpacket://@", -EINVAL },
+		{ "unix:///aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		  -ENAMETOOLONG },
+	};
+	pier_listener *l = NULL;
+	pier_peer *p = NULL;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_msg(pier_peer_connect(&p, cases[i].address, NULL) == cases[i].err,
+			      "connect %s", cases[i].address);
+		ck_assert_msg(pier_listener_new(&l, cases[i].address, NULL) == cases[i].err,
+			      "listen %s", cases[i].address);
+	}
+	ck_assert_ptr_null(p);
+	ck_assert_ptr_null(l);
+	ck_assert_int_eq(pier_peer_connect(NULL, "tcp://127.0.0.1:1", NULL), -EINVAL);
+	ck_assert_int_eq(pier_peer_connect(&p, NULL, NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(connect_failures)
+{
+	char address[128];
+	pier_listener *l;
+	pier_peer *p = NULL;
+	int r;
+
+	/* nothing listens there */
+	temp_path(address, sizeof(address), "unix");
+	ck_assert_int_eq(pier_peer_connect(&p, address, NULL), -ENOENT);
+	ck_assert_int_eq(pier_peer_connect(&p, "seqpacket://@pier-nobody-here", NULL),
+			 -ECONNREFUSED);
+	/* a port that was just free */
+	ck_assert_int_eq(pier_listener_new(&l, "tcp://127.0.0.1:0", NULL), 0);
+	ck_assert_int_eq(pier_listener_address(l, address, sizeof(address)), 0);
+	pier_listener_free(l);
+	ck_assert_int_eq(pier_peer_connect(&p, address, NULL), -ECONNREFUSED);
+	/* a name that cannot resolve (-EAGAIN where no resolver answers) */
+	r = pier_peer_connect(&p, "tcp://no-such-host.invalid:1", NULL);
+	ck_assert_msg(r == -EHOSTUNREACH || r == -EAGAIN, "%s", pier_strerror(r));
+	ck_assert_ptr_null(p);
+}
+END_TEST
+
+START_TEST(accept_timeouts)
+{
+	pier_listener *l;
+	pier_peer *p = NULL;
+	struct pollfd pfd;
+	char address[128];
+	pier_peer *a;
+
+	ck_assert_int_eq(pier_listener_new(&l, "tcp://127.0.0.1:0", NULL), 0);
+	ck_assert_int_eq(pier_listener_accept(l, &p, 0), -EAGAIN);
+	ck_assert_int_eq(pier_listener_accept(l, &p, 50), -ETIMEDOUT);
+	ck_assert_ptr_null(p);
+	pfd = (struct pollfd){ .fd = pier_listener_fd(l), .events = POLLIN };
+	ck_assert_int_ge(pfd.fd, 0);
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+	ck_assert_int_eq(pier_listener_address(l, address, sizeof(address)), 0);
+	ck_assert_int_eq(pier_peer_connect(&a, address, NULL), 0);
+	ck_assert_int_eq(poll(&pfd, 1, WAIT), 1);
+	ck_assert_int_eq(pier_listener_accept(l, &p, 0), 0);
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+	pier_peer_free(p);
+	pier_peer_free(a);
+	pier_listener_free(l);
+}
+END_TEST
+
+START_TEST(peer_info_unix)
+{
+	char address[128], remote[128];
+	pier_listener *l;
+	pier_peer *a, *b;
+	int32_t pid;
+	uint32_t uid, gid;
+
+	temp_path(address, sizeof(address), _i ? "seqpacket" : "unix");
+	ck_assert_int_eq(pier_listener_new(&l, address, NULL), 0);
+	ck_assert_int_eq(pier_listener_address(l, remote, sizeof(remote)), 0);
+	ck_assert_str_eq(remote, address);
+	ck_assert_int_eq(pier_peer_connect(&a, address, NULL), 0);
+	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+	ck_assert_int_eq(pier_peer_credentials(b, &pid, &uid, &gid), 0);
+	ck_assert_int_eq(pid, getpid());
+	ck_assert_uint_eq(uid, getuid());
+	ck_assert_uint_eq(gid, getgid());
+	ck_assert_int_eq(pier_peer_credentials(a, &pid, NULL, NULL), 0);
+	ck_assert_int_eq(pid, getpid());
+	/* the client's view names the listener's path */
+	ck_assert_int_eq(pier_peer_remote_address(a, remote, sizeof(remote)), 0);
+	ck_assert_str_eq(remote, address);
+	ck_assert_int_eq(pier_peer_remote_address(a, remote, 4), -ENAMETOOLONG);
+	pier_peer_free(a);
+	pier_peer_free(b);
+	pier_listener_free(l);
+	/* the listener removes its socket file */
+	ck_assert_int_eq(access(address + strlen(_i ? "seqpacket://" : "unix://"), F_OK), -1);
+}
+END_TEST
+
+START_TEST(peer_info_tcp)
+{
+	char address[128], remote[128], local[128];
+	pier_listener *l;
+	pier_peer *a, *b;
+
+	ck_assert_int_eq(pier_listener_new(&l, "tcp://127.0.0.1:0", NULL), 0);
+	ck_assert_int_eq(pier_listener_address(l, address, sizeof(address)), 0);
+	ck_assert_int_eq(strncmp(address, "tcp://127.0.0.1:", 16), 0);
+	ck_assert_int_eq(pier_peer_connect(&a, address, NULL), 0);
+	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+	ck_assert_int_eq(pier_peer_remote_address(a, remote, sizeof(remote)), 0);
+	ck_assert_str_eq(remote, address);
+	ck_assert_int_eq(pier_peer_remote_address(b, local, sizeof(local)), 0);
+	ck_assert_int_eq(strncmp(local, "tcp://127.0.0.1:", 16), 0);
+	ck_assert_str_ne(local, address);
+	ck_assert_int_eq(pier_peer_credentials(b, NULL, NULL, NULL), -ENOTSUP);
+	pier_peer_free(a);
+	pier_peer_free(b);
+	pier_listener_free(l);
+}
+END_TEST
+
+/* A stale socket file is removed; anything else at the path is left alone. */
+START_TEST(stale_socket_files)
+{
+	char address[128];
+	const char *path;
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	pier_listener *l, *l2;
+	int fd;
+
+	temp_path(address, sizeof(address), "unix");
+	path = address + strlen("unix://");
+	/* a socket file whose owner is gone */
+	strcpy(un.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&un, sizeof(un)), 0);
+	close(fd);
+	ck_assert_int_eq(pier_listener_new(&l, address, NULL), 0);
+	/* a live listener is not taken over */
+	ck_assert_int_eq(pier_listener_new(&l2, address, NULL), -EADDRINUSE);
+	pier_listener_free(l);
+	/* a regular file is never removed */
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(pier_listener_new(&l, address, NULL), -EADDRINUSE);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	unlink(path);
+}
+END_TEST
+
+/* Accepted peers share the listener's loop; one explicit loop can serve a
+ * listener and clients alike. */
+START_TEST(shared_loop)
+{
+	enum { N = 20 };
+	pier_loop *loop;
+	pier_config *cfg;
+	pier_listener *l;
+	pier_peer *clients[N], *servers[N];
+	char address[128];
+
+	ck_assert_int_eq(pier_loop_new(&loop), 0);
+	ck_assert_str_eq(pier_loop_backend(loop), "io_uring");
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_loop(cfg, loop), 0);
+	ck_assert_ptr_null(pier_loop_unref(loop)); /* the config holds it */
+	temp_path(address, sizeof(address), "seqpacket");
+	ck_assert_int_eq(pier_listener_new(&l, address, cfg), 0);
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(pier_peer_connect(&clients[i], address, cfg), 0);
+		ck_assert_int_eq(pier_listener_accept(l, &servers[i], WAIT), 0);
+	}
+	pier_listener_free(l);
+	pier_config_free(cfg);
+	for (int i = 0; i < N; i++) {
+		pier_sent_request *sr = send_request(clients[i], i, "ping");
+		pier_received_request *rr;
+		pier_msg *m;
+
+		rr = recv_request(servers[i], &m);
+		pier_msg_free(m);
+		ck_assert_int_eq(pier_received_request_send_response(rr, i, "pong", 4, NULL, 0), 0);
+		ck_assert_int_eq(pier_sent_request_recv(sr, &m, WAIT), 0);
+		assert_msg(m, PIER_MSG_RESPONSE, i, "pong");
+		pier_msg_free(m);
+		pier_sent_request_free(sr);
+		pier_received_request_free(rr);
+	}
+	for (int i = 0; i < N; i++) {
+		pier_peer_free(clients[i]);
+		pier_peer_free(servers[i]);
+	}
+}
+END_TEST
+
+/* Connections the application never accepted are closed with the listener. */
+START_TEST(unaccepted_peers)
+{
+	pier_listener *l;
+	pier_peer *clients[5];
+	char address[128];
+	pier_received_request *rr;
+	pier_msg *m;
+
+	ck_assert_int_eq(pier_listener_new(&l, "tcp://127.0.0.1:0", NULL), 0);
+	ck_assert_int_eq(pier_listener_address(l, address, sizeof(address)), 0);
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(pier_peer_connect(&clients[i], address, NULL), 0);
+	usleep(50000);
+	pier_listener_free(l);
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(pier_peer_recv(clients[i], &m, &rr, WAIT), -PIER_ECLOSED);
+		pier_peer_free(clients[i]);
+	}
+}
+END_TEST
+
+/* pier_peer_adopt takes the fd only when it succeeds. */
+START_TEST(adopt_ownership)
+{
+	pier_peer *p = NULL;
+	int fd = memfd_with("not a socket"), sv[2];
+
+	ck_assert_int_eq(pier_peer_adopt(&p, fd, NULL), -ENOTSOCK);
+	ck_assert_int_eq(fcntl(fd, F_GETFD) >= 0, 1); /* still the caller's */
+	close(fd);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(pier_peer_adopt(&p, sv[0], NULL), -EPROTONOSUPPORT);
+	close(sv[0]);
+	close(sv[1]);
+	ck_assert_int_eq(pier_peer_adopt(&p, -1, NULL), -EINVAL);
+	ck_assert_ptr_null(p);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0); /* no CLOEXEC */
+	ck_assert_int_eq(pier_peer_adopt(&p, sv[0], NULL), 0);
+	ck_assert_int_eq(fcntl(sv[0], F_GETFD), -1); /* taken */
+	close(sv[1]);
+	pier_peer_free(p);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("listener");
+	TCase *tc = th_tcase("listener", 30);
+
+	tcase_add_test(tc, bad_addresses);
+	tcase_add_test(tc, connect_failures);
+	tcase_add_test(tc, accept_timeouts);
+	tcase_add_loop_test(tc, peer_info_unix, 0, 2);
+	tcase_add_test(tc, peer_info_tcp);
+	tcase_add_test(tc, stale_socket_files);
+	tcase_add_test(tc, shared_loop);
+	tcase_add_test(tc, unaccepted_peers);
+	tcase_add_test(tc, adopt_ownership);
+	suite_add_tcase(s, tc);
+	return th_run(s);
+}
