@@ -233,7 +233,8 @@ void conn_fail_locked(struct conn *c, int err)
 	idmap_each(&c->received, wake_req, NULL);
 
 	pthread_mutex_lock(&c->out_mu);
-	if (!c->out_error || c->out_error == -PIER_ESHUTDOWN)
+	/* After pier_writer_close(), sending keeps failing for that reason. */
+	if (!c->out_error)
 		c->out_error = c->error;
 	/* What was not written never will be; the op in flight (if any)
 	 * still owns the head until it completes. */
