@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -180,6 +181,38 @@ START_TEST(stream_transports_refuse_fds)
 }
 END_TEST
 
+/* The receiver is at its open-file limit: the kernel cannot pass every fd
+ * (MSG_CTRUNC), and the message is never delivered short of them. */
+START_TEST(fds_lost_at_the_limit)
+{
+	pier_peer *a, *b;
+	pier_received_request *rr;
+	pier_msg *m;
+	struct rlimit rl;
+	int fds[16], fd = memfd_with("lost"), lowest_free;
+
+	for (int i = 0; i < 16; i++)
+		fds[i] = fd;
+	make_pair(fd_kinds[_i], &a, &b);
+	/* Make sure the loops have every fd they need before the limit. */
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, "warm", 4, NULL, 0), 0);
+	ck_assert_int_eq(pier_peer_recv(b, &m, &rr, WAIT), 0);
+	pier_msg_free(m);
+	/* New fds take the lowest free numbers below the limit. */
+	lowest_free = dup(0);
+	ck_assert_int_ge(lowest_free, 0);
+	close(lowest_free);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	rl.rlim_cur = (rlim_t)lowest_free + 4; /* room for 4 of the 16 */
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, "x", 1, fds, 16), 0);
+	ck_assert_int_eq(pier_peer_recv(b, &m, &rr, WAIT), -PIER_EFDTRUNC);
+	close(fd);
+	pier_peer_free(a);
+	pier_peer_free(b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("fds");
@@ -190,6 +223,7 @@ int main(void)
 	tcase_add_loop_test(tc, max_fds_in_one_message, 0, 3);
 	tcase_add_loop_test(tc, fd_limits, 0, 3);
 	tcase_add_loop_test(tc, stream_transports_refuse_fds, 0, 3);
+	tcase_add_loop_test(tc, fds_lost_at_the_limit, 0, 3);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }

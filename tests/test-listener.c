@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include "peers.h"
@@ -282,6 +284,43 @@ START_TEST(adopt_ownership)
 }
 END_TEST
 
+/* A connected TCP socket made elsewhere becomes a peer too. */
+START_TEST(adopt_tcp)
+{
+	pier_listener *l;
+	pier_peer *a, *b;
+	pier_sent_request *sr;
+	pier_received_request *rr;
+	pier_msg *m;
+	char address[128];
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int fd;
+
+	ck_assert_int_eq(pier_listener_new(&l, "tcp://127.0.0.1:0", NULL), 0);
+	ck_assert_int_eq(pier_listener_address(l, address, sizeof(address)), 0);
+	ck_assert_int_eq(inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr), 1);
+	sin.sin_port = htons((uint16_t)atoi(strrchr(address, ':') + 1));
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, len), 0);
+	ck_assert_int_eq(pier_peer_adopt(&a, fd, NULL), 0);
+	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+	pier_listener_free(l);
+	sr = send_request(a, 1, "adopted");
+	rr = recv_request(b, &m);
+	assert_body(m, "adopted");
+	pier_msg_free(m);
+	ck_assert_int_eq(pier_received_request_send_response(rr, 1, "ok", 2, NULL, 0), 0);
+	ck_assert_int_eq(pier_sent_request_recv(sr, &m, WAIT), 0);
+	assert_body(m, "ok");
+	pier_msg_free(m);
+	pier_sent_request_free(sr);
+	pier_received_request_free(rr);
+	pier_peer_free(a);
+	pier_peer_free(b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("listener");
@@ -296,6 +335,7 @@ int main(void)
 	tcase_add_test(tc, shared_loop);
 	tcase_add_test(tc, unaccepted_peers);
 	tcase_add_test(tc, adopt_ownership);
+	tcase_add_test(tc, adopt_tcp);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }
