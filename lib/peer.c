@@ -378,7 +378,7 @@ PIER_EXPORT int pier_peer_adopt(pier_peer **out, int fd, const pier_config *cfg)
 		return -EINVAL;
 	r = transport_for_fd(fd, &t);
 	if (r < 0)
-		return r == -ENOTSOCK || r == -EBADF ? r : r;
+		return r;
 	/* Work on a close-on-exec duplicate until nothing can fail, so that
 	 * the caller keeps fd on every failure. */
 	copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);

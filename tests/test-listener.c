@@ -321,6 +321,35 @@ START_TEST(adopt_tcp)
 }
 END_TEST
 
+/* A listener that never accepts: once its backlog is full, connecting
+ * waits for the connect timeout and no longer. */
+START_TEST(connect_timeout_full_backlog)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	char address[128];
+	pier_config *cfg;
+	pier_peer *p[8];
+	int lfd, n = 0, r;
+
+	temp_path(address, sizeof(address), "unix");
+	strcpy(un.sun_path, address + strlen("unix://"));
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&un, sizeof(un)), 0);
+	ck_assert_int_eq(listen(lfd, 0), 0);
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_connect_timeout(cfg, 100), 0);
+	while ((r = pier_peer_connect(&p[n], address, cfg)) == 0)
+		ck_assert_int_lt(++n, 8);
+	ck_assert_int_eq(r, -ETIMEDOUT);
+	ck_assert_int_ge(n, 1);
+	while (n > 0)
+		pier_peer_free(p[--n]);
+	pier_config_free(cfg);
+	close(lfd);
+	unlink(un.sun_path);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("listener");
@@ -336,6 +365,7 @@ int main(void)
 	tcase_add_test(tc, unaccepted_peers);
 	tcase_add_test(tc, adopt_ownership);
 	tcase_add_test(tc, adopt_tcp);
+	tcase_add_test(tc, connect_timeout_full_backlog);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }

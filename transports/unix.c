@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "private.h"
@@ -35,25 +36,37 @@ static int unix_parse(const struct transport *t, const char *rest, struct transp
 	return 0;
 }
 
-static int unix_socket(const struct transport_addr *a)
+static int unix_socket(const struct transport_addr *a, int flags)
 {
-	int fd = socket(AF_UNIX, a->t->sock_type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd = socket(AF_UNIX, a->t->sock_type | SOCK_CLOEXEC | flags, 0);
 
 	return fd < 0 ? -errno : fd;
 }
 
 static int unix_connect(const struct transport_addr *a, int timeout_ms)
 {
-	int fd = unix_socket(a), r;
+	struct timeval tv = { 0 };
+	int fd = unix_socket(a, 0), r = 0;
 
 	if (fd < 0)
 		return fd;
-	if (connect(fd, (const struct sockaddr *)&a->un, a->un_len) == 0)
-		return fd;
-	/* A full backlog makes a non-blocking connect fail with EAGAIN; wait
-	 * for room as a blocking connect would. */
-	r = errno == EINPROGRESS || errno == EAGAIN ? transport_connect_wait(fd, timeout_ms)
-						    : -errno;
+	/* A Unix connect waits only while the listener's backlog is full,
+	 * for as long as the send timeout says. */
+	if (timeout_ms >= 0) {
+		tv.tv_sec = timeout_ms / 1000;
+		tv.tv_usec = (timeout_ms % 1000) * 1000;
+		if (timeout_ms == 0)
+			tv.tv_usec = 1; /* 0 would mean forever */
+	}
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	while (connect(fd, (const struct sockaddr *)&a->un, a->un_len) < 0) {
+		if (errno == EINTR)
+			continue;
+		r = errno == EAGAIN ? -ETIMEDOUT : -errno;
+		break;
+	}
+	tv = (struct timeval){ 0 };
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (r < 0) {
 		close(fd);
 		return r;
@@ -72,7 +85,7 @@ static int remove_stale(const struct transport_addr *a)
 		return 0;
 	if (!S_ISSOCK(st.st_mode))
 		return -EADDRINUSE;
-	fd = unix_socket(a);
+	fd = unix_socket(a, SOCK_NONBLOCK);
 	if (fd < 0)
 		return fd;
 	r = connect(fd, (const struct sockaddr *)&a->un, a->un_len);
@@ -92,7 +105,7 @@ static int unix_listen(const struct transport_addr *a, int backlog)
 	r = remove_stale(a);
 	if (r < 0)
 		return r;
-	fd = unix_socket(a);
+	fd = unix_socket(a, SOCK_NONBLOCK);
 	if (fd < 0)
 		return fd;
 	if (bind(fd, (const struct sockaddr *)&a->un, a->un_len) < 0 ||
