@@ -294,9 +294,11 @@ static void conn_discard_input(struct conn *c)
 	}
 }
 
-/* Moves a closing connection on: flushed output means shutdown(SHUT_WR);
- * an ended connection with nothing in flight is closed; a closed one with
- * no handle left is freed. */
+/* Moves a closing or ended connection on, one step per call, from every
+ * completion: once the queue is flushed, shutdown(SHUT_WR); once nobody
+ * holds a handle after that, the connection ends; once it has ended and
+ * no op is in flight, the fd is closed; once it is closed and nobody holds
+ * a handle, it is freed. */
 static void conn_maybe_finish(struct conn *c)
 {
 	bool flushed;

@@ -149,7 +149,6 @@ struct conn {
 	int fd;
 	struct pier_config cfg;
 	bool packets; /* one message per packet (seqpacket) */
-	bool owns_loop;
 	char remote[128];
 	struct pier_writer writer;
 

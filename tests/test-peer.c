@@ -682,6 +682,9 @@ START_TEST(backpressure)
 		ck_assert_int_lt(sent, 100000);
 	}
 	ck_assert_int_eq(r, -EAGAIN);
+	/* The receiver stopped reading at its limit: what it holds for the
+	 * application is bounded by it (plus the message that crossed it). */
+	ck_assert_uint_le(pier_peer_stat(b, PIER_STAT_BYTES_RECEIVED), (64 << 10) + sizeof(body));
 	for (int i = 0; i < sent; i++) {
 		pier_msg *m;
 
@@ -693,6 +696,28 @@ START_TEST(backpressure)
 	pier_peer_free(b);
 	pier_config_free(ca);
 	pier_config_free(cb);
+}
+END_TEST
+
+/* With a send timeout, a sender facing a full queue waits that long. */
+START_TEST(send_timeout)
+{
+	pier_config *cfg;
+	pier_peer *a, *b;
+	char body[1000];
+	int r, sent = 0;
+
+	memset(body, 't', sizeof(body));
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_send_timeout(cfg, 50), 0);
+	ck_assert_int_eq(pier_config_set_max_queued(cfg, 16 << 10, 16 << 10), 0);
+	make_pair_cfg(_i, cfg, cfg, &a, &b);
+	while ((r = pier_writer_send_stream(pier_peer_get_writer(a), 1, body, sizeof(body), NULL, 0)) == 0)
+		ck_assert_int_lt(++sent, 100000);
+	ck_assert_int_eq(r, -ETIMEDOUT);
+	pier_peer_free(a);
+	pier_peer_free(b);
+	pier_config_free(cfg);
 }
 END_TEST
 
@@ -721,6 +746,7 @@ int main(void)
 	tcase_add_loop_test(tc, open_request_limit, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, slow_reader_large_bodies, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, backpressure, 0, PAIR_KINDS);
+	tcase_add_loop_test(tc, send_timeout, 0, PAIR_KINDS);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }

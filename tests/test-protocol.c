@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "peer.h"
 #include "peers.h"
 #include "wire.h"
 
@@ -293,6 +294,56 @@ START_TEST(fds_on_stream_socket)
 }
 END_TEST
 
+/* A protocol error ends that connection only, even on a shared loop. */
+START_TEST(error_ends_one_connection)
+{
+	pier_loop *loop;
+	pier_config *cfg;
+	struct raw bad, good;
+	pier_received_request *rr;
+	pier_msg *m;
+
+	ck_assert_int_eq(pier_loop_new(&loop), 0);
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_loop(cfg, loop), 0);
+	pier_loop_unref(loop);
+	bad = raw_pair(_i, cfg);
+	good = raw_pair(_i, cfg);
+	raw_send(&bad, 9, 0, 1, "bad type");
+	expect_end(bad.peer, -PIER_EBADTYPE);
+	raw_send(&good, PIER_MSG_STREAM, 0, 1, "fine");
+	ck_assert_int_eq(pier_peer_recv(good.peer, &m, &rr, WAIT), 0);
+	assert_msg(m, PIER_MSG_STREAM, 1, "fine");
+	pier_msg_free(m);
+	raw_close(&bad);
+	raw_close(&good);
+	pier_config_free(cfg);
+}
+END_TEST
+
+/* Ids count up and wrap, skipping ids still open. */
+START_TEST(id_allocation_wraps_and_skips)
+{
+	struct raw r = raw_pair(_i, NULL);
+	struct conn *c = conn_of_peer(r.peer);
+	pier_sent_request *open0, *last, *next;
+
+	open0 = send_request(r.peer, 1, "zero");
+	ck_assert_uint_eq(pier_sent_request_id(open0), 0);
+	pthread_mutex_lock(&c->mu);
+	c->next_id = UINT32_MAX;
+	pthread_mutex_unlock(&c->mu);
+	last = send_request(r.peer, 1, "max");
+	ck_assert_uint_eq(pier_sent_request_id(last), UINT32_MAX);
+	next = send_request(r.peer, 1, "wrapped");
+	ck_assert_uint_eq(pier_sent_request_id(next), 1); /* 0 is still open */
+	pier_sent_request_free(open0);
+	pier_sent_request_free(last);
+	pier_sent_request_free(next);
+	raw_close(&r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("protocol");
@@ -307,6 +358,8 @@ int main(void)
 	tcase_add_loop_test(tc, truncated_then_eof, 0, 2);
 	tcase_add_test(tc, big_endian_on_the_wire);
 	tcase_add_test(tc, fds_on_stream_socket);
+	tcase_add_loop_test(tc, error_ends_one_connection, 0, 2);
+	tcase_add_loop_test(tc, id_allocation_wraps_and_skips, 0, 2);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }
