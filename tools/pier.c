@@ -1,0 +1,784 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pier: poke at any Fizyr RPC peer.  Send requests and stream messages,
+ * listen to what peers send, and serve or drive the conformance services.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tool.h"
+
+#define MAX_FDS 253
+#define MAX_UPDATES 256
+
+/* --- shared helpers ------------------------------------------------------ */
+
+pier_config *tool_config(const struct tool_opts *o)
+{
+	pier_config *cfg;
+	int r = pier_config_new(&cfg);
+
+	if (r == 0)
+		r = pier_config_set_byte_order(cfg, o->order);
+	if (r == 0 && o->max_body)
+		r = pier_config_set_max_body(cfg, o->max_body, o->max_body);
+	if (r == 0 && o->timeout_ms >= 0)
+		r = pier_config_set_connect_timeout(cfg, o->timeout_ms);
+	if (r < 0) {
+		fprintf(stderr, "pier: configuration: %s\n", pier_strerror(r));
+		exit(EXIT_USAGE);
+	}
+	return cfg;
+}
+
+int tool_fail(const char *what, int err)
+{
+	fprintf(stderr, "pier: %s: %s\n", what, pier_strerror(err));
+	return EXIT_FAILURE_IO;
+}
+
+void tool_print_body(FILE *f, const void *body, size_t len, bool hex)
+{
+	const unsigned char *b = body;
+
+	for (size_t i = 0; i < len; i++) {
+		if (hex)
+			fprintf(f, "%s%02x", i ? " " : "", b[i]);
+		else if (b[i] == '\\')
+			fputs("\\\\", f);
+		else if (b[i] >= 0x20 && b[i] < 0x7f)
+			fputc(b[i], f);
+		else if (b[i] == '\n')
+			fputs("\\n", f);
+		else
+			fprintf(f, "\\x%02x", b[i]);
+	}
+}
+
+int tool_read_file(const char *path, char **buf, size_t *len)
+{
+	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	size_t cap = 4096, n = 0;
+	char *b;
+
+	if (fd < 0)
+		return -errno;
+	b = malloc(cap);
+	for (;;) {
+		ssize_t r;
+
+		if (!b) {
+			n = 0;
+			break;
+		}
+		if (n == cap) {
+			char *nb = realloc(b, cap *= 2);
+
+			if (!nb) {
+				free(b);
+				b = NULL;
+				continue;
+			}
+			b = nb;
+		}
+		r = read(fd, b + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = -errno;
+
+			free(b);
+			if (fd != STDIN_FILENO)
+				close(fd);
+			return e;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (!b)
+		return -ENOMEM;
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+bool tool_parse_i32(const char *s, int32_t *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 0);
+	if (errno || end == s || *end || v < INT32_MIN || v > INT32_MAX)
+		return false;
+	*out = (int32_t)v;
+	return true;
+}
+
+/* One line per message: "[PREFIX]TYPE [id N ]service S: BODY [(+N fds)]",
+ * or "[PREFIX]error response: TEXT". */
+static void print_msg(const char *prefix, const pier_msg *m, bool with_id, bool hex)
+{
+	const struct pier_header *h = pier_msg_header(m);
+	size_t len;
+	const void *body = pier_msg_body(m, &len);
+
+	if (pier_msg_is_error(m))
+		printf("%serror response: ", prefix);
+	else if (with_id && h->type != PIER_MSG_STREAM)
+		printf("%s%s id %u service %d: ", prefix, pier_msg_type_name(h->type),
+		       h->request_id, h->service_id);
+	else
+		printf("%s%s service %d: ", prefix, pier_msg_type_name(h->type), h->service_id);
+	tool_print_body(stdout, body, len, hex);
+	if (pier_msg_fd_count(m))
+		printf(" (+%zu fds)", pier_msg_fd_count(m));
+	putchar('\n');
+	fflush(stdout);
+}
+
+/* --- option parsing ------------------------------------------------------ */
+
+#define COMMON_SHORT "t:e:m:xh"
+#define COMMON_LONG                                                   \
+	{ "timeout", required_argument, NULL, 't' },                  \
+	{ "byte-order", required_argument, NULL, 'e' },               \
+	{ "max-body", required_argument, NULL, 'm' },                 \
+	{ "hex", no_argument, NULL, 'x' },                            \
+	{ "help", no_argument, NULL, 'h' }
+
+static const char common_help[] =
+	"  -t, --timeout MS       wait at most MS milliseconds for each step (default 5000,\n"
+	"                         -1 for ever)\n"
+	"  -e, --byte-order ORDER little (default), big or native\n"
+	"  -m, --max-body BYTES   largest body to send and receive\n"
+	"  -x, --hex              print bodies as hex bytes\n"
+	"  -h, --help             this help\n";
+
+/* Handles a common option; returns false if c is not one. */
+static bool common_option(int c, struct tool_opts *o, const char *usage)
+{
+	int32_t v;
+
+	switch (c) {
+	case 't':
+		if (!tool_parse_i32(optarg, &v) || v < -1) {
+			fprintf(stderr, "pier: bad timeout: %s\n", optarg);
+			exit(EXIT_USAGE);
+		}
+		o->timeout_ms = v;
+		return true;
+	case 'e':
+		if (strcmp(optarg, "little") == 0)
+			o->order = PIER_BYTE_ORDER_LITTLE;
+		else if (strcmp(optarg, "big") == 0)
+			o->order = PIER_BYTE_ORDER_BIG;
+		else if (strcmp(optarg, "native") == 0)
+			o->order = PIER_BYTE_ORDER_NATIVE;
+		else {
+			fprintf(stderr, "pier: byte order is little, big or native, not %s\n", optarg);
+			exit(EXIT_USAGE);
+		}
+		return true;
+	case 'm':
+		if (!tool_parse_i32(optarg, &v) || v <= 0) {
+			fprintf(stderr, "pier: bad body size: %s\n", optarg);
+			exit(EXIT_USAGE);
+		}
+		o->max_body = (size_t)v;
+		return true;
+	case 'x':
+		o->hex = true;
+		return true;
+	case 'h':
+		fputs(usage, stdout);
+		fputs(common_help, stdout);
+		exit(EXIT_OK);
+	default:
+		return false;
+	}
+}
+
+static void usage_error(const char *usage)
+{
+	fputs(usage, stderr);
+	fputs("Try --help.\n", stderr);
+	exit(EXIT_USAGE);
+}
+
+int tool_parse_args(int argc, char **argv, const char *usage, struct tool_opts *o)
+{
+	static const struct option longopts[] = { COMMON_LONG, { 0 } };
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+" COMMON_SHORT, longopts, NULL)) != -1)
+		if (!common_option(c, o, usage))
+			usage_error(usage);
+	return optind;
+}
+
+/* --- pier call / pier send ----------------------------------------------- */
+
+struct payload {
+	char *body;
+	size_t len;
+	bool allocated;
+	int fds[MAX_FDS];
+	size_t nfds;
+};
+
+static void payload_free(struct payload *p)
+{
+	if (p->allocated)
+		free(p->body);
+	for (size_t i = 0; i < p->nfds; i++)
+		close(p->fds[i]);
+}
+
+static int add_fd(struct payload *p, const char *path)
+{
+	int fd;
+
+	if (p->nfds == MAX_FDS) {
+		fprintf(stderr, "pier: at most %d fds per message\n", MAX_FDS);
+		return EXIT_USAGE;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "pier: %s: %s\n", path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	p->fds[p->nfds++] = fd;
+	return 0;
+}
+
+static int set_body(struct payload *p, const char *file, char **positional, int n)
+{
+	int r;
+
+	if (file && n > 0) {
+		fprintf(stderr, "pier: give the body as an argument or a file, not both\n");
+		return EXIT_USAGE;
+	}
+	if (file) {
+		r = tool_read_file(file, &p->body, &p->len);
+		if (r < 0) {
+			fprintf(stderr, "pier: %s: %s\n", file, pier_strerror(r));
+			return EXIT_USAGE;
+		}
+		p->allocated = true;
+	} else if (n > 0) {
+		p->body = positional[0];
+		p->len = strlen(p->body);
+	}
+	return 0;
+}
+
+struct update {
+	int32_t service;
+	const char *text;
+};
+
+static int connect_peer(const char *address, const struct tool_opts *o, pier_peer **peer)
+{
+	pier_config *cfg = tool_config(o);
+	int r = pier_peer_connect(peer, address, cfg);
+
+	pier_config_free(cfg);
+	if (r == -EINVAL || r == -EPROTONOSUPPORT) {
+		fprintf(stderr, "pier: %s is not an address: use tcp://HOST:PORT, unix:///PATH "
+				"or seqpacket:///PATH\n", address);
+		return EXIT_USAGE;
+	}
+	if (r < 0) {
+		char what[300];
+
+		snprintf(what, sizeof(what), "cannot connect to %s", address);
+		return tool_fail(what, r);
+	}
+	return 0;
+}
+
+static const char call_usage[] =
+	"Usage: pier call [OPTIONS] ADDRESS SERVICE [BODY]\n"
+	"Send a request; print each update as it arrives, then the response.\n"
+	"Exits 1 on an error response, 3 when the connection fails or times out.\n"
+	"  -b, --body-file FILE    the body is FILE's content ('-': standard input)\n"
+	"  -u, --update SVC:TEXT   send a requester update after the request (repeatable)\n"
+	"  -U, --updates-stdin SVC send each line of standard input as an update\n"
+	"  -f, --fd FILE           attach FILE, opened for reading (seqpacket; repeatable)\n";
+
+static int send_stdin_updates(pier_sent_request *req, int32_t svc)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int r = 0;
+
+	while ((n = getline(&line, &cap, stdin)) > 0) {
+		if (line[n - 1] == '\n')
+			n--;
+		r = pier_sent_request_send_update(req, svc, line, (size_t)n, NULL, 0);
+		if (r < 0)
+			break;
+	}
+	free(line);
+	return r;
+}
+
+static int cmd_call(int argc, char **argv, struct tool_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "body-file", required_argument, NULL, 'b' },
+		{ "update", required_argument, NULL, 'u' },
+		{ "updates-stdin", required_argument, NULL, 'U' },
+		{ "fd", required_argument, NULL, 'f' },
+		COMMON_LONG,
+		{ 0 },
+	};
+	struct update updates[MAX_UPDATES];
+	struct payload p = { 0 };
+	const char *body_file = NULL;
+	int32_t service, stdin_svc = 0;
+	bool stdin_updates = false;
+	pier_sent_request *req = NULL;
+	pier_peer *peer = NULL;
+	size_t nupdates = 0;
+	int c, r, status = EXIT_OK;
+
+	while ((c = getopt_long(argc, argv, "+b:u:U:f:" COMMON_SHORT, longopts, NULL)) != -1) {
+		char *colon;
+
+		if (common_option(c, o, call_usage))
+			continue;
+		switch (c) {
+		case 'b':
+			body_file = optarg;
+			break;
+		case 'u':
+			colon = strchr(optarg, ':');
+			if (colon)
+				*colon = '\0';
+			if (!colon || nupdates == MAX_UPDATES ||
+			    !tool_parse_i32(optarg, &updates[nupdates].service)) {
+				fprintf(stderr, "pier: an update is SERVICE:TEXT\n");
+				return EXIT_USAGE;
+			}
+			updates[nupdates++].text = colon + 1;
+			break;
+		case 'U':
+			if (!tool_parse_i32(optarg, &stdin_svc)) {
+				fprintf(stderr, "pier: bad service id: %s\n", optarg);
+				return EXIT_USAGE;
+			}
+			stdin_updates = true;
+			break;
+		case 'f':
+			if ((r = add_fd(&p, optarg)) != 0) {
+				payload_free(&p);
+				return r;
+			}
+			break;
+		default:
+			payload_free(&p);
+			usage_error(call_usage);
+		}
+	}
+	if (argc - optind < 2 || argc - optind > 3 || !tool_parse_i32(argv[optind + 1], &service)) {
+		payload_free(&p);
+		usage_error(call_usage);
+	}
+	if (stdin_updates && body_file && strcmp(body_file, "-") == 0) {
+		fprintf(stderr, "pier: standard input cannot be both the body and the updates\n");
+		payload_free(&p);
+		return EXIT_USAGE;
+	}
+	status = set_body(&p, body_file, argv + optind + 2, argc - optind - 2);
+	if (status == 0)
+		status = connect_peer(argv[optind], o, &peer);
+	if (status != 0)
+		goto out;
+
+	r = pier_writer_send_request(pier_peer_get_writer(peer), service, p.body, p.len, p.fds,
+				     p.nfds, &req);
+	if (r < 0) {
+		status = tool_fail("cannot send the request", r);
+		goto out;
+	}
+	for (size_t i = 0; i < nupdates && r == 0; i++)
+		r = pier_sent_request_send_update(req, updates[i].service, updates[i].text,
+						  strlen(updates[i].text), NULL, 0);
+	if (r == 0 && stdin_updates)
+		r = send_stdin_updates(req, stdin_svc);
+	if (r < 0 && r != -PIER_EDONE) {
+		status = tool_fail("cannot send an update", r);
+		goto out;
+	}
+	for (;;) {
+		pier_msg *m;
+		bool last;
+
+		r = pier_sent_request_recv(req, &m, o->timeout_ms);
+		if (r < 0) {
+			status = tool_fail(r == -ETIMEDOUT ? "no answer in time" : "no response", r);
+			break;
+		}
+		print_msg("", m, false, o->hex);
+		last = pier_msg_header(m)->type == PIER_MSG_RESPONSE;
+		if (last && pier_msg_is_error(m))
+			status = EXIT_REMOTE_ERROR;
+		pier_msg_free(m);
+		if (last)
+			break;
+	}
+out:
+	if (req)
+		pier_sent_request_free(req);
+	pier_peer_free(peer);
+	payload_free(&p);
+	return status;
+}
+
+static const char send_usage[] =
+	"Usage: pier send [OPTIONS] ADDRESS SERVICE [BODY]\n"
+	"Send one stream message.\n"
+	"  -b, --body-file FILE    the body is FILE's content ('-': standard input)\n"
+	"  -f, --fd FILE           attach FILE, opened for reading (seqpacket; repeatable)\n";
+
+static int cmd_send(int argc, char **argv, struct tool_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "body-file", required_argument, NULL, 'b' },
+		{ "fd", required_argument, NULL, 'f' },
+		COMMON_LONG,
+		{ 0 },
+	};
+	struct payload p = { 0 };
+	const char *body_file = NULL;
+	pier_peer *peer = NULL;
+	int32_t service;
+	int c, r, status;
+
+	while ((c = getopt_long(argc, argv, "+b:f:" COMMON_SHORT, longopts, NULL)) != -1) {
+		if (common_option(c, o, send_usage))
+			continue;
+		if (c == 'b') {
+			body_file = optarg;
+		} else if (c == 'f') {
+			if ((r = add_fd(&p, optarg)) != 0) {
+				payload_free(&p);
+				return r;
+			}
+		} else {
+			payload_free(&p);
+			usage_error(send_usage);
+		}
+	}
+	if (argc - optind < 2 || argc - optind > 3 || !tool_parse_i32(argv[optind + 1], &service)) {
+		payload_free(&p);
+		usage_error(send_usage);
+	}
+	status = set_body(&p, body_file, argv + optind + 2, argc - optind - 2);
+	if (status == 0)
+		status = connect_peer(argv[optind], o, &peer);
+	if (status == 0) {
+		r = pier_writer_send_stream(pier_peer_get_writer(peer), service, p.body, p.len,
+					    p.fds, p.nfds);
+		if (r < 0)
+			status = tool_fail("cannot send", r);
+	}
+	/* Freeing the peer flushes the message before closing. */
+	pier_peer_free(peer);
+	payload_free(&p);
+	return status;
+}
+
+/* --- pier listen --------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	stop_requested = 1;
+}
+
+struct lpeer {
+	pier_peer *peer;
+	unsigned int id;
+};
+
+struct lreq {
+	pier_received_request *req;
+	unsigned int peer_id;
+	pier_peer *peer;
+};
+
+static const char listen_usage[] =
+	"Usage: pier listen [OPTIONS] ADDRESS\n"
+	"Accept peers and print every message they send, with who sent it.\n"
+	"  -E, --echo              answer each request with its own service and body\n"
+	"  -n, --count N           exit after N messages\n";
+
+static void print_peer(unsigned int id, pier_peer *p)
+{
+	char addr[256];
+	int32_t pid;
+	uint32_t uid, gid;
+
+	if (pier_peer_remote_address(p, addr, sizeof(addr)) < 0)
+		strcpy(addr, "?");
+	printf("peer %u connected: %s", id, addr);
+	if (pier_peer_credentials(p, &pid, &uid, &gid) == 0)
+		printf(" (pid %d, uid %u, gid %u)", pid, uid, gid);
+	putchar('\n');
+	fflush(stdout);
+}
+
+struct listen_state {
+	struct lpeer *peers;
+	size_t npeers;
+	struct lreq *reqs;
+	size_t nreqs;
+	unsigned int next_id;
+	long count; /* messages left to print; negative: no limit */
+	bool echo, hex;
+};
+
+static void drop_req(struct listen_state *s, size_t i)
+{
+	pier_received_request_free(s->reqs[i].req);
+	s->reqs[i] = s->reqs[--s->nreqs];
+}
+
+static void drop_peer(struct listen_state *s, size_t i, int why)
+{
+	printf("peer %u closed: %s\n", s->peers[i].id, pier_strerror(why));
+	fflush(stdout);
+	for (size_t j = s->nreqs; j-- > 0;)
+		if (s->reqs[j].peer == s->peers[i].peer)
+			drop_req(s, j);
+	pier_peer_free(s->peers[i].peer);
+	s->peers[i] = s->peers[--s->npeers];
+}
+
+static void counted(struct listen_state *s)
+{
+	if (s->count > 0)
+		s->count--;
+}
+
+/* Takes what one peer has queued; false when it ended (and was dropped). */
+static void serve_peer(struct listen_state *s, size_t i)
+{
+	for (;;) {
+		pier_received_request *req;
+		pier_msg *m;
+		char prefix[64];
+		int r = pier_peer_recv(s->peers[i].peer, &m, &req, 0);
+
+		if (r == -EAGAIN)
+			return;
+		if (r < 0) {
+			drop_peer(s, i, r);
+			return;
+		}
+		snprintf(prefix, sizeof(prefix), "peer %u: ", s->peers[i].id);
+		print_msg(prefix, m, true, s->hex);
+		counted(s);
+		if (req && s->echo) {
+			size_t len;
+			const void *body = pier_msg_body(m, &len);
+
+			pier_received_request_send_response(req, pier_msg_header(m)->service_id,
+							    body, len, NULL, 0);
+			pier_received_request_free(req);
+		} else if (req) {
+			struct lreq *nr = realloc(s->reqs, (s->nreqs + 1) * sizeof(*nr));
+
+			if (!nr) {
+				pier_received_request_free(req);
+			} else {
+				s->reqs = nr;
+				s->reqs[s->nreqs++] = (struct lreq){ req, s->peers[i].id, s->peers[i].peer };
+			}
+		}
+		pier_msg_free(m);
+	}
+}
+
+static void serve_req(struct listen_state *s, size_t i)
+{
+	for (;;) {
+		pier_msg *m;
+		char prefix[64];
+		int r = pier_received_request_recv_update(s->reqs[i].req, &m, 0);
+
+		if (r == -EAGAIN)
+			return;
+		if (r < 0) {
+			drop_req(s, i);
+			return;
+		}
+		snprintf(prefix, sizeof(prefix), "peer %u: ", s->reqs[i].peer_id);
+		print_msg(prefix, m, true, s->hex);
+		counted(s);
+		pier_msg_free(m);
+	}
+}
+
+static int cmd_listen(int argc, char **argv, struct tool_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "echo", no_argument, NULL, 'E' },
+		{ "count", required_argument, NULL, 'n' },
+		COMMON_LONG,
+		{ 0 },
+	};
+	struct listen_state s = { .count = -1 };
+	struct sigaction sa = { .sa_handler = on_signal };
+	pier_listener *l;
+	pier_config *cfg;
+	char bound[256];
+	int c, r;
+	int32_t n;
+
+	while ((c = getopt_long(argc, argv, "+En:" COMMON_SHORT, longopts, NULL)) != -1) {
+		if (common_option(c, o, listen_usage))
+			continue;
+		if (c == 'E') {
+			s.echo = true;
+		} else if (c == 'n' && tool_parse_i32(optarg, &n) && n > 0) {
+			s.count = n;
+		} else {
+			usage_error(listen_usage);
+		}
+	}
+	if (argc - optind != 1)
+		usage_error(listen_usage);
+	s.hex = o->hex;
+	cfg = tool_config(o);
+	r = pier_listener_new(&l, argv[optind], cfg);
+	pier_config_free(cfg);
+	if (r < 0)
+		return tool_fail(argv[optind], r);
+	pier_listener_address(l, bound, sizeof(bound));
+	printf("listening on %s\n", bound);
+	fflush(stdout);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	while (!stop_requested && s.count != 0) {
+		size_t n_fds = 1 + s.npeers + s.nreqs;
+		struct pollfd *pfd = calloc(n_fds, sizeof(*pfd));
+
+		if (!pfd)
+			break;
+		pfd[0] = (struct pollfd){ pier_listener_fd(l), POLLIN, 0 };
+		for (size_t i = 0; i < s.npeers; i++)
+			pfd[1 + i] = (struct pollfd){ pier_peer_fd(s.peers[i].peer), POLLIN, 0 };
+		for (size_t i = 0; i < s.nreqs; i++)
+			pfd[1 + s.npeers + i] =
+				(struct pollfd){ pier_received_request_fd(s.reqs[i].req), POLLIN, 0 };
+		r = poll(pfd, n_fds, -1);
+		if (r > 0) {
+			size_t np = s.npeers, nr = s.nreqs;
+
+			/* Requests first: serving peers can move them. */
+			for (size_t i = nr; i-- > 0;)
+				if (pfd[1 + np + i].revents)
+					serve_req(&s, i);
+			for (size_t i = np; i-- > 0;)
+				if (pfd[1 + i].revents)
+					serve_peer(&s, i);
+			if (pfd[0].revents) {
+				pier_peer *p;
+
+				while (pier_listener_accept(l, &p, 0) == 0) {
+					struct lpeer *np2 = realloc(s.peers, (s.npeers + 1) * sizeof(*np2));
+
+					if (!np2) {
+						pier_peer_free(p);
+						continue;
+					}
+					s.peers = np2;
+					s.peers[s.npeers] = (struct lpeer){ p, ++s.next_id };
+					print_peer(s.next_id, p);
+					s.npeers++;
+				}
+			}
+		}
+		free(pfd);
+	}
+	while (s.nreqs)
+		drop_req(&s, s.nreqs - 1);
+	while (s.npeers)
+		drop_peer(&s, s.npeers - 1, -PIER_ESHUTDOWN);
+	free(s.reqs);
+	free(s.peers);
+	pier_listener_free(l);
+	return EXIT_OK;
+}
+
+/* --- main ---------------------------------------------------------------- */
+
+static const char main_usage[] =
+	"Usage: pier COMMAND [OPTIONS] ...\n"
+	"Talk to Fizyr RPC peers.\n"
+	"\n"
+	"Commands:\n"
+	"  call ADDRESS SERVICE [BODY]   send a request, print its updates and response\n"
+	"  send ADDRESS SERVICE [BODY]   send a stream message\n"
+	"  listen ADDRESS                accept peers, print what they send\n"
+	"  serve-conformance ADDRESS     serve the conformance services\n"
+	"  test-conformance ADDRESS      check a peer that serves them\n"
+	"\n"
+	"Addresses: tcp://HOST:PORT, unix:///PATH, seqpacket:///PATH (@NAME for an\n"
+	"abstract socket).  'pier COMMAND --help' tells more; see also pier(1).\n"
+	"  -V, --version                 print the version\n";
+
+int main(int argc, char **argv)
+{
+	struct tool_opts o = { .timeout_ms = 5000, .order = PIER_BYTE_ORDER_LITTLE };
+	const char *cmd;
+
+	if (argc < 2) {
+		fputs(main_usage, stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+		fputs(main_usage, stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("pier %s\n", pier_version());
+		return EXIT_OK;
+	}
+	/* Every command sees its own name as argv[0]. */
+	argc--;
+	argv++;
+	if (strcmp(cmd, "call") == 0)
+		return cmd_call(argc, argv, &o);
+	if (strcmp(cmd, "send") == 0)
+		return cmd_send(argc, argv, &o);
+	if (strcmp(cmd, "listen") == 0)
+		return cmd_listen(argc, argv, &o);
+	if (strcmp(cmd, "serve-conformance") == 0)
+		return cmd_serve_conformance(argc, argv, &o);
+	if (strcmp(cmd, "test-conformance") == 0)
+		return cmd_test_conformance(argc, argv, &o);
+	fprintf(stderr, "pier: no command '%s' (see pier --help)\n", cmd);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared by the parts of the pier command-line tool. */
+#ifndef PIER_TOOL_H
+#define PIER_TOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <pier.h>
+
+/* Options every command takes. */
+struct tool_opts {
+	int timeout_ms;
+	enum pier_byte_order order;
+	size_t max_body;
+	bool hex;
+};
+
+/* Parses the options every command takes; returns the index of the first
+ * argument.  Exits on --help and on a bad option. */
+int tool_parse_args(int argc, char **argv, const char *usage, struct tool_opts *o);
+
+/* A configuration from the options; exits on failure. */
+pier_config *tool_config(const struct tool_opts *o);
+
+/* Prints why a call failed ("pier: what: reason") and returns the exit
+ * status for it. */
+int tool_fail(const char *what, int err);
+
+/* Writes a body as text (non-printable bytes escaped) or as hex. */
+void tool_print_body(FILE *f, const void *body, size_t len, bool hex);
+
+/* Reads a whole file ("-" for stdin) into *buf (malloc'd). */
+int tool_read_file(const char *path, char **buf, size_t *len);
+
+/* Parses a signed 32-bit number; false if it is not one. */
+bool tool_parse_i32(const char *s, int32_t *out);
+
+/* Exit statuses. */
+enum {
+	EXIT_OK = 0,
+	EXIT_REMOTE_ERROR = 1, /* the remote answered with an error response */
+	EXIT_USAGE = 2,
+	EXIT_FAILURE_IO = 3, /* connection, protocol, timeout */
+};
+
+int cmd_serve_conformance(int argc, char **argv, const struct tool_opts *o);
+int cmd_test_conformance(int argc, char **argv, const struct tool_opts *o);
+
+#endif
