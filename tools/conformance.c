@@ -460,7 +460,7 @@ static int expect_response(pier_sent_request *req, int32_t svc, const void *body
 	else if (pier_msg_header(m)->service_id != svc)
 		snprintf(why, size, "response service %d, expected %d", pier_msg_header(m)->service_id,
 			 svc);
-	else if (got_len != len || memcmp(got, body, len) != 0)
+	else if (got_len != len || (len && memcmp(got, body, len) != 0))
 		snprintf(why, size, "response body of %zu bytes differs from the %zu expected", got_len,
 			 len);
 	else
