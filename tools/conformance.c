@@ -374,6 +374,7 @@ struct incoming {
 	char unexpected_what[128];
 };
 
+__attribute__((format(printf, 2, 3)))
 static void note_unexpected(struct incoming *in, const char *fmt, ...)
 {
 	va_list ap;
