@@ -288,17 +288,6 @@ void conn_release_last(struct conn *c)
 	loop_unref(loop); /* for a loop of its own: waits until closed */
 }
 
-void conn_handle_unref(struct conn *c)
-{
-	bool last = false;
-
-	pthread_mutex_lock(&c->mu);
-	conn_handle_unref_locked(c, &last);
-	pthread_mutex_unlock(&c->mu);
-	if (last)
-		conn_release_last(c);
-}
-
 /* --- creating peers ------------------------------------------------------ */
 
 /* Makes fd (taken) a peer; on failure fd is closed. */

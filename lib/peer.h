@@ -181,7 +181,7 @@ struct conn {
 	struct wire_parser parser;
 	struct wire_body_alloc body_alloc;
 	unsigned char *rbuf;
-	size_t rbuf_size, rbuf_len, rbuf_pos;
+	size_t rbuf_size;
 	struct msghdr rmsg, wmsg;
 	struct iovec riov, wiov[64];
 	unsigned char *rcmsg, *wcmsg;
@@ -210,8 +210,8 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 /* Ends the connection with err (under mu): every waiter wakes. */
 void conn_fail_locked(struct conn *c, int err);
 void conn_handle_ref_locked(struct conn *c);
-/* Drops a handle reference; the last one closes the connection. */
-void conn_handle_unref(struct conn *c);
+/* Drops a handle reference (sets *last for the last one, whose dropper
+ * then calls conn_release_last() without holding mu). */
 void conn_handle_unref_locked(struct conn *c, bool *last);
 void conn_release_last(struct conn *c);
 
@@ -239,7 +239,6 @@ struct req *req_new(struct conn *c, uint32_t id, int32_t service, bool sent);
 /* Under mu: drops a handle of req; frees it when nothing holds it. */
 void req_release_locked(struct req *r, bool reader, bool *conn_last);
 void req_free(struct req *r);
-void req_conn_ended_locked(struct req *r);
 
 
 #endif
