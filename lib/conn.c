@@ -728,12 +728,13 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 		if (n == (ssize_t)(head_len + len))
 			goto sent;
 		if (n < 0 && errno != EAGAIN) {
-			r = errno == EMSGSIZE ? -EMSGSIZE : -errno;
-			if (r != -EMSGSIZE) {
-				/* The connection is broken; the loop's read
-				 * reports why to every waiter. */
+			/* -EMSGSIZE (a packet the socket cannot take) refuses
+			 * this message only; anything else means the
+			 * connection is broken, and the loop's read reports
+			 * why to every waiter. */
+			r = -errno;
+			if (r != -EMSGSIZE)
 				c->out_error = r;
-			}
 			goto out;
 		}
 		if (n > 0) {
