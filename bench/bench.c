@@ -335,7 +335,7 @@ static double pier_rtt(struct rtt_arg *a)
 	pier_config_free(cfg);
 	for (long i = -100; i < a->iters; i++) {
 		pier_sent_request *req;
-		pier_msg *m;
+		pier_msg *m = NULL;
 
 		if (i == 0)
 			t0 = now_s();
@@ -512,6 +512,102 @@ static double pier_flow(struct flow_arg *a)
 	reap(pid);
 	free(body);
 	return a->count / t0;
+}
+
+/* Big bodies one way: raw frames written whole, read whole. */
+static void raw_big_sink(int fd, void *arg)
+{
+	struct flow_arg *a = arg;
+	unsigned char *buf = malloc(16 + a->size);
+
+	for (long i = 0; i < a->count; i++)
+		if (raw_read_msg(fd, false, buf, 16 + a->size) < 0)
+			_exit(1);
+	write_full(fd, "k", 1);
+	free(buf);
+}
+
+static double raw_flow_big(struct flow_arg *a)
+{
+	unsigned char *buf = malloc(16 + a->size), ack;
+	size_t len = raw_frame(buf, false, 4, 0, 1, a->size);
+	int sv[2];
+	pid_t pid;
+	double t0;
+
+	make_pair(K_UNIX, sv);
+	pid = spawn(raw_big_sink, sv[1], sv[0], a);
+	t0 = now_s();
+	for (long i = 0; i < a->count; i++)
+		if (write_full(sv[0], buf, len) < 0)
+			die("raw write", -errno);
+	if (read_full(sv[0], &ack, 1) < 0)
+		die("raw ack", -EIO);
+	t0 = now_s() - t0;
+	close(sv[0]);
+	reap(pid);
+	free(buf);
+	return a->count * (a->size / 1048576.0) / t0;
+}
+
+static pier_config *big_config(size_t body)
+{
+	pier_config *cfg = config_for(body);
+
+	if (pier_config_set_max_queued(cfg, 4 * body, 4 * body) < 0)
+		die("config", -EINVAL);
+	return cfg;
+}
+
+static void pier_big_sink(int fd, void *arg)
+{
+	struct flow_arg *a = arg;
+	pier_config *cfg = big_config(a->size);
+	pier_received_request *req;
+	pier_peer *peer;
+	pier_msg *m;
+	long got = 0;
+
+	if (pier_peer_adopt(&peer, fd, cfg) < 0)
+		_exit(1);
+	pier_config_free(cfg);
+	while (got < a->count && pier_peer_recv(peer, &m, &req, -1) == 0) {
+		pier_msg_free(m);
+		got++;
+	}
+	pier_writer_send_stream(pier_peer_get_writer(peer), 2, "k", 1, NULL, 0);
+	pier_peer_free(peer);
+}
+
+static double pier_flow_big(struct flow_arg *a)
+{
+	pier_config *cfg = big_config(a->size);
+	char *body = calloc(1, a->size);
+	pier_received_request *req;
+	pier_peer *peer;
+	pier_msg *m;
+	int sv[2], r;
+	pid_t pid;
+	double t0;
+
+	make_pair(K_UNIX, sv);
+	pid = spawn(pier_big_sink, sv[1], sv[0], a);
+	if ((r = pier_peer_adopt(&peer, sv[0], cfg)) < 0)
+		die("adopt", r);
+	pier_config_free(cfg);
+	t0 = now_s();
+	for (long i = 0; i < a->count; i++)
+		if ((r = pier_writer_send_stream(pier_peer_get_writer(peer), 1, body, a->size, NULL,
+						 0)) < 0)
+			die("send", r);
+	if ((r = pier_peer_recv(peer, &m, &req, 60000)) < 0)
+		die("ack", r);
+	t0 = now_s() - t0;
+	pier_msg_free(m);
+	pier_peer_free(peer);
+	reap(pid);
+	free(body);
+	return a->count * (a->size / 1048576.0) / t0;
 }
 
 static void bench_flow(void)
@@ -693,6 +789,225 @@ static void bench_fds(void)
 	}
 }
 
+/* --- large data: memfd hand-off and copied bodies ----------------------- */
+
+/* Maps the memfd and touches every page, as an image consumer would. */
+static unsigned long touch_memfd(int fd, size_t size)
+{
+	const volatile unsigned char *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	unsigned long sum = 0;
+
+	if (p == MAP_FAILED)
+		return 0;
+	for (size_t i = 0; i < size; i += 4096)
+		sum += p[i];
+	munmap((void *)p, size);
+	return sum + 1;
+}
+
+static int filled_memfd(size_t size)
+{
+	int fd = memfd_create("image", MFD_CLOEXEC);
+	void *p;
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		die("memfd", -errno);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		die("mmap", -errno);
+	memset(p, 7, size);
+	munmap(p, size);
+	return fd;
+}
+
+struct big_arg {
+	size_t size;
+	long iters;
+};
+
+static void raw_image_server(int fd, void *arg)
+{
+	struct big_arg *a = arg;
+	unsigned char buf[64];
+	char cbuf[CMSG_SPACE(sizeof(int))];
+
+	for (;;) {
+		struct iovec iov = { buf, sizeof(buf) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		int got;
+
+		if (recvmsg(fd, &mh, MSG_CMSG_CLOEXEC) <= 0 || !CMSG_FIRSTHDR(&mh))
+			break;
+		memcpy(&got, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(got));
+		touch_memfd(got, a->size);
+		close(got);
+		raw_frame(buf, true, 1, 0, 1, 0);
+		if (send(fd, buf, 12, 0) != 12)
+			break;
+	}
+}
+
+static double raw_image(struct big_arg *a, int memfd)
+{
+	unsigned char buf[64];
+	int sv[2];
+	pid_t pid;
+	double t0;
+
+	make_pair(K_SEQPACKET, sv);
+	pid = spawn(raw_image_server, sv[1], sv[0], a);
+	t0 = now_s();
+	for (long i = 0; i < a->iters; i++) {
+		send_with_fd(sv[0], memfd);
+		if (recv(sv[0], buf, sizeof(buf), 0) < 12)
+			die("raw image answer", -EIO);
+	}
+	t0 = (now_s() - t0) / a->iters;
+	close(sv[0]);
+	reap(pid);
+	return t0;
+}
+
+static void pier_image_server(int fd, void *arg)
+{
+	struct big_arg *a = arg;
+	pier_received_request *req;
+	pier_peer *peer;
+	pier_msg *m;
+
+	if (pier_peer_adopt(&peer, fd, NULL) < 0)
+		_exit(1);
+	while (pier_peer_recv(peer, &m, &req, -1) == 0) {
+		if (req && pier_msg_fd_count(m) == 1)
+			touch_memfd(pier_msg_fd(m, 0), a->size);
+		if (req) {
+			pier_received_request_send_response(req, 1, NULL, 0, NULL, 0);
+			pier_received_request_free(req);
+		}
+		pier_msg_free(m);
+	}
+	pier_peer_free(peer);
+}
+
+static double pier_image(struct big_arg *a, int memfd)
+{
+	pier_peer *peer;
+	int sv[2], r;
+	pid_t pid;
+	double t0;
+
+	make_pair(K_SEQPACKET, sv);
+	pid = spawn(pier_image_server, sv[1], sv[0], a);
+	if ((r = pier_peer_adopt(&peer, sv[0], NULL)) < 0)
+		die("adopt", r);
+	t0 = now_s();
+	for (long i = 0; i < a->iters; i++) {
+		pier_sent_request *req;
+		pier_msg *m = NULL;
+
+		r = pier_writer_send_request(pier_peer_get_writer(peer), 1, NULL, 0, &memfd, 1, &req);
+		if (r == 0) {
+			r = pier_sent_request_recv_response(req, &m, 30000);
+			pier_sent_request_free(req);
+		}
+		if (r < 0)
+			die("image", r);
+		pier_msg_free(m);
+	}
+	t0 = (now_s() - t0) / a->iters;
+	pier_peer_free(peer);
+	reap(pid);
+	return t0;
+}
+
+/* The same image copied through a Unix stream socket, for scale. */
+static void copy_sink(int fd, void *arg)
+{
+	struct big_arg *a = arg;
+	unsigned char *buf = malloc(1 << 20);
+
+	for (long i = 0; i < a->iters; i++) {
+		size_t got = 0;
+
+		while (got < a->size) {
+			ssize_t n = read(fd, buf, 1 << 20);
+
+			if (n <= 0)
+				_exit(1);
+			got += (size_t)n;
+		}
+		write_full(fd, "k", 1);
+	}
+	free(buf);
+}
+
+static double copy_image(struct big_arg *a)
+{
+	unsigned char *img = malloc(a->size), ack;
+	int sv[2];
+	pid_t pid;
+	double t0;
+
+	memset(img, 7, a->size);
+	make_pair(K_UNIX, sv);
+	pid = spawn(copy_sink, sv[1], sv[0], a);
+	t0 = now_s();
+	for (long i = 0; i < a->iters; i++)
+		if (write_full(sv[0], img, a->size) < 0 || read_full(sv[0], &ack, 1) < 0)
+			die("copy", -EIO);
+	t0 = (now_s() - t0) / a->iters;
+	close(sv[0]);
+	reap(pid);
+	free(img);
+	return t0;
+}
+
+static void bench_images(void)
+{
+	static const size_t sizes[] = { 16u << 20, 256u << 20 };
+
+	for (size_t s = 0; s < 2; s++) {
+		struct big_arg a = { sizes[s], (quick ? 3 : 20) / (s ? 4 : 1) + 1 };
+		char name[64];
+		double v = 1e9, b = 1e9, copy;
+		int memfd;
+
+		snprintf(name, sizeof(name), "memfd-%zuMiB-seqpacket", sizes[s] >> 20);
+		if (!selected(name))
+			continue;
+		memfd = filled_memfd(sizes[s]);
+		for (int round = 0; round < (quick ? 1 : 3); round++) {
+			double x = raw_image(&a, memfd), y = pier_image(&a, memfd);
+
+			b = x < b ? x : b;
+			v = y < v ? y : v;
+		}
+		close(memfd);
+		result(name, v * 1e3, "ms", b * 1e3, LOWER, 1.1);
+		copy = copy_image(&a);
+		snprintf(name, sizeof(name), "memfd-%zuMiB-vs-copy", sizes[s] >> 20);
+		result(name, v * 1e3, "ms", copy * 1e3, INFO, 0);
+	}
+}
+
+/* 1 MiB bodies, copied through a Unix stream socket, one way. */
+static void bench_mib_bodies(void)
+{
+	struct flow_arg a = { 1 << 20, quick ? 200 : 2000 };
+	double v = 0, b = 0;
+
+	if (!selected("bodies-1MiB-unix"))
+		return;
+	for (int round = 0; round < (quick ? 1 : 3); round++) {
+		double x = raw_flow_big(&a), y = pier_flow_big(&a);
+
+		b = x > b ? x : b;
+		v = y > v ? y : v;
+	}
+	result("bodies-1MiB-unix", v, "MiB/s", b, HIGHER, 0.7);
+}
+
 /* --- idle peers ----------------------------------------------------------- */
 
 static long rss_kib(void)
@@ -801,6 +1116,8 @@ int main(int argc, char **argv)
 	bench_rtt();
 	bench_flow();
 	bench_fds();
+	bench_images();
+	bench_mib_bodies();
 	bench_idle();
 	return 0;
 }
