@@ -65,6 +65,7 @@ enum goal {
 	HIGHER, /* value / baseline >= target (rates) */
 	ABSOLUTE_MAX, /* value <= target, no baseline */
 	INFO, /* a ratio worth knowing, with no target of its own */
+	MEASURE, /* a number worth knowing, with neither baseline nor target */
 };
 
 static void result(const char *name, double value, const char *unit, double baseline,
@@ -74,6 +75,13 @@ static void result(const char *name, double value, const char *unit, double base
 	bool met = goal == HIGHER ? ratio >= target : ratio <= target;
 	const char *rel = goal == LOWER ? "<=" : goal == HIGHER ? ">=" : "<=";
 
+	if (goal == MEASURE) {
+		printf("%-34s %12.3f %-8s %12s %8s  (no target)\n", name, value, unit, "-", "-");
+		printf("BENCH %s value=%.4f unit=%s baseline=none ratio=none target=none met=n/a\n",
+		       name, value, unit);
+		fflush(stdout);
+		return;
+	}
 	if (goal == INFO) {
 		printf("%-34s %12.3f %-8s %12.3f %7.2fx  (no target)\n", name, value, unit, baseline,
 		       ratio);
@@ -1008,6 +1016,113 @@ static void bench_mib_bodies(void)
 	result("bodies-1MiB-unix", v, "MiB/s", b, HIGHER, 0.7);
 }
 
+/* --- many open requests --------------------------------------------------- */
+
+static long rss_kib(void);
+
+#define SVC_HOLD 2
+
+static pier_config *many_config(void)
+{
+	pier_config *cfg;
+
+	if (pier_config_new(&cfg) < 0 || pier_config_set_max_open_requests(cfg, 4000000) < 0)
+		die("config", -ENOMEM);
+	return cfg;
+}
+
+/* Holds every SVC_HOLD request open; echoes the others. */
+static void holding_server(int fd, void *arg)
+{
+	pier_config *cfg = many_config();
+	size_t n = 0, cap = 1 << 16;
+	pier_received_request **held = malloc(cap * sizeof(*held));
+	pier_received_request *req;
+	pier_peer *peer;
+	pier_msg *m;
+
+	if (pier_peer_adopt(&peer, fd, cfg) < 0)
+		_exit(1);
+	pier_config_free(cfg);
+	while (pier_peer_recv(peer, &m, &req, -1) == 0) {
+		if (req && pier_msg_header(m)->service_id == SVC_HOLD) {
+			if (n == cap)
+				held = realloc(held, (cap *= 2) * sizeof(*held));
+			held[n++] = req;
+		} else if (req) {
+			pier_received_request_send_response(req, 1, NULL, 0, NULL, 0);
+			pier_received_request_free(req);
+		}
+		pier_msg_free(m);
+	}
+	while (n)
+		pier_received_request_free(held[--n]);
+	free(held);
+	pier_peer_free(peer);
+}
+
+static double echo_time(pier_peer *peer, long iters)
+{
+	double t0 = now_s();
+
+	for (long i = 0; i < iters; i++) {
+		pier_sent_request *req;
+		pier_msg *m = NULL;
+		int r = pier_writer_send_request(pier_peer_get_writer(peer), 1, NULL, 0, NULL, 0, &req);
+
+		if (r == 0) {
+			r = pier_sent_request_recv_response(req, &m, 30000);
+			pier_sent_request_free(req);
+		}
+		if (r < 0)
+			die("echo", r);
+		pier_msg_free(m);
+	}
+	return (now_s() - t0) / iters;
+}
+
+static void bench_open_requests(void)
+{
+	long many = quick ? 100000 : 1000000, few = 1000, iters = quick ? 2000 : 10000;
+	pier_config *cfg = many_config();
+	pier_sent_request **open = malloc((size_t)many * sizeof(*open));
+	double t_few = 0, t_many;
+	long rss0, rss1;
+	pier_peer *peer;
+	char name[64];
+	int sv[2], r;
+	pid_t pid;
+
+	snprintf(name, sizeof(name), "open-requests-%ld", many);
+	if (!selected("open-requests"))
+		return;
+	make_pair(K_UNIX, sv);
+	pid = spawn(holding_server, sv[1], sv[0], NULL);
+	if ((r = pier_peer_adopt(&peer, sv[0], cfg)) < 0)
+		die("adopt", r);
+	pier_config_free(cfg);
+	rss0 = rss_kib();
+	for (long i = 0; i < many; i++) {
+		if (i == few) {
+			echo_time(peer, iters / 10); /* warm up */
+			t_few = echo_time(peer, iters);
+		}
+		if ((r = pier_writer_send_request(pier_peer_get_writer(peer), SVC_HOLD, NULL, 0, NULL,
+						  0, &open[i])) < 0)
+			die("open", r);
+	}
+	rss1 = rss_kib();
+	t_many = echo_time(peer, iters);
+	for (long i = 0; i < many; i++)
+		pier_sent_request_free(open[i]);
+	pier_peer_free(peer);
+	reap(pid);
+	free(open);
+	result(name, t_many * 1e6, "us/msg", t_few * 1e6, LOWER, 1.2);
+	snprintf(name, sizeof(name), "open-requests-%ld-memory", many);
+	result(name, (double)(rss1 - rss0) * 1024 / many, "B/req", 0, MEASURE, 0);
+}
+
 /* --- idle peers ----------------------------------------------------------- */
 
 static long rss_kib(void)
@@ -1118,6 +1233,7 @@ int main(int argc, char **argv)
 	bench_fds();
 	bench_images();
 	bench_mib_bodies();
+	bench_open_requests();
 	bench_idle();
 	return 0;
 }
