@@ -136,6 +136,7 @@ static void conn_destroy(struct conn *c)
 {
 	assert(c->fd < 0 && !c->rd.in_flight && !c->wr.in_flight);
 	loop_timer_disarm(c->loop, &c->linger);
+	c->read_paused = false; /* draining must not ask to read again */
 	msgq_drain_locked(c, &c->in);
 	idmap_each(&c->sent, free_req, NULL);
 	idmap_each(&c->received, free_req, NULL);

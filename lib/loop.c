@@ -136,14 +136,18 @@ static void run_tasks(struct pier_loop *l)
 	list = l->tasks;
 	l->tasks = NULL;
 	l->tasks_tail = &l->tasks;
-	for (struct loop_task *t = list; t; t = t->next)
-		t->posted = false;
 	pthread_mutex_unlock(&l->task_lock);
 
+	/* A task stays marked as posted until just before it runs: posting
+	 * it again before then only adds to its work, and posting it while it
+	 * runs queues it anew, without touching this list. */
 	while (list) {
 		struct loop_task *t = list;
 
+		pthread_mutex_lock(&l->task_lock);
 		list = t->next;
+		t->posted = false;
+		pthread_mutex_unlock(&l->task_lock);
 		t->fn(t);
 	}
 }
