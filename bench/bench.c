@@ -31,6 +31,8 @@
 
 #include <pier.h>
 
+#include "others.h"
+
 static bool quick;
 static const char *only;
 
@@ -618,6 +620,32 @@ static double pier_flow_big(struct flow_arg *a)
 	return a->count * (a->size / 1048576.0) / t0;
 }
 
+/* The same one-way flow through ZeroMQ and nng PUSH/PULL. */
+static void compare_others(const char *base_name, size_t size, double pier_rate, long count)
+{
+	char name[80];
+	double zmq = 0, nng = 0;
+
+	for (int round = 0; round < (quick ? 1 : 3); round++) {
+		double z = zmq_push_pull(size, count), n = nng_push_pull(size, count);
+
+		zmq = z > zmq ? z : zmq;
+		nng = n > nng ? n : nng;
+	}
+	snprintf(name, sizeof(name), "%s-vs-zmq", base_name);
+	if (zmq > 0)
+		result(name, pier_rate / 1e3, "kmsg/s", zmq / 1e3, size == 16 ? HIGHER : INFO, 2.0);
+	else
+		printf("%-34s skipped: %s\n", name,
+		       zmq_available() ? "ZeroMQ failed" : "built without ZeroMQ (libzmq3-dev)");
+	snprintf(name, sizeof(name), "%s-vs-nng", base_name);
+	if (nng > 0)
+		result(name, pier_rate / 1e3, "kmsg/s", nng / 1e3, INFO, 0);
+	else
+		printf("%-34s skipped: %s\n", name,
+		       nng_available() ? "nng failed" : "built without nng (libnng-dev)");
+}
+
 static void bench_flow(void)
 {
 	static const size_t sizes[] = { 16, 4096 };
@@ -640,6 +668,42 @@ static void bench_flow(void)
 		 * prefixes: a ceiling, not a target.  The target compares
 		 * with ZeroMQ PUSH/PULL. */
 		result(name, v / 1e3, "kmsg/s", b / 1e3, INFO, 0);
+		compare_others(name, sizes[s], v, a.count);
+	}
+}
+
+/* Round trips against ZeroMQ and nng REQ/REP, unpinned, over Unix sockets. */
+static void bench_req_rep(void)
+{
+	static const size_t sizes[] = { 16, 65536 };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct rtt_arg a = { K_UNIX, sizes[i], quick ? 2000 : 20000, false };
+		double v = 1e9, z = 1e9, n = 1e9;
+		char name[64];
+
+		snprintf(name, sizeof(name), "reqrep-%zu-unix", sizes[i]);
+		if (!selected(name))
+			continue;
+		a.iters /= sizes[i] > 4096 ? 4 : 1;
+		for (int round = 0; round < (quick ? 1 : 3); round++) {
+			double x = pier_rtt(&a), y = zmq_req_rep(a.size, a.iters),
+			       w = nng_req_rep(a.size, a.iters);
+
+			v = x < v ? x : v;
+			z = y > 0 && y < z ? y : z;
+			n = w > 0 && w < n ? w : n;
+		}
+		snprintf(name, sizeof(name), "reqrep-%zu-vs-zmq", sizes[i]);
+		if (z < 1e9)
+			result(name, v * 1e6, "us", z * 1e6, INFO, 0);
+		else
+			printf("%-34s skipped: no ZeroMQ\n", name);
+		snprintf(name, sizeof(name), "reqrep-%zu-vs-nng", sizes[i]);
+		if (n < 1e9)
+			result(name, v * 1e6, "us", n * 1e6, INFO, 0);
+		else
+			printf("%-34s skipped: no nng\n", name);
 	}
 }
 
@@ -1084,18 +1148,20 @@ static double echo_time(pier_peer *peer, long iters)
 static void bench_open_requests(void)
 {
 	long many = quick ? 100000 : 1000000, few = 1000, iters = quick ? 2000 : 10000;
-	pier_config *cfg = many_config();
-	pier_sent_request **open = malloc((size_t)many * sizeof(*open));
+	pier_sent_request **open;
 	double t_few = 0, t_many;
 	long rss0, rss1;
+	pier_config *cfg;
 	pier_peer *peer;
 	char name[64];
 	int sv[2], r;
 	pid_t pid;
 
-	snprintf(name, sizeof(name), "open-requests-%ld", many);
 	if (!selected("open-requests"))
 		return;
+	snprintf(name, sizeof(name), "open-requests-%ld", many);
+	cfg = many_config();
+	open = malloc((size_t)many * sizeof(*open));
 	make_pair(K_UNIX, sv);
 	pid = spawn(holding_server, sv[1], sv[0], NULL);
 	if ((r = pier_peer_adopt(&peer, sv[0], cfg)) < 0)
@@ -1230,6 +1296,7 @@ int main(int argc, char **argv)
 	       "target");
 	bench_rtt();
 	bench_flow();
+	bench_req_rep();
 	bench_fds();
 	bench_images();
 	bench_mib_bodies();

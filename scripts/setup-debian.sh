@@ -5,8 +5,16 @@
 set -eu
 
 packages="build-essential autoconf automake libtool pkg-config liburing-dev check libssl-dev"
-# For the fuzz targets and sanitizer runs (optional): clang libclang-rt-14-dev
-[ "${1:-}" = "--with-fuzzing" ] && packages="$packages clang libclang-rt-14-dev"
+# Optional extras:
+#   --with-fuzzing      clang and its runtimes, for the fuzz targets and TSan
+#   --with-bench-peers  ZeroMQ and nng, which make bench compares with
+for opt in "$@"; do
+	case "$opt" in
+	--with-fuzzing) packages="$packages clang libclang-rt-14-dev" ;;
+	--with-bench-peers) packages="$packages libzmq3-dev libnng-dev" ;;
+	*) echo "setup-debian: unknown option $opt" >&2; exit 2 ;;
+	esac
+done
 
 missing=
 for p in $packages; do
