@@ -28,6 +28,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #endif
 
+#if defined(HAVE_ZMQ) || defined(HAVE_NNG)
 static double now_s(void)
 {
 	struct timespec ts;
@@ -49,6 +50,7 @@ static bool reaped(pid_t pid)
 	return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
 	       WEXITSTATUS(status) == 0;
 }
+#endif
 
 #ifdef HAVE_ZMQ
 bool zmq_available(void)
