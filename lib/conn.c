@@ -171,14 +171,13 @@ void conn_start(struct conn *c)
 
 void conn_post(struct conn *c, unsigned int events)
 {
-	atomic_fetch_or_explicit(&c->events, events, memory_order_acq_rel);
-	loop_post(c->loop, &c->task);
+	loop_post(c->loop, &c->task, events);
 }
 
 static void conn_task(struct loop_task *task)
 {
 	struct conn *c = pier_container_of(task, struct conn, task);
-	unsigned int ev = atomic_exchange_explicit(&c->events, 0, memory_order_acq_rel);
+	unsigned int ev = loop_task_events(c->loop, task);
 
 	if (ev & CONN_EV_START)
 		conn_start(c);

@@ -197,7 +197,7 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 	l->start_task.fn = start_task;
 	l->stop_task.fn = stop_task;
 	l->resume_task.fn = resume_task;
-	loop_post(l->loop, &l->start_task);
+	loop_post(l->loop, &l->start_task, 0);
 	*out = l;
 	return 0;
 
@@ -242,7 +242,7 @@ PIER_EXPORT int pier_listener_accept(pier_listener *l, pier_peer **out, int time
 		update_fd_locked(l);
 		r = 0;
 		if (resume)
-			loop_post(l->loop, &l->resume_task);
+			loop_post(l->loop, &l->resume_task, 0);
 	} else if (l->error) {
 		r = l->error;
 	}
@@ -281,7 +281,7 @@ PIER_EXPORT void pier_listener_free(pier_listener *l)
 	if (!l)
 		return;
 	/* Let the loop give up the socket, and wait until it has. */
-	loop_post(l->loop, &l->stop_task);
+	loop_post(l->loop, &l->stop_task, 0);
 	pthread_mutex_lock(&l->mu);
 	while (!l->stopped)
 		pthread_cond_wait(&l->cond, &l->mu);

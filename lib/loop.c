@@ -100,11 +100,12 @@ static int64_t run_timers(struct pier_loop *l)
 
 /* --- tasks from other threads ------------------------------------------ */
 
-void loop_post(struct pier_loop *l, struct loop_task *task)
+void loop_post(struct pier_loop *l, struct loop_task *task, unsigned int events)
 {
 	bool first;
 
 	pthread_mutex_lock(&l->task_lock);
+	task->events |= events;
 	if (task->posted) {
 		pthread_mutex_unlock(&l->task_lock);
 		return;
@@ -126,6 +127,17 @@ void loop_post(struct pier_loop *l, struct loop_task *task)
 		while (r < 0 && errno == EINTR);
 		/* EAGAIN means the counter is already non-zero: awake anyway. */
 	}
+}
+
+unsigned int loop_task_events(struct pier_loop *l, struct loop_task *task)
+{
+	unsigned int events;
+
+	pthread_mutex_lock(&l->task_lock);
+	events = task->events;
+	task->events = 0;
+	pthread_mutex_unlock(&l->task_lock);
+	return events;
 }
 
 static void run_tasks(struct pier_loop *l)
@@ -266,7 +278,7 @@ void loop_unref(struct pier_loop *l)
 	if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	assert(!loop_on_thread(l));
-	loop_post(l, &l->stop_task);
+	loop_post(l, &l->stop_task, 0);
 	pthread_join(l->thread, NULL);
 	close(l->wake_fd);
 	pthread_mutex_destroy(&l->task_lock);

@@ -52,7 +52,9 @@ typedef void (*loop_task_fn)(struct loop_task *task);
 struct loop_task {
 	loop_task_fn fn;
 	struct loop_task *next;
-	bool posted; /* under the loop's task lock */
+	/* Under the loop's task lock: */
+	bool posted;
+	unsigned int events; /* what the posters asked for, for fn to take */
 };
 
 struct loop_backend {
@@ -115,8 +117,12 @@ struct pier_loop *loop_ref(struct pier_loop *l);
  * finished, and waits for it.  Never called on the loop thread. */
 void loop_unref(struct pier_loop *l);
 
-/* Runs task->fn on the loop thread soon; a no-op while already posted. */
-void loop_post(struct pier_loop *l, struct loop_task *task);
+/* Adds events to the task's and runs task->fn on the loop thread soon (once,
+ * however often it is posted before it runs).  Once it returns, the call
+ * has no more use of task: the loop may free task's owner from then on. */
+void loop_post(struct pier_loop *l, struct loop_task *task, unsigned int events);
+/* In task->fn: takes the events posted so far. */
+unsigned int loop_task_events(struct pier_loop *l, struct loop_task *task);
 
 /* Loop thread only. */
 void loop_submit(struct pier_loop *l, struct loop_op *op);

@@ -120,7 +120,7 @@ struct req {
 
 /* --- connections --------------------------------------------------------- */
 
-/* Work an application thread asks of the loop (conn->events). */
+/* Work an application thread asks of the loop (conn->task's events). */
 #define CONN_EV_START 1u   /* start reading */
 #define CONN_EV_WRITE 2u   /* the send queue has frames */
 #define CONN_EV_RESUME 4u  /* the application caught up: read again */
@@ -174,7 +174,6 @@ struct conn {
 	int out_error; /* sending fails with this; 0 while it may send */
 
 	/* Loop thread only. */
-	atomic_uint events;
 	struct loop_task task;
 	struct loop_op rd, wr;
 	struct loop_timer linger;
