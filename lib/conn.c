@@ -23,7 +23,7 @@
 #define DIRECT_READ_MIN 4096u
 #define SEND_FLAGS (MSG_NOSIGNAL)
 
-static void conn_task(struct loop_task *task);
+static void conn_task(struct loop_task *task, unsigned int ev);
 static void read_done(struct loop_op *op, int res);
 static void write_done(struct loop_op *op, int res);
 static void start_read(struct conn *c);
@@ -174,10 +174,9 @@ void conn_post(struct conn *c, unsigned int events)
 	loop_post(c->loop, &c->task, events);
 }
 
-static void conn_task(struct loop_task *task)
+static void conn_task(struct loop_task *task, unsigned int ev)
 {
 	struct conn *c = pier_container_of(task, struct conn, task);
-	unsigned int ev = loop_task_events(c->loop, task);
 
 	if (ev & CONN_EV_START)
 		conn_start(c);

@@ -133,7 +133,7 @@ static void start_accept(struct pier_listener *l)
 	loop_submit(l->loop, &l->op);
 }
 
-static void start_task(struct loop_task *t)
+static void start_task(struct loop_task *t, unsigned int events)
 {
 	struct pier_listener *l = pier_container_of(t, struct pier_listener, start_task);
 
@@ -141,12 +141,12 @@ static void start_task(struct loop_task *t)
 	start_accept(l);
 }
 
-static void resume_task(struct loop_task *t)
+static void resume_task(struct loop_task *t, unsigned int events)
 {
 	start_accept(pier_container_of(t, struct pier_listener, resume_task));
 }
 
-static void stop_task(struct loop_task *t)
+static void stop_task(struct loop_task *t, unsigned int events)
 {
 	struct pier_listener *l = pier_container_of(t, struct pier_listener, stop_task);
 

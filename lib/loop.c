@@ -129,17 +129,6 @@ void loop_post(struct pier_loop *l, struct loop_task *task, unsigned int events)
 	}
 }
 
-unsigned int loop_task_events(struct pier_loop *l, struct loop_task *task)
-{
-	unsigned int events;
-
-	pthread_mutex_lock(&l->task_lock);
-	events = task->events;
-	task->events = 0;
-	pthread_mutex_unlock(&l->task_lock);
-	return events;
-}
-
 static void run_tasks(struct pier_loop *l)
 {
 	struct loop_task *list;
@@ -150,17 +139,21 @@ static void run_tasks(struct pier_loop *l)
 	l->tasks_tail = &l->tasks;
 	pthread_mutex_unlock(&l->task_lock);
 
-	/* A task stays marked as posted until just before it runs: posting
-	 * it again before then only adds to its work, and posting it while it
-	 * runs queues it anew, without touching this list. */
+	/* A task stays marked as posted until just before it runs, and takes
+	 * its events at that moment: posting it again before then only adds
+	 * to its events, and posting it once it runs queues it anew, with the
+	 * new events, without touching this list. */
 	while (list) {
 		struct loop_task *t = list;
+		unsigned int events;
 
 		pthread_mutex_lock(&l->task_lock);
 		list = t->next;
 		t->posted = false;
+		events = t->events;
+		t->events = 0;
 		pthread_mutex_unlock(&l->task_lock);
-		t->fn(t);
+		t->fn(t, events);
 	}
 }
 
@@ -176,7 +169,7 @@ static void wake_done(struct loop_op *op, int res)
 		loop_submit(l, &l->wake_op);
 }
 
-static void stop_task(struct loop_task *task)
+static void stop_task(struct loop_task *task, unsigned int events)
 {
 	struct pier_loop *l = pier_container_of(task, struct pier_loop, stop_task);
 

@@ -47,7 +47,7 @@ struct loop_op {
 };
 
 struct loop_task;
-typedef void (*loop_task_fn)(struct loop_task *task);
+typedef void (*loop_task_fn)(struct loop_task *task, unsigned int events);
 
 struct loop_task {
 	loop_task_fn fn;
@@ -117,12 +117,11 @@ struct pier_loop *loop_ref(struct pier_loop *l);
  * finished, and waits for it.  Never called on the loop thread. */
 void loop_unref(struct pier_loop *l);
 
-/* Adds events to the task's and runs task->fn on the loop thread soon (once,
- * however often it is posted before it runs).  Once it returns, the call
+/* Adds events to the task's and has the loop thread call task->fn with them
+ * soon: once, however often it is posted before it runs; again, with the
+ * new events, if it is posted while it runs.  Once loop_post() returns, it
  * has no more use of task: the loop may free task's owner from then on. */
 void loop_post(struct pier_loop *l, struct loop_task *task, unsigned int events);
-/* In task->fn: takes the events posted so far. */
-unsigned int loop_task_events(struct pier_loop *l, struct loop_task *task);
 
 /* Loop thread only. */
 void loop_submit(struct pier_loop *l, struct loop_op *op);
