@@ -255,7 +255,11 @@ START_TEST(unaccepted_peers)
 	usleep(50000);
 	pier_listener_free(l);
 	for (int i = 0; i < 5; i++) {
-		ck_assert_int_eq(pier_peer_recv(clients[i], &m, &rr, WAIT), -PIER_ECLOSED);
+		/* Closed by pier, or reset by the kernel for a connection
+		 * still in the backlog when the listener went. */
+		int r = pier_peer_recv(clients[i], &m, &rr, WAIT);
+
+		ck_assert_msg(r == -PIER_ECLOSED || r == -ECONNRESET, "%s", pier_strerror(r));
 		pier_peer_free(clients[i]);
 	}
 }
