@@ -1,18 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A connection's I/O: reading and framing on the loop thread, the send queue
- * shared with application threads, and closing.  Routing of what is read
- * lives in peer.c.
+ * A connection's I/O: reading and framing (by a waiting application thread,
+ * or by the loop in the background), the send queue shared with application
+ * threads, and closing.  Routing of what is read lives in peer.c.
  */
 #include "config.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "peer.h"
@@ -27,6 +30,8 @@ static void conn_task(struct loop_task *task, unsigned int ev);
 static void read_done(struct loop_op *op, int res);
 static void write_done(struct loop_op *op, int res);
 static void start_read(struct conn *c);
+static void read_pending(struct conn *c);
+static int rd_app(struct conn *c, int wake_fd, int timeout_ms, const struct timespec *deadline);
 static void start_write(struct conn *c);
 static void conn_shutdown_io(struct conn *c);
 static int take_fds(struct conn *c, int *fds, unsigned int max);
@@ -77,6 +82,7 @@ int conn_new(struct conn **out, int fd, const struct transport *t,
 	if (!(t->caps & TRANSPORT_FDS))
 		c->cfg.max_fds = 0;
 	c->writer.conn = c;
+	c->wake_fd = -1;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->out_mu, NULL);
 	cond_init_monotonic(&c->out_cond);
@@ -154,6 +160,8 @@ static void conn_destroy(struct conn *c)
 	free(c->rbuf);
 	free(c->rcmsg);
 	free(c->wcmsg);
+	if (c->wake_fd >= 0)
+		close(c->wake_fd);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->out_mu);
 	pthread_cond_destroy(&c->out_cond);
@@ -166,7 +174,9 @@ static void conn_destroy(struct conn *c)
 void conn_start(struct conn *c)
 {
 	loop_user_add(c->loop);
-	start_read(c);
+	pthread_mutex_lock(&c->mu);
+	conn_rd_kick_locked(c);
+	pthread_mutex_unlock(&c->mu);
 }
 
 void conn_post(struct conn *c, unsigned int events)
@@ -185,15 +195,28 @@ static void conn_task(struct loop_task *task, unsigned int ev)
 		conn_fail_locked(c, -PIER_EABORTED);
 		pthread_mutex_unlock(&c->mu);
 	}
+	if (ev & CONN_EV_FINISH) {
+		pthread_mutex_lock(&c->mu);
+		if (c->error)
+			conn_fail_locked(c, c->error);
+		pthread_mutex_unlock(&c->mu);
+	}
 	if (ev & (CONN_EV_CLOSE | CONN_EV_RELEASE)) {
 		c->closing = true;
+		/* Read until the remote closes too, whoever waits or not. */
+		pthread_mutex_lock(&c->mu);
+		c->draining = true;
+		conn_rd_kick_locked(c);
+		pthread_mutex_unlock(&c->mu);
+		if (ev & CONN_EV_RELEASE)
+			read_pending(c);
 		if (ev & CONN_EV_RELEASE) {
 			c->freed_handles = true;
 			loop_timer_arm(c->loop, &c->linger,
 				       loop_now_ns() + (int64_t)PIER_LINGER_MS * 1000000);
 		}
 	}
-	if (ev & CONN_EV_RESUME)
+	if (ev & CONN_EV_READ)
 		start_read(c);
 	if (ev & (CONN_EV_WRITE | CONN_EV_CLOSE | CONN_EV_RELEASE))
 		start_write(c);
@@ -257,8 +280,13 @@ void conn_fail_locked(struct conn *c, int err)
 		free(drop);
 		drop = n;
 	}
+	if (!loop_on_thread(c->loop)) {
+		/* Found by a reading application thread: the loop closes. */
+		conn_post(c, CONN_EV_FINISH);
+		return;
+	}
 	c->closing = true;
-	if (c->fd >= 0 && loop_on_thread(c->loop))
+	if (c->fd >= 0)
 		conn_shutdown_io(c);
 }
 
@@ -331,6 +359,17 @@ static void conn_maybe_finish(struct conn *c)
 	conn_shutdown_io(c);
 	if (c->rd.in_flight || c->wr.in_flight)
 		return; /* their completions come back here */
+	pthread_mutex_lock(&c->mu);
+	if (c->rd_owner == RD_APP) {
+		/* A thread is reading the socket: wake it; it hands back with
+		 * CONN_EV_FINISH. */
+		c->rd_finish = true;
+		pthread_mutex_unlock(&c->mu);
+		shutdown(c->fd, SHUT_RDWR);
+		return;
+	}
+	c->rd_owner = RD_GONE;
+	pthread_mutex_unlock(&c->mu);
 	conn_discard_input(c);
 	/* Under out_mu: a sender writing from its own thread holds it, and
 	 * must never see the number of a closed (or reused) fd. */
@@ -346,42 +385,194 @@ maybe_free:
 
 /* --- reading ------------------------------------------------------------- */
 
-static void start_read(struct conn *c)
+/* Under mu. */
+bool conn_rd_background_locked(const struct conn *c)
+{
+	return c->polled || !c->reader || c->draining;
+}
+
+void conn_rd_kick_locked(struct conn *c)
+{
+	if (c->rd_owner != RD_NONE || c->read_paused || c->error)
+		return;
+	if (c->waiters) {
+		/* It takes the role when it wakes. */
+		pthread_cond_broadcast(&c->waiters->q->cond);
+	} else if (conn_rd_background_locked(c)) {
+		c->rd_owner = RD_LOOP;
+		conn_post(c, CONN_EV_READ);
+	}
+}
+
+/* Points c->rmsg at where the next read goes; returns the recvmsg flags. */
+static int rd_prepare(struct conn *c)
 {
 	void *window;
 	size_t want;
 
-	if (c->rd.in_flight || c->fd < 0 || c->closed)
-		return;
-	pthread_mutex_lock(&c->mu);
-	if (c->error || c->read_paused) {
-		pthread_mutex_unlock(&c->mu);
-		return;
-	}
-	pthread_mutex_unlock(&c->mu);
-
 	c->rmsg = (struct msghdr){ .msg_iov = &c->riov, .msg_iovlen = 1 };
-	c->rd = (struct loop_op){
-		.cb = read_done,
-		.kind = LOOP_OP_RECVMSG,
-		.fd = c->fd,
-		.msg = &c->rmsg,
-	};
 	if (c->packets) {
 		c->riov = (struct iovec){ c->rbuf, c->rbuf_size };
 		c->rmsg.msg_control = c->rcmsg;
 		c->rmsg.msg_controllen = c->rcmsg_size;
 		/* MSG_TRUNC: the result is the real packet length, so a
 		 * packet longer than the buffer shows. */
-		c->rd.flags = MSG_TRUNC | MSG_CMSG_CLOEXEC;
-	} else if ((want = wire_parser_body_window(&c->parser, &window)) >= DIRECT_READ_MIN) {
+		return MSG_TRUNC | MSG_CMSG_CLOEXEC;
+	}
+	if ((want = wire_parser_body_window(&c->parser, &window)) >= DIRECT_READ_MIN) {
 		/* A large body: read it into the message itself. */
 		c->riov = (struct iovec){ window, want };
 	} else {
 		c->riov = (struct iovec){ c->rbuf, c->rbuf_size };
 	}
-	c->rd.msg = &c->rmsg;
+	return 0;
+}
+
+static int read_packet(struct conn *c, size_t len);
+static int read_stream(struct conn *c, size_t len);
+
+/* Frames and routes what a read returned: 0, or why the connection ends. */
+static int rd_process(struct conn *c, ssize_t res)
+{
+	int r;
+
+	if (res < 0)
+		return (int)res;
+	if (res == 0) {
+		r = c->packets ? 0 : wire_parser_eof(&c->parser);
+		return r < 0 ? r : -PIER_ECLOSED;
+	}
+	return c->packets ? read_packet(c, (size_t)res) : read_stream(c, (size_t)res);
+}
+
+/* Loop thread, once the application let go: routes what already arrived,
+ * so that requests in it get their answers before the connection closes. */
+static void read_pending(struct conn *c)
+{
+	int r = 0;
+
+	if (c->rd.in_flight || c->fd < 0)
+		return; /* the read in flight routes it */
+	pthread_mutex_lock(&c->mu);
+	if (c->rd_owner != RD_LOOP || c->error) {
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	pthread_mutex_unlock(&c->mu);
+	for (int i = 0; i < 64 && r == 0; i++)
+		r = rd_app(c, -1, 0, NULL);
+	if (r < 0 && r != -EAGAIN) {
+		pthread_mutex_lock(&c->mu);
+		conn_fail_locked(c, r);
+		pthread_mutex_unlock(&c->mu);
+	}
+}
+
+static void start_read(struct conn *c)
+{
+	int flags;
+
+	if (c->rd.in_flight || c->fd < 0 || c->closed)
+		return;
+	pthread_mutex_lock(&c->mu);
+	if (c->error || c->read_paused || c->rd_owner != RD_LOOP) {
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	pthread_mutex_unlock(&c->mu);
+
+	flags = rd_prepare(c);
+	c->rd = (struct loop_op){
+		.cb = read_done,
+		.kind = LOOP_OP_RECVMSG,
+		.fd = c->fd,
+		.msg = &c->rmsg,
+		.flags = flags,
+	};
 	loop_submit(c->loop, &c->rd);
+}
+
+/* Milliseconds left until deadline, rounded up. */
+static int ms_until(const struct timespec *deadline)
+{
+	struct timespec now;
+	int64_t ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ns = (int64_t)(deadline->tv_sec - now.tv_sec) * 1000000000 +
+	     (deadline->tv_nsec - now.tv_nsec);
+	if (ns <= 0)
+		return 0;
+	return ns / 1000000 >= INT32_MAX ? INT32_MAX : (int)((ns + 999999) / 1000000);
+}
+
+/* The reading thread's (or read_pending()'s) read: one recvmsg, waiting for data first unless
+ * timeout_ms is 0.  With no deadline and no wake fd, a blocking recvmsg is
+ * the only system call (closing wakes it with shutdown()). */
+static int rd_app(struct conn *c, int wake_fd, int timeout_ms, const struct timespec *deadline)
+{
+	for (;;) {
+		int flags = rd_prepare(c), ms = -1, n;
+		struct pollfd pfd[2] = { { c->fd, POLLIN, 0 }, { wake_fd, POLLIN, 0 } };
+		ssize_t res;
+
+		if (timeout_ms >= 0 || wake_fd >= 0)
+			flags |= MSG_DONTWAIT;
+		res = recvmsg(c->fd, &c->rmsg, flags);
+		if (res >= 0)
+			return rd_process(c, res);
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno;
+		if (timeout_ms == 0)
+			return -EAGAIN;
+		if (timeout_ms > 0 && (ms = ms_until(deadline)) == 0)
+			return -ETIMEDOUT;
+		n = poll(pfd, wake_fd >= 0 ? 2 : 1, ms);
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0 && pfd[1].revents) {
+			uint64_t v;
+
+			/* Woken: the wait looks again. */
+			if (read(wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				return -errno;
+			return 0;
+		}
+	}
+}
+
+int conn_read_locked(struct conn *c, struct msgq *q, bool interruptible, int timeout_ms,
+		     const struct timespec *deadline)
+{
+	int r, wake_fd = -1;
+
+	assert(c->rd_owner == RD_NONE);
+	if (interruptible && timeout_ms != 0) {
+		if (c->wake_fd < 0)
+			c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (c->wake_fd < 0)
+			return -errno; /* before taking anything */
+		wake_fd = c->wake_fd;
+	}
+	c->rd_owner = RD_APP;
+	c->rd_q = q;
+	c->rd_thread = pthread_self();
+	pthread_mutex_unlock(&c->mu);
+
+	r = rd_app(c, wake_fd, timeout_ms, deadline);
+
+	pthread_mutex_lock(&c->mu);
+	c->rd_owner = RD_NONE;
+	c->rd_q = NULL;
+	if (r < 0 && r != -EAGAIN && r != -ETIMEDOUT)
+		conn_fail_locked(c, r);
+	if (c->rd_finish)
+		conn_post(c, CONN_EV_FINISH);
+	return r;
 }
 
 /* Takes the fds out of a received packet's control data.  Returns the count,
@@ -475,7 +666,7 @@ static int read_stream(struct conn *c, size_t len)
 static void read_done(struct loop_op *op, int res)
 {
 	struct conn *c = pier_container_of(op, struct conn, rd);
-	int r = 0;
+	int r;
 
 	if (res == -EINTR || res == -EAGAIN) {
 		start_read(c);
@@ -485,35 +676,37 @@ static void read_done(struct loop_op *op, int res)
 		conn_maybe_finish(c);
 		return;
 	}
-	if (res < 0)
-		r = res;
-	else if (res == 0 && !c->packets && wire_parser_eof(&c->parser) < 0)
-		r = wire_parser_eof(&c->parser);
-	else if (res == 0)
-		r = -PIER_ECLOSED;
-	else if (c->packets)
-		r = read_packet(c, (size_t)res);
-	else
-		r = read_stream(c, (size_t)res);
-
+	r = rd_process(c, res);
+	pthread_mutex_lock(&c->mu);
 	if (r < 0) {
-		pthread_mutex_lock(&c->mu);
 		conn_fail_locked(c, r);
-		pthread_mutex_unlock(&c->mu);
-	} else {
-		start_read(c);
+	} else if (!conn_rd_background_locked(c)) {
+		/* Waiting threads read for themselves again. */
+		c->rd_owner = RD_NONE;
+		conn_rd_kick_locked(c);
 	}
+	pthread_mutex_unlock(&c->mu);
+	if (r == 0)
+		start_read(c);
 	conn_maybe_finish(c);
+}
+
+/* Under mu: reading was paused and may go on. */
+static void conn_unpause_locked(struct conn *c)
+{
+	c->read_paused = false;
+	if (c->rd_owner == RD_LOOP)
+		conn_post(c, CONN_EV_READ);
+	else
+		conn_rd_kick_locked(c);
 }
 
 /* Under mu: the application took len bytes off a queue. */
 void conn_consumed_locked(struct conn *c, size_t len)
 {
 	c->in_bytes -= len;
-	if (c->read_paused && c->in_bytes <= c->cfg.max_recv_queued / 2) {
-		c->read_paused = false;
-		conn_post(c, CONN_EV_RESUME);
-	}
+	if (c->read_paused && c->in_bytes <= c->cfg.max_recv_queued / 2)
+		conn_unpause_locked(c);
 }
 
 /* --- writing ------------------------------------------------------------- */

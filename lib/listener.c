@@ -110,8 +110,6 @@ static void accept_done(struct loop_op *op, int res)
 	update_fd_locked(l);
 	pthread_cond_signal(&l->cond);
 	pthread_mutex_unlock(&l->mu);
-	/* Start reading now: requests queue up before the application has
-	 * accepted the peer, within the peer's limits. */
 	conn_start(c);
 	start_accept(l);
 }

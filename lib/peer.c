@@ -70,8 +70,18 @@ void msgq_changed_locked(struct conn *c, struct msgq *q, struct req *r)
 {
 	bool ready = msgq_ready(c, q, r);
 
-	if (ready)
+	if (ready) {
 		pthread_cond_broadcast(&q->cond);
+		if (q == c->rd_q && c->wake_fd >= 0 &&
+		    !pthread_equal(c->rd_thread, pthread_self())) {
+			/* The thread waiting on q reads the socket: cut that
+			 * short. */
+			uint64_t v = 1;
+			ssize_t n = write(c->wake_fd, &v, sizeof(v));
+
+			(void)n;
+		}
+	}
 	if (q->evfd >= 0 && ready != q->readable) {
 		uint64_t v = 1;
 		ssize_t n;
@@ -91,6 +101,10 @@ int msgq_fd_locked(struct conn *c, struct msgq *q, struct req *r)
 			return -errno;
 		q->readable = false;
 		msgq_changed_locked(c, q, r);
+		/* Nobody may be waiting when it becomes readable: the loop
+		 * reads from now on. */
+		c->polled = true;
+		conn_rd_kick_locked(c);
 	}
 	return q->evfd;
 }
@@ -102,7 +116,7 @@ void msgq_push_locked(struct conn *c, struct msgq *q, struct req *r, struct pier
 	q->tail = &m->next;
 	c->in_bytes += m->len + MSG_OVERHEAD;
 	if (c->in_bytes > c->cfg.max_recv_queued)
-		c->read_paused = true; /* the loop reads no more until caught up */
+		c->read_paused = true; /* nobody reads more until caught up */
 	msgq_changed_locked(c, q, r);
 }
 
@@ -121,28 +135,87 @@ struct pier_msg *msgq_pop_locked(struct conn *c, struct msgq *q, struct req *r)
 	return m;
 }
 
+static void waiter_add(struct conn *c, struct rd_waiter *w, bool *listed)
+{
+	if (*listed)
+		return;
+	w->next = c->waiters;
+	c->waiters = w;
+	*listed = true;
+}
+
+static void waiter_del(struct conn *c, struct rd_waiter *w, bool *listed)
+{
+	if (!*listed)
+		return;
+	for (struct rd_waiter **p = &c->waiters; *p; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	}
+	*listed = false;
+}
+
+/* A thread waiting for a message reads the socket itself while nobody else
+ * does; otherwise it waits for the reader to hand it a message, or the role.
+ * On the way out it hands the role on to another waiting thread (or to the
+ * loop), if anybody needs it. */
 int msgq_wait_locked(struct conn *c, struct msgq *q, struct req *r, int timeout_ms)
 {
+	struct rd_waiter w = { .q = q };
 	struct timespec deadline;
+	bool listed = false, expired = false;
+	/* Our own response ends a received request's wait; nothing read
+	 * does, so a reading thread must be woken for it. */
+	bool interruptible = r && !r->sent;
+	int ret;
 
 	if (timeout_ms > 0)
 		deadline = deadline_after(timeout_ms);
 	for (;;) {
 		int e;
 
-		if (q->head)
-			return 0;
-		if (r && r->done)
-			return -PIER_EDONE;
-		if (c->error)
-			return c->error;
-		if (timeout_ms == 0)
-			return -EAGAIN;
+		if (q->head) {
+			ret = 0;
+			break;
+		}
+		if (r && r->done) {
+			ret = -PIER_EDONE;
+			break;
+		}
+		if (c->error) {
+			ret = c->error;
+			break;
+		}
+		if (expired) {
+			ret = timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
+			break;
+		}
+		if (c->rd_owner == RD_NONE && !c->read_paused) {
+			waiter_del(c, &w, &listed);
+			e = conn_read_locked(c, q, interruptible, timeout_ms, &deadline);
+			if (e == -EAGAIN || e == -ETIMEDOUT)
+				expired = true;
+			else if (e < 0 && !c->error) {
+				ret = e; /* could not wait at all */
+				break;
+			}
+			continue;
+		}
+		if (timeout_ms == 0) {
+			expired = true;
+			continue;
+		}
+		waiter_add(c, &w, &listed);
 		e = timeout_ms < 0 ? pthread_cond_wait(&q->cond, &c->mu)
 				   : pthread_cond_timedwait(&q->cond, &c->mu, &deadline);
-		if (e == ETIMEDOUT && !q->head)
-			return -ETIMEDOUT;
+		if (e == ETIMEDOUT)
+			expired = true;
 	}
+	waiter_del(c, &w, &listed);
+	conn_rd_kick_locked(c);
+	return ret;
 }
 
 void msgq_drain_locked(struct conn *c, struct msgq *q)
@@ -151,19 +224,15 @@ void msgq_drain_locked(struct conn *c, struct msgq *q)
 
 	while ((m = q->head) != NULL) {
 		q->head = m->next;
-		c->in_bytes -= m->len + MSG_OVERHEAD;
+		conn_consumed_locked(c, m->len + MSG_OVERHEAD);
 		if (m->req)
 			req_release_locked(m->req, true, NULL);
 		msg_free(m);
 	}
 	q->tail = &q->head;
-	if (c->read_paused && c->in_bytes <= c->cfg.max_recv_queued / 2) {
-		c->read_paused = false;
-		conn_post(c, CONN_EV_RESUME);
-	}
 }
 
-/* --- routing (loop thread) ----------------------------------------------- */
+/* --- routing (by whoever reads) ----------------------------------------------- */
 
 static void count(struct conn *c, enum pier_stat s)
 {
@@ -395,6 +464,8 @@ PIER_EXPORT void pier_peer_free(pier_peer *peer)
 	pthread_mutex_lock(&c->mu);
 	c->reader = false;
 	msgq_drain_locked(c, &c->in);
+	/* Requests now get refused by the loop. */
+	conn_rd_kick_locked(c);
 	conn_handle_unref_locked(c, &last);
 	pthread_mutex_unlock(&c->mu);
 	if (last)

@@ -2,9 +2,16 @@
 /*
  * Connections, requests, messages: the internal objects behind the handles.
  *
- * Threads.  A connection's socket, parser and in-flight operations belong to
- * its loop thread.  Application threads share the rest under two locks:
- *  - conn->mu: request tables, message queues, handle counts, the error;
+ * Threads.  A connection's in-flight operations belong to its loop thread.
+ * Reading (the parser, the read buffer, recvmsg on the socket) belongs to
+ * whoever holds the read role (conn->rd_owner): an application thread that
+ * waits for a message reads for itself when nobody else reads, so a receive
+ * costs no hop through the loop; the loop reads only when something must be
+ * read with no thread waiting (a pollable fd was asked for, the read half is
+ * gone, the connection is closing).  Application threads share the rest
+ * under two locks:
+ *  - conn->mu: request tables, message queues, handle counts, the error,
+ *    the read role;
  *  - conn->out_mu: the send queue and the write state.
  * Lock order: mu before out_mu.  Neither is held while calling out.
  *
@@ -123,10 +130,25 @@ struct req {
 /* Work an application thread asks of the loop (conn->task's events). */
 #define CONN_EV_START 1u   /* start reading */
 #define CONN_EV_WRITE 2u   /* the send queue has frames */
-#define CONN_EV_RESUME 4u  /* the application caught up: read again */
+#define CONN_EV_READ 4u    /* the loop holds the read role: read */
 #define CONN_EV_RELEASE 8u /* no handles left: close gracefully */
 #define CONN_EV_CLOSE 16u  /* pier_writer_close() */
 #define CONN_EV_ABORT 32u  /* pier_writer_abort() */
+#define CONN_EV_FINISH 64u /* it ended off the loop, or its reader left */
+
+/* Who reads the socket. */
+enum conn_rd {
+	RD_NONE, /* nobody: the next thread to wait reads */
+	RD_LOOP, /* the loop, in the background */
+	RD_APP,  /* an application thread waiting for a message */
+	RD_GONE, /* the connection is closing its fd: nobody, ever */
+};
+
+/* A thread waiting for a message while another reads (on its stack). */
+struct rd_waiter {
+	struct rd_waiter *next;
+	struct msgq *q;
+};
 
 /* A frame waiting to be written: prefix (stream) and header, then the body,
  * then dup'd fds that are closed once the frame is out. */
@@ -163,6 +185,14 @@ struct conn {
 	struct msgq in; /* requests and stream messages for the read half */
 	size_t in_bytes; /* bodies queued for the application */
 	bool read_paused;
+	enum conn_rd rd_owner;
+	struct rd_waiter *waiters; /* waiting while another reads */
+	struct msgq *rd_q;     /* the queue the reading thread waits on */
+	pthread_t rd_thread;   /* the reading thread (RD_APP) */
+	int wake_fd;           /* interrupts a reading thread; -1 until needed */
+	bool polled;   /* a queue has a pollable fd: read in the background */
+	bool draining; /* closing: read in the background until EOF */
+	bool rd_finish; /* the loop waits for the reading thread to leave */
 	_Atomic uint64_t stats[PIER_STAT_END_];
 
 	/* Under out_mu. */
@@ -214,10 +244,25 @@ void conn_handle_ref_locked(struct conn *c);
 void conn_handle_unref_locked(struct conn *c, bool *last);
 void conn_release_last(struct conn *c);
 
-/* Routing of one incoming message (loop thread).  Takes m. */
+/* Routing of one incoming message (by the reader).  Takes m. */
 void peer_route(struct conn *c, struct pier_msg *m);
 /* Called under mu when the application took body bytes off a queue. */
 void conn_consumed_locked(struct conn *c, size_t len);
+
+/* Under mu, with nobody reading: takes the read role for a thread waiting
+ * on q, reads once (mu released meanwhile), and gives the role back.
+ * interruptible: something besides incoming data may end the wait (then a
+ * wake on conn->wake_fd cuts the read short).  timeout_ms 0 never blocks.
+ * Returns 0 once something was read or the wait should look again, -EAGAIN
+ * or -ETIMEDOUT when nothing came, or why the connection ended (it has
+ * been failed with that error). */
+int conn_read_locked(struct conn *c, struct msgq *q, bool interruptible, int timeout_ms,
+		     const struct timespec *deadline);
+/* Under mu: whether the loop must read with no thread waiting. */
+bool conn_rd_background_locked(const struct conn *c);
+/* Under mu: if nobody reads and somebody should, hands the role on (to a
+ * waiting thread, else to the loop). */
+void conn_rd_kick_locked(struct conn *c);
 
 /* Queue helpers, under mu.  r is the request a queue belongs to, or NULL
  * for the read half's queue: a queue has nothing more to give once it is

@@ -575,7 +575,7 @@ START_TEST(open_request_limit)
 	pier_config *ca, *cb;
 	pier_peer *a, *b;
 	pier_sent_request *sr[4], *extra;
-	pier_received_request *rr[3];
+	pier_received_request *rr[3], *extra_rr;
 	pier_msg *m;
 
 	ck_assert_int_eq(pier_config_new(&ca), 0);
@@ -604,7 +604,9 @@ START_TEST(open_request_limit)
 		rr[i] = recv_request(b, &m);
 		pier_msg_free(m);
 	}
-	/* b refused the fourth with an error response */
+	/* b refused the fourth with an error response (once it read it:
+	 * a request waits in the socket until a thread of b's waits) */
+	ck_assert_int_eq(pier_peer_recv(b, &m, &extra_rr, 100), -ETIMEDOUT);
 	ck_assert_int_eq(pier_sent_request_recv(sr[3], &m, WAIT), 0);
 	ck_assert(pier_msg_is_error(m));
 	pier_msg_free(m);

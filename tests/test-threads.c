@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Threads: write halves shared between threads, and many requests at once. */
+/* Threads: write halves shared between threads, many requests at once, and
+ * threads that wait for messages (and read the socket) side by side. */
 #include "config.h"
 
 #include <errno.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "peers.h"
 
@@ -193,6 +195,207 @@ START_TEST(request_writer_on_another_thread)
 }
 END_TEST
 
+/* --- waiting threads read for themselves ---------------------------------- */
+
+struct waiter {
+	pier_peer *peer;
+	pier_sent_request *sr;
+	pier_received_request *rr;
+	int timeout;
+	int result;
+	pier_msg *m;
+};
+
+static void *wait_peer(void *arg)
+{
+	struct waiter *w = arg;
+	pier_received_request *rr = NULL;
+
+	w->result = pier_peer_recv(w->peer, &w->m, &rr, w->timeout);
+	pier_received_request_free(rr);
+	return NULL;
+}
+
+static void *wait_response(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->result = pier_sent_request_recv_response(w->sr, &w->m, w->timeout);
+	return NULL;
+}
+
+static void *wait_update(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->result = pier_received_request_recv_update(w->rr, &w->m, w->timeout);
+	return NULL;
+}
+
+/* Long enough for a thread to be blocked in its wait (reading the socket,
+ * as the only thread waiting). */
+static void settle(void)
+{
+	usleep(50 * 1000);
+}
+
+/* Sending the response ends a wait for requester updates on that request,
+ * even while the waiting thread is blocked reading the socket. */
+START_TEST(reader_woken_by_own_response)
+{
+	static const int timeouts[] = { -1, WAIT };
+
+	for (size_t t = 0; t < 2; t++) {
+		pier_peer *a, *b;
+		pier_sent_request *sr;
+		struct waiter w = { .timeout = timeouts[t] };
+		pier_msg *m;
+		pthread_t th;
+
+		make_pair(_i, &a, &b);
+		sr = send_request(a, 1, "x");
+		w.rr = recv_request(b, &m);
+		pier_msg_free(m);
+		ck_assert_int_eq(pthread_create(&th, NULL, wait_update, &w), 0);
+		settle();
+		ck_assert_int_eq(pier_received_request_send_response(w.rr, 1, "r", 1, NULL, 0), 0);
+		pthread_join(th, NULL);
+		ck_assert_int_eq(w.result, -PIER_EDONE);
+		ck_assert_int_eq(pier_sent_request_recv_response(sr, &m, WAIT), 0);
+		pier_msg_free(m);
+		pier_received_request_free(w.rr);
+		pier_sent_request_free(sr);
+		pier_peer_free(a);
+		pier_peer_free(b);
+	}
+}
+END_TEST
+
+/* Aborting the connection ends a wait blocked reading the socket, with or
+ * without a deadline. */
+START_TEST(reader_woken_by_abort)
+{
+	static const int timeouts[] = { -1, WAIT };
+
+	for (size_t t = 0; t < 2; t++) {
+		pier_peer *a, *b;
+		struct waiter w = { .timeout = timeouts[t] };
+		pthread_t th;
+
+		make_pair(_i, &a, &b);
+		w.peer = b;
+		ck_assert_int_eq(pthread_create(&th, NULL, wait_peer, &w), 0);
+		settle();
+		pier_writer_abort(pier_peer_get_writer(b));
+		pthread_join(th, NULL);
+		ck_assert_int_eq(w.result, -PIER_EABORTED);
+		pier_peer_free(a);
+		pier_peer_free(b);
+	}
+}
+END_TEST
+
+/* Two threads wait on one peer: whichever reads hands the other its
+ * message, and when it leaves with its own, the other reads on. */
+START_TEST(reading_handed_between_threads)
+{
+	for (int order = 0; order < 2; order++) {
+		pier_peer *a, *b;
+		pier_received_request *rr;
+		struct waiter wr = { .timeout = -1 }, ws = { .timeout = -1 };
+		pthread_t tr, ts;
+		pier_msg *m;
+
+		make_pair(_i, &a, &b);
+		wr.sr = send_request(a, 1, "x");
+		rr = recv_request(b, &m);
+		pier_msg_free(m);
+		ws.peer = a;
+		ck_assert_int_eq(pthread_create(&tr, NULL, wait_response, &wr), 0);
+		ck_assert_int_eq(pthread_create(&ts, NULL, wait_peer, &ws), 0);
+		settle();
+		if (order == 0) {
+			/* The response first: its thread leaves, the other
+			 * must take over reading to see the stream. */
+			ck_assert_int_eq(pier_received_request_send_response(rr, 1, "r", 1, NULL, 0), 0);
+			pthread_join(tr, NULL);
+			settle();
+			ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(b), 2, "s", 1, NULL, 0), 0);
+			pthread_join(ts, NULL);
+		} else {
+			ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(b), 2, "s", 1, NULL, 0), 0);
+			pthread_join(ts, NULL);
+			settle();
+			ck_assert_int_eq(pier_received_request_send_response(rr, 1, "r", 1, NULL, 0), 0);
+			pthread_join(tr, NULL);
+		}
+		ck_assert_int_eq(wr.result, 0);
+		assert_msg(wr.m, PIER_MSG_RESPONSE, 1, "r");
+		ck_assert_int_eq(ws.result, 0);
+		assert_msg(ws.m, PIER_MSG_STREAM, 2, "s");
+		pier_msg_free(wr.m);
+		pier_msg_free(ws.m);
+		pier_received_request_free(rr);
+		pier_sent_request_free(wr.sr);
+		pier_peer_free(a);
+		pier_peer_free(b);
+	}
+}
+END_TEST
+
+/* A thread that waits while another reads times out on its own deadline. */
+START_TEST(waiter_times_out_while_another_reads)
+{
+	pier_peer *a, *b;
+	pier_received_request *rr;
+	struct waiter w = { .timeout = -1 };
+	pthread_t th;
+	pier_msg *m;
+
+	make_pair(_i, &a, &b);
+	w.peer = b;
+	ck_assert_int_eq(pthread_create(&th, NULL, wait_peer, &w), 0);
+	settle();
+	w.sr = send_request(b, 1, "x");
+	ck_assert_int_eq(pier_sent_request_recv_response(w.sr, &m, 100), -ETIMEDOUT);
+	/* The reading thread still gets what comes for it. */
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 2, "s", 1, NULL, 0), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(w.result, 0);
+	assert_msg(w.m, PIER_MSG_STREAM, 2, "s");
+	pier_msg_free(w.m);
+	rr = recv_request(a, &m);
+	pier_msg_free(m);
+	pier_received_request_free(rr);
+	pier_sent_request_free(w.sr);
+	pier_peer_free(a);
+	pier_peer_free(b);
+}
+END_TEST
+
+/* A receive that does not wait still reads what has arrived. */
+START_TEST(try_receive_reads)
+{
+	pier_peer *a, *b;
+	pier_received_request *rr;
+	pier_msg *m;
+	int r, tries = 0;
+
+	make_pair(_i, &a, &b);
+	ck_assert_int_eq(pier_peer_recv(b, &m, &rr, 0), -EAGAIN);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 2, "s", 1, NULL, 0), 0);
+	/* tcp may take a moment to deliver */
+	while ((r = pier_peer_recv(b, &m, &rr, 0)) == -EAGAIN && tries++ < WAIT)
+		usleep(1000);
+	ck_assert_int_eq(r, 0);
+	assert_msg(m, PIER_MSG_STREAM, 2, "s");
+	pier_msg_free(m);
+	ck_assert_int_eq(pier_peer_recv(b, &m, &rr, 0), -EAGAIN);
+	pier_peer_free(a);
+	pier_peer_free(b);
+}
+END_TEST
+
 /* Peers made and dropped in quick succession while their remote goes away:
  * the application's last release and the loop's view of the end race each
  * other (a sanitizer build turns a lost race into a failure here). */
@@ -221,6 +424,11 @@ int main(void)
 	tcase_add_loop_test(tc, thousands_of_requests, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, request_writer_on_another_thread, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, churn, PAIR_UNIX_FD, PAIR_SEQPACKET_FD + 1);
+	tcase_add_loop_test(tc, reader_woken_by_own_response, 0, PAIR_KINDS);
+	tcase_add_loop_test(tc, reader_woken_by_abort, 0, PAIR_KINDS);
+	tcase_add_loop_test(tc, reading_handed_between_threads, 0, PAIR_KINDS);
+	tcase_add_loop_test(tc, waiter_times_out_while_another_reads, 0, PAIR_KINDS);
+	tcase_add_loop_test(tc, try_receive_reads, 0, PAIR_KINDS);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }
