@@ -640,9 +640,10 @@ static int read_packet(struct conn *c, size_t len)
 
 static int read_stream(struct conn *c, size_t len)
 {
+	struct pier_msg *list = NULL, **tail = &list;
 	struct wire_frame f;
 	size_t pos = 0;
-	int r;
+	int r = 0;
 
 	if (c->riov.iov_base != c->rbuf) {
 		/* Straight into a body. */
@@ -650,17 +651,26 @@ static int read_stream(struct conn *c, size_t len)
 			peer_route(c, msg_of_body(f.body));
 		return 0;
 	}
+	/* Every frame of this read is routed at once, in order; those before
+	 * an error too. */
 	while (pos < len) {
 		size_t used;
 
 		r = wire_parser_feed(&c->parser, c->rbuf + pos, len - pos, &used, &f);
 		if (r < 0)
-			return r;
+			break;
 		pos += used;
-		if (r == 1)
-			peer_route(c, msg_of_body(f.body));
+		if (r == 1) {
+			struct pier_msg *m = msg_of_body(f.body);
+
+			m->next = NULL;
+			*tail = m;
+			tail = &m->next;
+		}
 	}
-	return 0;
+	if (list)
+		peer_route(c, list);
+	return r < 0 ? r : 0;
 }
 
 static void read_done(struct loop_op *op, int res)
@@ -843,19 +853,26 @@ static int wait_for_room(struct conn *c, size_t len, bool control)
 	return c->out_error;
 }
 
+/* Small stream frames share chunks of this size, so that a burst of them
+ * costs one allocation and one iovec per chunk. */
+#define CHUNK_SIZE (64u << 10)
+#define CHUNK_MAX_FRAME (8u << 10)
+
 static struct out_frame *frame_new(const unsigned char *head, size_t head_len,
 				   const void *body, size_t len, const int *fds, size_t nfds,
-				   size_t already_sent)
+				   size_t already_sent, size_t cap)
 {
-	struct out_frame *f = malloc(sizeof(*f) + head_len + len + nfds * sizeof(int));
+	size_t size = cap ? cap : head_len + len;
+	struct out_frame *f = malloc(sizeof(*f) + size + nfds * sizeof(int));
 
 	if (!f)
 		return NULL;
 	f->next = NULL;
 	f->len = head_len + len;
 	f->sent = already_sent;
+	f->cap = cap;
 	f->nfds = 0;
-	f->fds = (int *)(void *)(f->data + ((head_len + len + 3) & ~(size_t)3));
+	f->fds = (int *)(void *)(f->data + ((size + 3) & ~(size_t)3));
 	memcpy(f->data, head, head_len);
 	if (len)
 		memcpy(f->data + head_len, body, len);
@@ -869,6 +886,35 @@ static struct out_frame *frame_new(const unsigned char *head, size_t head_len,
 		f->fds[f->nfds++] = fd;
 	}
 	return f;
+}
+
+/* Under out_mu: queues a frame, of which sent bytes are already written. */
+static int queue_frame(struct conn *c, const unsigned char *head, size_t head_len,
+		       const void *body, size_t len, const int *fds, size_t nfds, size_t sent)
+{
+	struct out_frame *last = c->out_head ? pier_container_of(c->out_tail, struct out_frame, next)
+					     : NULL;
+	size_t total = head_len + len;
+	bool small = !c->packets && !nfds && total <= CHUNK_MAX_FRAME;
+	struct out_frame *f;
+
+	if (small && last && last->len + total <= last->cap) {
+		/* Behind what the loop may be writing right now; the chunk
+		 * stays queued until its last byte is out. */
+		memcpy(last->data + last->len, head, head_len);
+		if (len)
+			memcpy(last->data + last->len + head_len, body, len);
+		last->len += total;
+		c->out_bytes += total;
+		return 0;
+	}
+	f = frame_new(head, head_len, body, len, fds, nfds, sent, small ? CHUNK_SIZE : 0);
+	if (!f)
+		return -ENOMEM;
+	*c->out_tail = f;
+	c->out_tail = &f->next;
+	c->out_bytes += f->len - f->sent;
+	return 0;
 }
 
 int conn_send_check(const struct conn *c, size_t len, size_t nfds)
@@ -887,7 +933,6 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 {
 	unsigned char head[WIRE_STREAM_OVERHEAD], cmsg[CMSG_SPACE(WIRE_MAX_FDS * sizeof(int))];
 	size_t head_len, sent = 0;
-	struct out_frame *f;
 	bool wake = false;
 	int r;
 
@@ -934,14 +979,12 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 			nfds = 0; /* they went with the first byte */
 		}
 	}
-	f = frame_new(head, head_len, body, len, fds, nfds, sent);
-	if (!f) {
-		r = sent ? (c->out_error = -ENOMEM) : -ENOMEM;
+	r = queue_frame(c, head, head_len, body, len, fds, nfds, sent);
+	if (r < 0) {
+		if (sent)
+			c->out_error = r;
 		goto out;
 	}
-	*c->out_tail = f;
-	c->out_tail = &f->next;
-	c->out_bytes += f->len - f->sent;
 	if (!c->writing) {
 		c->writing = true;
 		wake = true;

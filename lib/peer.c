@@ -305,12 +305,8 @@ static void route_to_request_locked(struct conn *c, struct pier_msg *m, struct i
 		req_free(r);
 }
 
-void peer_route(struct conn *c, struct pier_msg *m)
+static void route_locked(struct conn *c, struct pier_msg *m)
 {
-	count(c, PIER_STAT_MSGS_RECEIVED);
-	atomic_fetch_add_explicit(&c->stats[PIER_STAT_BYTES_RECEIVED], m->len,
-				  memory_order_relaxed);
-	pthread_mutex_lock(&c->mu);
 	switch (m->hdr.type) {
 	case PIER_MSG_REQUEST:
 		route_request_locked(c, m);
@@ -331,7 +327,26 @@ void peer_route(struct conn *c, struct pier_msg *m)
 		}
 		break;
 	}
+}
+
+void peer_route(struct conn *c, struct pier_msg *list)
+{
+	uint64_t n = 0, bytes = 0;
+
+	pthread_mutex_lock(&c->mu);
+	while (list) {
+		struct pier_msg *m = list;
+
+		list = m->next;
+		m->next = NULL;
+		n++;
+		bytes += m->len;
+		route_locked(c, m);
+	}
 	pthread_mutex_unlock(&c->mu);
+	atomic_fetch_add_explicit(&c->stats[PIER_STAT_MSGS_RECEIVED], n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->stats[PIER_STAT_BYTES_RECEIVED], bytes,
+				  memory_order_relaxed);
 }
 
 /* --- handles and the connection's lifetime ------------------------------- */

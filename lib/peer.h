@@ -150,12 +150,15 @@ struct rd_waiter {
 	struct msgq *q;
 };
 
-/* A frame waiting to be written: prefix (stream) and header, then the body,
- * then dup'd fds that are closed once the frame is out. */
+/* What waits to be written: one frame (prefix or header, then the body,
+ * then dup'd fds that are closed once it is out), or on a stream a chunk
+ * of small frames back to back, to which later small frames are appended
+ * while there is room (even while the loop writes its beginning). */
 struct out_frame {
 	struct out_frame *next;
-	size_t len;  /* head + body */
+	size_t len;  /* bytes in data */
 	size_t sent; /* bytes already written */
+	size_t cap;  /* a chunk's room for data; 0 for a frame of its own */
 	unsigned int nfds;
 	int *fds;
 	unsigned char data[];
@@ -244,7 +247,8 @@ void conn_handle_ref_locked(struct conn *c);
 void conn_handle_unref_locked(struct conn *c, bool *last);
 void conn_release_last(struct conn *c);
 
-/* Routing of one incoming message (by the reader).  Takes m. */
+/* Routing of incoming messages (by the reader), in order: m and those
+ * chained on its next.  Takes them. */
 void peer_route(struct conn *c, struct pier_msg *m);
 /* Called under mu when the application took body bytes off a queue. */
 void conn_consumed_locked(struct conn *c, size_t len);

@@ -195,6 +195,69 @@ START_TEST(request_writer_on_another_thread)
 }
 END_TEST
 
+/* Sizes around the ones the send queue treats differently: empty, tiny,
+ * just under and over what shares a queued chunk, and large. */
+static const size_t burst_sizes[] = { 0, 1, 13, 100, 4000, 8180, 8181, 8200, 20000, 65536 };
+enum { BURST = 3000 };
+
+static unsigned char burst_byte(int i, size_t k)
+{
+	return (unsigned char)(i * 31 + k * 7);
+}
+
+static void *send_burst(void *arg)
+{
+	pier_writer *w = arg;
+	unsigned char *body = malloc(65536);
+
+	for (int i = 0; i < BURST; i++) {
+		size_t len = burst_sizes[i % (sizeof(burst_sizes) / sizeof(burst_sizes[0]))];
+
+		for (size_t k = 0; k < len; k++)
+			body[k] = burst_byte(i, k);
+		if (pier_writer_send_stream(w, i, body, len, NULL, 0) != 0) {
+			free(body);
+			return (void *)1;
+		}
+	}
+	free(body);
+	pier_writer_unref(w);
+	return NULL;
+}
+
+/* A burst of messages of mixed sizes, sent faster than they are read:
+ * every one arrives whole, in order. */
+START_TEST(burst_of_mixed_sizes)
+{
+	pier_peer *a, *b;
+	pthread_t th;
+	void *ret;
+
+	make_pair(_i, &a, &b);
+	ck_assert_int_eq(pthread_create(&th, NULL, send_burst,
+					pier_writer_ref(pier_peer_get_writer(a))), 0);
+	for (int i = 0; i < BURST; i++) {
+		pier_received_request *rr;
+		const unsigned char *body;
+		size_t len, bad = 0;
+		pier_msg *m;
+
+		ck_assert_int_eq(pier_peer_recv(b, &m, &rr, WAIT), 0);
+		ck_assert_int_eq(pier_msg_header(m)->service_id, i);
+		body = pier_msg_body(m, &len);
+		ck_assert_uint_eq(len, burst_sizes[i % (sizeof(burst_sizes) / sizeof(burst_sizes[0]))]);
+		for (size_t k = 0; k < len; k++)
+			bad += body[k] != burst_byte(i, k);
+		ck_assert_uint_eq(bad, 0);
+		pier_msg_free(m);
+	}
+	pthread_join(th, &ret);
+	ck_assert_ptr_null(ret);
+	pier_peer_free(a);
+	pier_peer_free(b);
+}
+END_TEST
+
 /* --- waiting threads read for themselves ---------------------------------- */
 
 struct waiter {
@@ -424,6 +487,7 @@ int main(void)
 	tcase_add_loop_test(tc, thousands_of_requests, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, request_writer_on_another_thread, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, churn, PAIR_UNIX_FD, PAIR_SEQPACKET_FD + 1);
+	tcase_add_loop_test(tc, burst_of_mixed_sizes, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, reader_woken_by_own_response, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, reader_woken_by_abort, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, reading_handed_between_threads, 0, PAIR_KINDS);
