@@ -60,6 +60,16 @@ static void pin_to_cpu0(void)
 		die("sched_setaffinity", -errno);
 }
 
+/* Runs the rest of this process, and the children it forks, on CPU 0
+ * (pinned) or where the scheduler likes (saved: what to go back to). */
+static void set_pinned(bool pinned, const cpu_set_t *saved)
+{
+	if (pinned)
+		pin_to_cpu0();
+	else
+		sched_setaffinity(0, sizeof(*saved), saved);
+}
+
 /* --- results ------------------------------------------------------------ */
 
 enum goal {
@@ -162,6 +172,17 @@ static pid_t spawn(void (*server)(int fd, void *arg), int fd, int other, void *a
 	return pid;
 }
 
+/* Voluntary context switches so far of this process and its reaped
+ * children: each one is a thread going to sleep, to be woken by another. */
+static long switches(void)
+{
+	struct rusage self, children;
+
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_CHILDREN, &children);
+	return self.ru_nvcsw + children.ru_nvcsw;
+}
+
 static void reap(pid_t pid)
 {
 	int status;
@@ -243,6 +264,7 @@ struct rtt_arg {
 	size_t size;
 	long iters;
 	bool pinned;
+	double switches; /* out: per round trip, both processes */
 };
 
 static void raw_echo_server(int fd, void *arg)
@@ -273,6 +295,7 @@ static double raw_rtt(struct rtt_arg *a)
 	int sv[2];
 	pid_t pid;
 	double t0 = 0;
+	long sw = switches();
 
 	make_pair(a->kind, sv);
 	pid = spawn(raw_echo_server, sv[1], sv[0], a);
@@ -287,6 +310,7 @@ static double raw_rtt(struct rtt_arg *a)
 	t0 = (now_s() - t0) / a->iters;
 	close(sv[0]);
 	reap(pid);
+	a->switches = (double)(switches() - sw) / a->iters;
 	free(in);
 	free(out);
 	return t0;
@@ -336,6 +360,7 @@ static double pier_rtt(struct rtt_arg *a)
 	int sv[2], r;
 	pid_t pid;
 	double t0 = 0;
+	long sw = switches();
 
 	memset(body, 'x', a->size);
 	make_pair(a->kind, sv);
@@ -361,21 +386,25 @@ static double pier_rtt(struct rtt_arg *a)
 	t0 = (now_s() - t0) / a->iters;
 	pier_peer_free(peer);
 	reap(pid);
+	a->switches = (double)(switches() - sw) / a->iters;
 	free(body);
 	return t0;
 }
 
 /* Alternates the two sides a few times and keeps each side's best: the
- * machine is shared, and the best run is the one least disturbed. */
+ * machine is shared, and the best run is the one least disturbed.  The
+ * context switches per round trip are the fewest seen. */
 static void compare(double (*mine)(struct rtt_arg *), double (*base)(struct rtt_arg *),
-		    struct rtt_arg *a, double *v, double *b)
+		    struct rtt_arg *a, double *v, double *b, double *v_sw, double *b_sw)
 {
-	*v = *b = 1e9;
+	*v = *b = *v_sw = *b_sw = 1e9;
 	for (int round = 0; round < (quick ? 1 : 3); round++) {
-		double x = base(a), y = mine(a);
+		double x = base(a), x_sw = a->switches, y = mine(a), y_sw = a->switches;
 
 		*b = x < *b ? x : *b;
 		*v = y < *v ? y : *v;
+		*b_sw = x_sw < *b_sw ? x_sw : *b_sw;
+		*v_sw = y_sw < *v_sw ? y_sw : *v_sw;
 	}
 }
 
@@ -391,22 +420,28 @@ static void bench_rtt(void)
 			for (size_t s = 0; s < 3; s++) {
 				struct rtt_arg a = { (enum kind)k, sizes[s], 0, pinned };
 				char name[64];
-				double v, b, target = 2.0;
+				double v, b, v_sw, b_sw, target = 2.0;
 
 				snprintf(name, sizeof(name), "rtt-%zu-%s-%s", sizes[s], kind_name[k],
 					 pinned ? "pinned" : "unpinned");
 				if (!selected(name))
 					continue;
 				a.iters = (quick ? 2000 : 20000) / (sizes[s] > 4096 ? 4 : 1);
-				if (pinned)
-					pin_to_cpu0();
-				compare(pier_rtt, raw_rtt, &a, &v, &b);
-				sched_setaffinity(0, sizeof(saved), &saved);
+				set_pinned(pinned, &saved);
+				compare(pier_rtt, raw_rtt, &a, &v, &b, &v_sw, &b_sw);
+				set_pinned(false, &saved);
 				if (sizes[s] == 65536 && k == K_UNIX && pinned)
 					target = 1.5;
 				if (!pinned)
 					target = 1.2;
 				result(name, v * 1e6, "us", b * 1e6, LOWER, target);
+				/* Thread hops: a raw ping-pong sleeps twice per
+				 * round trip (each side in its read). */
+				if (sizes[s] == 16) {
+					snprintf(name, sizeof(name), "switches-16-%s-%s", kind_name[k],
+						 pinned ? "pinned" : "unpinned");
+					result(name, v_sw, "per-rt", b_sw, INFO, 0);
+				}
 			}
 	}
 }
@@ -841,19 +876,30 @@ static double pier_fds(struct fd_arg *a)
 
 static void bench_fds(void)
 {
-	for (int pipelined = 0; pipelined < 2; pipelined++) {
+	static const char *const names[] = {
+		"fd-pingpong-seqpacket-pinned",
+		"fd-pingpong-seqpacket-unpinned",
+		"fd-pipelined-seqpacket",
+	};
+	cpu_set_t saved;
+
+	sched_getaffinity(0, sizeof(saved), &saved);
+	for (int i = 0; i < 3; i++) {
+		bool pipelined = i == 2, pinned = i == 0;
 		struct fd_arg a = { quick ? 2000 : 20000, pipelined };
-		const char *name = pipelined ? "fd-pipelined-seqpacket" : "fd-pingpong-seqpacket";
+		const char *name = names[i];
 		double v = 1e9, b = 1e9;
 
 		if (!selected(name))
 			continue;
+		set_pinned(pinned, &saved);
 		for (int round = 0; round < (quick ? 1 : 3); round++) {
 			double x = raw_fds(&a), y = pier_fds(&a);
 
 			b = x < b ? x : b;
 			v = y < v ? y : v;
 		}
+		set_pinned(false, &saved);
 		if (pipelined) /* as a rate: messages per second */
 			result(name, 1 / v / 1e3, "kmsg/s", 1 / b / 1e3, HIGHER, 0.8);
 		else
@@ -1145,9 +1191,10 @@ static double echo_time(pier_peer *peer, long iters)
 	return (now_s() - t0) / iters;
 }
 
-static void bench_open_requests(void)
+static void open_requests(bool pinned)
 {
 	long many = quick ? 100000 : 1000000, few = 1000, iters = quick ? 2000 : 10000;
+	const char *where = pinned ? "pinned" : "unpinned";
 	pier_sent_request **open;
 	double t_few = 0, t_many;
 	long rss0, rss1;
@@ -1157,9 +1204,9 @@ static void bench_open_requests(void)
 	int sv[2], r;
 	pid_t pid;
 
-	if (!selected("open-requests"))
+	snprintf(name, sizeof(name), "open-requests-%ld-%s", many, where);
+	if (!selected(name))
 		return;
-	snprintf(name, sizeof(name), "open-requests-%ld", many);
 	cfg = many_config();
 	open = malloc((size_t)many * sizeof(*open));
 	make_pair(K_UNIX, sv);
@@ -1185,8 +1232,24 @@ static void bench_open_requests(void)
 	reap(pid);
 	free(open);
 	result(name, t_many * 1e6, "us/msg", t_few * 1e6, LOWER, 1.2);
+	if (!pinned)
+		return;
 	snprintf(name, sizeof(name), "open-requests-%ld-memory", many);
 	result(name, (double)(rss1 - rss0) * 1024 / many, "B/req", 0, MEASURE, 0);
+}
+
+/* The time per message with many requests open vs few (the id tables must
+ * stay flat), and the memory each open request costs. */
+static void bench_open_requests(void)
+{
+	cpu_set_t saved;
+
+	sched_getaffinity(0, sizeof(saved), &saved);
+	for (int pinned = 1; pinned >= 0; pinned--) {
+		set_pinned(pinned, &saved);
+		open_requests(pinned);
+		set_pinned(false, &saved);
+	}
 }
 
 /* --- idle peers ----------------------------------------------------------- */
