@@ -737,6 +737,8 @@ static void put_fds(struct msghdr *mh, void *buf, size_t space, const int *fds, 
 	mh->msg_control = buf;
 	mh->msg_controllen = CMSG_SPACE(nfds * sizeof(int));
 	assert(mh->msg_controllen <= space);
+	/* No uninitialised padding goes to the kernel. */
+	memset(buf, 0, mh->msg_controllen);
 	cm = CMSG_FIRSTHDR(mh);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;

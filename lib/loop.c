@@ -178,10 +178,38 @@ static void stop_task(struct loop_task *task, unsigned int events)
 
 /* --- the thread ---------------------------------------------------------- */
 
+/* Sets up the backend PIER_BACKEND asks for ("uring" or "epoll"), or by
+ * default io_uring, falling back to epoll where io_uring is refused:
+ * seccomp profiles and kernel.io_uring_disabled say EPERM, kernels without
+ * it ENOSYS, kernels without the features asked for EINVAL, and older ones
+ * ENOMEM when the ring exceeds the locked-memory limit. */
+static int backend_init(struct pier_loop *l)
+{
+	const char *want = getenv("PIER_BACKEND");
+	int r;
+
+	if (want && *want) {
+		if (strcmp(want, "epoll") == 0)
+			l->be = &loop_backend_epoll;
+		else if (strcmp(want, "uring") == 0 || strcmp(want, "io_uring") == 0)
+			l->be = &loop_backend_uring;
+		else
+			return -EINVAL;
+		return l->be->init(l);
+	}
+	l->be = &loop_backend_uring;
+	r = l->be->init(l);
+	if (r == -EPERM || r == -ENOSYS || r == -EINVAL || r == -ENOMEM) {
+		l->be = &loop_backend_epoll;
+		r = l->be->init(l);
+	}
+	return r;
+}
+
 static void *loop_thread(void *arg)
 {
 	struct pier_loop *l = arg;
-	int r = l->be->init(l);
+	int r = backend_init(l);
 
 	pthread_mutex_lock(&l->start_lock);
 	l->start_result = r;
@@ -223,7 +251,6 @@ int loop_new(struct pier_loop **out)
 		return -ENOMEM;
 	atomic_init(&l->refs, 1);
 	atomic_init(&l->wake_pending, false);
-	l->be = &loop_backend_uring;
 	l->tasks_tail = &l->tasks;
 	l->stop_task.fn = stop_task;
 	pthread_mutex_init(&l->task_lock, NULL);

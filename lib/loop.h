@@ -43,7 +43,10 @@ struct loop_op {
 	size_t len;
 	struct sockaddr *addr;
 	socklen_t *addrlen;
-	struct loop_op *next_ready; /* backend use */
+	/* Backend use. */
+	struct loop_op *next_ready;
+	int res;
+	bool ready;
 };
 
 struct loop_task;
@@ -73,6 +76,7 @@ struct loop_backend {
 };
 
 extern const struct loop_backend loop_backend_uring;
+extern const struct loop_backend loop_backend_epoll;
 
 /* Something on the loop that must happen at a point in time (a close that
  * lingers too long).  Timers are few; a sorted list is enough. */

@@ -8,9 +8,11 @@ packages="build-essential autoconf automake libtool pkg-config liburing-dev chec
 # Optional extras:
 #   --with-fuzzing      clang and its runtimes, for the fuzz targets and TSan
 #   --with-bench-peers  ZeroMQ and nng, which make bench compares with
+#   --with-valgrind     valgrind, for make check-valgrind
 for opt in "$@"; do
 	case "$opt" in
 	--with-fuzzing) packages="$packages clang libclang-rt-14-dev" ;;
+	--with-valgrind) packages="$packages valgrind" ;;
 	--with-bench-peers) packages="$packages libzmq3-dev libnng-dev" ;;
 	*) echo "setup-debian: unknown option $opt" >&2; exit 2 ;;
 	esac

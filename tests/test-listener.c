@@ -206,7 +206,7 @@ START_TEST(shared_loop)
 	char address[128];
 
 	ck_assert_int_eq(pier_loop_new(&loop), 0);
-	ck_assert_str_eq(pier_loop_backend(loop), "io_uring");
+	ck_assert_ptr_nonnull(pier_loop_backend(loop)); /* test-backend checks which */
 	ck_assert_int_eq(pier_config_new(&cfg), 0);
 	ck_assert_int_eq(pier_config_set_loop(cfg, loop), 0);
 	ck_assert_ptr_null(pier_loop_unref(loop)); /* the config holds it */

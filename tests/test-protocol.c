@@ -271,7 +271,7 @@ START_TEST(fds_on_stream_socket)
 {
 	struct raw r = raw_pair(false, NULL);
 	unsigned char frame[16] = { 12, 0, 0, 0, 4 };
-	char cbuf[CMSG_SPACE(sizeof(int))];
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct iovec iov = { frame, sizeof(frame) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
