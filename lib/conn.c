@@ -311,13 +311,16 @@ static void conn_discard_input(struct conn *c)
 			.msg_controllen = c->rcmsg_size,
 		};
 		int fds[WIRE_MAX_FDS], n;
+		ssize_t len = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
-		if (recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
+		if (len < 0)
 			break;
 		c->rmsg = mh;
 		n = take_fds(c, fds, WIRE_MAX_FDS);
 		for (int j = 0; j < n; j++)
 			close(fds[j]);
+		if (len == 0 && n == 0)
+			break; /* the end (or an empty packet without fds) */
 	}
 }
 
@@ -438,8 +441,17 @@ static int rd_process(struct conn *c, ssize_t res)
 
 	if (res < 0)
 		return (int)res;
+	if (res == 0 && c->packets) {
+		int fds[WIRE_MAX_FDS], n = take_fds(c, fds, WIRE_MAX_FDS);
+
+		/* An empty packet reads like the end, but an end carries no
+		 * fds: with fds, it was a packet too short to be a message. */
+		for (int i = 0; i < n; i++)
+			close(fds[i]);
+		return n != 0 ? -PIER_ESHORTFRAME : -PIER_ECLOSED;
+	}
 	if (res == 0) {
-		r = c->packets ? 0 : wire_parser_eof(&c->parser);
+		r = wire_parser_eof(&c->parser);
 		return r < 0 ? r : -PIER_ECLOSED;
 	}
 	return c->packets ? read_packet(c, (size_t)res) : read_stream(c, (size_t)res);

@@ -195,6 +195,35 @@ START_TEST(short_frame)
 }
 END_TEST
 
+/* An empty packet with an fd (which an end never carries): too short, and
+ * the fd is closed; the valid message before it is still delivered. */
+START_TEST(empty_packet_with_fd)
+{
+	struct raw r = raw_pair(true, NULL);
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { NULL, 0 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	int fd = memfd_with("lost");
+	pier_received_request *rr;
+	pier_msg *m;
+
+	raw_send(&r, PIER_MSG_STREAM, 0, 1, "ok");
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	ck_assert_int_eq(sendmsg(r.fd, &mh, 0), 0);
+	close(fd);
+	ck_assert_int_eq(pier_peer_recv(r.peer, &m, &rr, WAIT), 0);
+	assert_body(m, "ok");
+	pier_msg_free(m);
+	expect_end(r.peer, -PIER_ESHORTFRAME);
+	raw_close(&r);
+}
+END_TEST
+
 START_TEST(body_over_read_limit)
 {
 	pier_config *cfg;
@@ -354,6 +383,7 @@ int main(void)
 	tcase_add_loop_test(tc, duplicate_request, 0, 2);
 	tcase_add_loop_test(tc, bad_type, 0, 2);
 	tcase_add_loop_test(tc, short_frame, 0, 2);
+	tcase_add_test(tc, empty_packet_with_fd);
 	tcase_add_loop_test(tc, body_over_read_limit, 0, 2);
 	tcase_add_loop_test(tc, truncated_then_eof, 0, 2);
 	tcase_add_test(tc, big_endian_on_the_wire);

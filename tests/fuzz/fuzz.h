@@ -9,6 +9,9 @@
 #include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* Optional: libFuzzer calls it once before the first input (replay.c does
+ * not, so a target must work without it). */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 /* An assertion that stays on in every build: a property the target checks. */
 #define fuzz_assert(cond)                                                          \
