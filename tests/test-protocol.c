@@ -224,6 +224,76 @@ START_TEST(empty_packet_with_fd)
 }
 END_TEST
 
+/* Sends a packet holding message m with nfds copies of fd. */
+static ssize_t send_with_fds(struct raw *r, const void *m, size_t len, int fd, size_t nfds)
+{
+	size_t space = CMSG_SPACE(nfds * sizeof(int));
+	char *cbuf = calloc(1, space);
+	struct iovec iov = { (void *)m, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = space };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	ssize_t n;
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	for (size_t i = 0; i < nfds; i++)
+		memcpy(CMSG_DATA(cm) + i * sizeof(int), &fd, sizeof(int));
+	n = sendmsg(r->fd, &mh, 0);
+	free(cbuf);
+	return n;
+}
+
+/* 254 fds: the kernel refuses to send them at all (253 is its limit), so
+ * the peer sees nothing, and the connection goes on. */
+START_TEST(fds_beyond_the_kernel_limit)
+{
+	struct raw r = raw_pair(true, NULL);
+	unsigned char m[12] = { PIER_MSG_STREAM };
+	int fd = memfd_with("many");
+	pier_received_request *rr;
+	pier_msg *msg;
+
+	ck_assert_int_lt(send_with_fds(&r, m, sizeof(m), fd, 254), 0);
+	ck_assert_int_eq(errno, EINVAL);
+	close(fd);
+	ck_assert_int_eq(pier_peer_recv(r.peer, &msg, &rr, 0), -EAGAIN);
+	raw_send(&r, PIER_MSG_STREAM, 0, 1, "still here");
+	ck_assert_int_eq(pier_peer_recv(r.peer, &msg, &rr, WAIT), 0);
+	assert_body(msg, "still here");
+	pier_msg_free(msg);
+	raw_close(&r);
+}
+END_TEST
+
+/* A request with fds that the application will never see (its read half is
+ * gone): answered with an error response, its fds closed, and the
+ * connection goes on. */
+START_TEST(fds_on_a_refused_request)
+{
+	struct raw r = raw_pair(true, NULL);
+	unsigned char m[12] = { PIER_MSG_REQUEST, 0, 0, 0, 9 };
+	pier_writer *w = pier_writer_ref(pier_peer_get_writer(r.peer));
+	int fd = memfd_with("unwanted");
+	struct pier_header h;
+	char body[256];
+
+	pier_peer_free(r.peer);
+	ck_assert_int_eq(send_with_fds(&r, m, sizeof(m), fd, 3), (ssize_t)sizeof(m));
+	close(fd);
+	raw_recv(&r, &h, body, sizeof(body));
+	ck_assert_int_eq(h.type, PIER_MSG_RESPONSE);
+	ck_assert_uint_eq(h.request_id, 9);
+	ck_assert_int_eq(h.service_id, PIER_SERVICE_ERROR);
+	ck_assert_int_eq(pier_writer_send_stream(w, 1, "on", 2, NULL, 0), 0);
+	raw_recv(&r, &h, body, sizeof(body));
+	ck_assert_str_eq(body, "on");
+	pier_writer_unref(w);
+	close(r.fd);
+}
+END_TEST
+
 START_TEST(body_over_read_limit)
 {
 	pier_config *cfg;
@@ -384,6 +454,8 @@ int main(void)
 	tcase_add_loop_test(tc, bad_type, 0, 2);
 	tcase_add_loop_test(tc, short_frame, 0, 2);
 	tcase_add_test(tc, empty_packet_with_fd);
+	tcase_add_test(tc, fds_beyond_the_kernel_limit);
+	tcase_add_test(tc, fds_on_a_refused_request);
 	tcase_add_loop_test(tc, body_over_read_limit, 0, 2);
 	tcase_add_loop_test(tc, truncated_then_eof, 0, 2);
 	tcase_add_test(tc, big_endian_on_the_wire);

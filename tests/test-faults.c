@@ -1,0 +1,496 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Faults: a remote killed at the worst moments, a remote that never reads,
+ * thousands of connections coming and going, many threads doing everything
+ * at once while connections die under them, and fork.  Every wait must end
+ * with a clear result, and nothing may leak (the fixture counts fds; the
+ * tests that churn measure memory too).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "peers.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define RUNNING_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RUNNING_UNDER_TSAN 1
+#endif
+#endif
+#ifndef RUNNING_UNDER_TSAN
+#define RUNNING_UNDER_TSAN 0
+#endif
+
+/* The two socketpair kinds a child process can hold the other end of. */
+static const int pair_types[] = { SOCK_STREAM, SOCK_SEQPACKET };
+
+static long rss_kib(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%ld %ld", &pages, &rss), 2);
+	fclose(f);
+	return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* What a connection that died under us may report. */
+static bool is_end(int r)
+{
+	return r == -PIER_ECLOSED || r == -ECONNRESET || r == -EPIPE || r == -PIER_EPARTIAL;
+}
+
+/* Forks a child that runs fn(its end of a socketpair, notify) and then
+ * waits to be killed; returns its pid.  The child writes to notify when it
+ * has done what it should. */
+static pid_t spawn_remote(int type, int *ours, int *notify, void (*fn)(int fd, int notify))
+{
+	int sv[2], pipefd[2];
+	pid_t pid;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(sv[0]);
+		close(pipefd[0]);
+		fn(sv[1], pipefd[1]);
+		for (;;)
+			pause();
+	}
+	close(sv[1]);
+	close(pipefd[1]);
+	*ours = sv[0];
+	*notify = pipefd[0];
+	return pid;
+}
+
+static void wait_notice(int notify)
+{
+	char c;
+
+	ck_assert_int_eq(read(notify, &c, 1), 1);
+}
+
+static void kill_remote(pid_t pid, int notify)
+{
+	int status;
+
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status));
+	close(notify);
+}
+
+/* --- killed mid-request -------------------------------------------------- */
+
+/* Takes the request and holds it open. */
+static void holding_remote(int fd, int notify)
+{
+	pier_received_request *rr;
+	pier_peer *p;
+	pier_msg *m;
+
+	if (pier_peer_adopt(&p, fd, NULL) < 0 || pier_peer_recv(p, &m, &rr, WAIT) < 0 || !rr)
+		_exit(1);
+	if (write(notify, "r", 1) != 1)
+		_exit(1);
+}
+
+struct waiter {
+	pier_peer *peer;
+	int result;
+};
+
+static void *wait_peer(void *arg)
+{
+	struct waiter *w = arg;
+	pier_received_request *rr;
+	pier_msg *m;
+
+	w->result = pier_peer_recv(w->peer, &m, &rr, -1);
+	if (w->result == 0) {
+		pier_msg_free(m);
+		pier_received_request_free(rr);
+	}
+	return NULL;
+}
+
+/* The remote dies holding our request: the thread waiting for the response
+ * and the one waiting on the peer both learn the connection ended, and
+ * sending fails. */
+START_TEST(killed_mid_request)
+{
+	int fd, notify, r;
+	pid_t pid = spawn_remote(pair_types[_i], &fd, &notify, holding_remote);
+	struct waiter w;
+	pier_sent_request *sr;
+	pier_peer *p;
+	pthread_t th;
+	pier_msg *m;
+
+	ck_assert_int_eq(pier_peer_adopt(&p, fd, NULL), 0);
+	sr = send_request(p, 1, "hold this");
+	wait_notice(notify);
+	w = (struct waiter){ p, 0 };
+	ck_assert_int_eq(pthread_create(&th, NULL, wait_peer, &w), 0);
+	kill_remote(pid, notify);
+	r = pier_sent_request_recv_response(sr, &m, WAIT);
+	ck_assert_msg(is_end(r), "%s", pier_strerror(r));
+	pthread_join(th, NULL);
+	ck_assert_msg(is_end(w.result), "%s", pier_strerror(w.result));
+	r = pier_writer_send_stream(pier_peer_get_writer(p), 1, "x", 1, NULL, 0);
+	ck_assert_msg(r < 0, "sent to a dead remote");
+	pier_sent_request_free(sr);
+	pier_peer_free(p);
+}
+END_TEST
+
+/* --- killed mid-frame ---------------------------------------------------- */
+
+/* Writes one whole stream frame and the first half of the next. */
+static void half_frame_remote(int fd, int notify)
+{
+	unsigned char buf[12 + 12 + 100] = { 0 };
+
+	buf[0] = 12 + 4;          /* length: header + "done" */
+	buf[4] = PIER_MSG_STREAM; /* type */
+	memcpy(buf + 16, "done", 4);
+	buf[20] = 12 + 100;       /* the next: header + 100 bytes */
+	buf[24] = PIER_MSG_STREAM;
+	if (write(fd, buf, 20 + 4 + 12 + 40) != 20 + 4 + 12 + 40 || write(notify, "w", 1) != 1)
+		_exit(1);
+}
+
+/* The whole frame is delivered; the cut one ends the connection with
+ * PIER_EPARTIAL, never as a message. */
+START_TEST(killed_mid_frame)
+{
+	int fd, notify, r;
+	pid_t pid = spawn_remote(SOCK_STREAM, &fd, &notify, half_frame_remote);
+	pier_received_request *rr;
+	pier_peer *p;
+	pier_msg *m;
+
+	ck_assert_int_eq(pier_peer_adopt(&p, fd, NULL), 0);
+	wait_notice(notify);
+	kill_remote(pid, notify);
+	ck_assert_int_eq(pier_peer_recv(p, &m, &rr, WAIT), 0);
+	assert_msg(m, PIER_MSG_STREAM, 0, "done");
+	pier_msg_free(m);
+	r = pier_peer_recv(p, &m, &rr, WAIT);
+	ck_assert_msg(r == -PIER_EPARTIAL, "%s", pier_strerror(r));
+	pier_peer_free(p);
+}
+END_TEST
+
+/* --- killed mid-fd-send -------------------------------------------------- */
+
+enum { FDS_PER_MSG = 5 };
+
+/* Sends messages with fds as fast as it can, forever. */
+static void fd_flood_remote(int fd, int notify)
+{
+	int fds[FDS_PER_MSG];
+	pier_peer *p;
+
+	for (int i = 0; i < FDS_PER_MSG; i++)
+		fds[i] = memfd_with("flood");
+	if (pier_peer_adopt(&p, fd, NULL) < 0 || write(notify, "s", 1) != 1)
+		_exit(1);
+	for (int i = 0;; i++)
+		if (pier_writer_send_stream(pier_peer_get_writer(p), i, "f", 1, fds, FDS_PER_MSG) < 0)
+			_exit(1);
+}
+
+/* Every message that arrives carries all of its fds; then the end. */
+START_TEST(killed_mid_fd_send)
+{
+	int fd, notify, r, got = 0;
+	pid_t pid = spawn_remote(SOCK_SEQPACKET, &fd, &notify, fd_flood_remote);
+	pier_received_request *rr;
+	pier_peer *p;
+	pier_msg *m;
+
+	ck_assert_int_eq(pier_peer_adopt(&p, fd, NULL), 0);
+	wait_notice(notify);
+	/* Let some arrive, and the flood fill the socket while we read. */
+	for (int i = 0; i < 50; i++) {
+		ck_assert_int_eq(pier_peer_recv(p, &m, &rr, WAIT), 0);
+		ck_assert_uint_eq(pier_msg_fd_count(m), FDS_PER_MSG);
+		pier_msg_free(m);
+		got++;
+	}
+	kill_remote(pid, notify);
+	while ((r = pier_peer_recv(p, &m, &rr, WAIT)) == 0) {
+		ck_assert_uint_eq(pier_msg_fd_count(m), FDS_PER_MSG);
+		ck_assert_int_eq(pier_msg_header(m)->service_id, got);
+		pier_msg_free(m);
+		got++;
+	}
+	ck_assert_msg(is_end(r), "%s", pier_strerror(r));
+	pier_peer_free(p);
+}
+END_TEST
+
+/* --- a remote that never reads ------------------------------------------- */
+
+/* The sender blocks until its timeout, then gets -ETIMEDOUT (or at once
+ * -EAGAIN without one), and its memory stays within the send limit however
+ * much it tries to send. */
+START_TEST(slow_reader_bounds_memory)
+{
+	enum { BODY = 64 << 10, LIMIT = 1 << 20 };
+	pier_config *ca;
+	pier_peer *a, *b;
+	char *body = calloc(1, BODY);
+	long before;
+	int r = 0, sent = 0;
+
+	ck_assert_int_eq(pier_config_new(&ca), 0);
+	ck_assert_int_eq(pier_config_set_max_queued(ca, LIMIT, LIMIT), 0);
+	ck_assert_int_eq(pier_config_set_send_timeout(ca, 50), 0);
+	make_pair_cfg(_i, ca, NULL, &a, &b);
+	/* b's application never waits, so nothing reads its socket. */
+	before = rss_kib();
+	for (int i = 0; i < 2000 && r == 0; i++) {
+		r = pier_writer_send_stream(pier_peer_get_writer(a), i, body, BODY, NULL, 0);
+		sent += r == 0;
+	}
+	ck_assert_int_eq(r, -ETIMEDOUT);
+	/* What was accepted is bounded by the socket buffers and the limit;
+	 * 2000 bodies would be 128 MiB. */
+	ck_assert_int_lt(sent, 1000);
+	ck_assert_int_lt(rss_kib() - before, 4 * (LIMIT / 1024) + 8192);
+	/* b first: a would otherwise linger trying to flush to it. */
+	pier_peer_free(b);
+	pier_peer_free(a);
+	pier_config_free(ca);
+	free(body);
+}
+END_TEST
+
+/* --- connections coming and going --------------------------------------- */
+
+/* 10,000 connections accepted and dropped: fds and memory stay flat. */
+START_TEST(connect_disconnect_cycles)
+{
+	enum { CYCLES = 10000, WARM = 500 };
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	char address[128];
+	pier_listener *l;
+	long rss_warm = 0;
+
+	snprintf(address, sizeof(address), "unix://%s/pier-cycles-%d", P_tmpdir, getpid());
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s/pier-cycles-%d", P_tmpdir, getpid());
+	ck_assert_int_eq(pier_listener_new(&l, address, NULL), 0);
+	for (int i = 0; i < CYCLES; i++) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		pier_peer *p;
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(connect(fd, (struct sockaddr *)&un, sizeof(un)), 0);
+		ck_assert_int_eq(pier_listener_accept(l, &p, WAIT), 0);
+		/* Half of them the remote leaves first, half the application. */
+		if (i % 2)
+			close(fd);
+		pier_peer_free(p);
+		if (!(i % 2))
+			close(fd);
+		if (i == WARM)
+			rss_warm = rss_kib();
+	}
+	ck_assert_int_lt(rss_kib() - rss_warm, 2048);
+	pier_listener_free(l);
+	unlink(un.sun_path);
+}
+END_TEST
+
+/* --- everything at once -------------------------------------------------- */
+
+enum { STRESS_THREADS = 4, STRESS_REQUESTS = 300 };
+
+struct stress {
+	pier_writer *w;
+	unsigned int seed;
+	int ok, ended;
+	bool bad;
+};
+
+/* Requests, updates and streams, freeing some requests early; until the
+ * connection dies under it. */
+static void *stress_client(void *arg)
+{
+	struct stress *s = arg;
+
+	for (int i = 0; i < STRESS_REQUESTS; i++) {
+		unsigned int dice = (unsigned int)rand_r(&s->seed);
+		pier_sent_request *sr = NULL;
+		pier_msg *m;
+		int r = pier_writer_send_request(s->w, 1, "s", 1, NULL, 0, &sr);
+
+		if (r == 0 && dice % 3 == 0) {
+			pier_sent_request_free(sr); /* never mind the answer */
+			continue;
+		}
+		if (r == 0 && dice % 5 == 0)
+			r = pier_writer_send_stream(s->w, 2, "t", 1, NULL, 0);
+		if (r == 0)
+			r = pier_sent_request_recv_response(sr, &m, WAIT);
+		if (r == 0)
+			pier_msg_free(m);
+		pier_sent_request_free(sr);
+		if (r == 0) {
+			s->ok++;
+		} else if (is_end(r) || r == -PIER_EABORTED || r == -PIER_ESHUTDOWN) {
+			s->ended++;
+		} else {
+			s->bad = true; /* a timeout, or anything unexplained */
+			break;
+		}
+	}
+	pier_writer_unref(s->w);
+	return NULL;
+}
+
+/* Answers requests (or drops them: an error response goes out) until the
+ * connection ends. */
+static void *stress_server(void *arg)
+{
+	pier_peer *p = arg;
+	pier_received_request *rr;
+	pier_msg *m;
+	unsigned int seed = 7;
+
+	while (pier_peer_recv(p, &m, &rr, -1) == 0) {
+		if (rr && rand_r(&seed) % 4)
+			pier_received_request_send_response(rr, 1, "ok", 2, NULL, 0);
+		pier_received_request_free(rr);
+		pier_msg_free(m);
+	}
+	return NULL;
+}
+
+/* Rounds of several client threads against a server thread; in some rounds
+ * the server side is aborted or dropped midway.  Every thread finishes,
+ * every call returns success or the connection's end, nothing leaks. */
+START_TEST(stress_with_random_disconnects)
+{
+	for (unsigned int round = 0; round < 12; round++) {
+		struct stress s[STRESS_THREADS];
+		pthread_t th[STRESS_THREADS], srv;
+		pier_peer *a, *b;
+
+		make_pair(_i, &a, &b);
+		ck_assert_int_eq(pthread_create(&srv, NULL, stress_server, b), 0);
+		for (int t = 0; t < STRESS_THREADS; t++) {
+			s[t] = (struct stress){ pier_writer_ref(pier_peer_get_writer(a)),
+						round * 31 + (unsigned int)t };
+			ck_assert_int_eq(pthread_create(&th[t], NULL, stress_client, &s[t]), 0);
+		}
+		/* The client's read half goes early: its writers carry on. */
+		pier_peer_free(a);
+		if (round % 3 == 1) {
+			usleep(2000 + round * 500);
+			pier_writer_abort(pier_peer_get_writer(b));
+		} else if (round % 3 == 2) {
+			usleep(2000 + round * 500);
+			pier_writer_close(pier_peer_get_writer(b));
+		}
+		for (int t = 0; t < STRESS_THREADS; t++) {
+			pthread_join(th[t], NULL);
+			ck_assert_msg(!s[t].bad, "round %u thread %d: an unexplained failure", round, t);
+			ck_assert_int_eq(s[t].ok + s[t].ended <= STRESS_REQUESTS, 1);
+		}
+		/* With the clients gone, the server sees the end. */
+		pthread_join(srv, NULL);
+		pier_peer_free(b);
+	}
+}
+END_TEST
+
+/* --- fork ---------------------------------------------------------------- */
+
+#if !RUNNING_UNDER_TSAN
+/* The documented rule: a child of fork() must not touch the parent's pier
+ * objects, but may make its own; the parent's keep working. */
+START_TEST(fork_child_makes_its_own)
+{
+	pier_peer *a, *b;
+	pier_received_request *rr;
+	pier_sent_request *sr;
+	pier_msg *m;
+	pid_t pid;
+	int status;
+
+	make_pair(PAIR_UNIX_FD, &a, &b);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		pier_peer *c, *d;
+		pier_sent_request *csr;
+		pier_received_request *crr;
+		pier_msg *cm;
+
+		make_pair(PAIR_SEQPACKET_FD, &c, &d);
+		csr = send_request(c, 1, "child");
+		crr = recv_request(d, &cm);
+		pier_msg_free(cm);
+		if (pier_received_request_send_response(crr, 1, "ok", 2, NULL, 0) != 0 ||
+		    pier_sent_request_recv_response(csr, &cm, WAIT) != 0)
+			_exit(1);
+		pier_msg_free(cm);
+		pier_received_request_free(crr);
+		pier_sent_request_free(csr);
+		pier_peer_free(c);
+		pier_peer_free(d);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	sr = send_request(a, 1, "parent");
+	rr = recv_request(b, &m);
+	pier_msg_free(m);
+	ck_assert_int_eq(pier_received_request_send_response(rr, 1, "ok", 2, NULL, 0), 0);
+	ck_assert_int_eq(pier_sent_request_recv_response(sr, &m, WAIT), 0);
+	pier_msg_free(m);
+	pier_received_request_free(rr);
+	pier_sent_request_free(sr);
+	pier_peer_free(a);
+	pier_peer_free(b);
+}
+END_TEST
+#endif
+
+int main(void)
+{
+	Suite *s = suite_create("faults");
+	TCase *tc = th_tcase("faults", 60);
+
+	tcase_add_loop_test(tc, killed_mid_request, 0, 2);
+	tcase_add_test(tc, killed_mid_frame);
+	tcase_add_test(tc, killed_mid_fd_send);
+	tcase_add_loop_test(tc, slow_reader_bounds_memory, 0, PAIR_KINDS);
+	tcase_add_test(tc, connect_disconnect_cycles);
+	tcase_add_loop_test(tc, stress_with_random_disconnects, 0, PAIR_KINDS);
+#if !RUNNING_UNDER_TSAN
+	/* TSan cannot start threads in the child of a threaded process. */
+	tcase_add_test(tc, fork_child_makes_its_own);
+#endif
+	suite_add_tcase(s, tc);
+	return th_run(s);
+}
