@@ -312,6 +312,31 @@ START_TEST(body_over_read_limit)
 }
 END_TEST
 
+/* Valid frames, then garbage: the frames are delivered, then the garbage
+ * ends the connection as what it reads as (here a length prefix of
+ * 0xffffffff: a body over the limit; on seqpacket, a packet of garbage:
+ * too short). */
+START_TEST(garbage_after_valid_frames)
+{
+	struct raw r = raw_pair(_i, NULL);
+	static const unsigned char garbage[8] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	pier_received_request *rr;
+	pier_msg *m;
+
+	raw_send(&r, PIER_MSG_STREAM, 0, 1, "first");
+	raw_send(&r, PIER_MSG_STREAM, 0, 2, "second");
+	raw_send_bytes(&r, garbage, sizeof(garbage));
+	ck_assert_int_eq(pier_peer_recv(r.peer, &m, &rr, WAIT), 0);
+	assert_msg(m, PIER_MSG_STREAM, 1, "first");
+	pier_msg_free(m);
+	ck_assert_int_eq(pier_peer_recv(r.peer, &m, &rr, WAIT), 0);
+	assert_msg(m, PIER_MSG_STREAM, 2, "second");
+	pier_msg_free(m);
+	expect_end(r.peer, r.packets ? -PIER_ESHORTFRAME : -PIER_EBODYLIMIT);
+	raw_close(&r);
+}
+END_TEST
+
 /* Valid frames, then a frame cut short by EOF (stream) or an empty packet
  * (EOF on seqpacket). */
 START_TEST(truncated_then_eof)
@@ -458,6 +483,7 @@ int main(void)
 	tcase_add_test(tc, fds_on_a_refused_request);
 	tcase_add_loop_test(tc, body_over_read_limit, 0, 2);
 	tcase_add_loop_test(tc, truncated_then_eof, 0, 2);
+	tcase_add_loop_test(tc, garbage_after_valid_frames, 0, 2);
 	tcase_add_test(tc, big_endian_on_the_wire);
 	tcase_add_test(tc, fds_on_stream_socket);
 	tcase_add_loop_test(tc, error_ends_one_connection, 0, 2);
