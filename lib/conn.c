@@ -877,7 +877,9 @@ static struct out_frame *frame_new(const unsigned char *head, size_t head_len,
 				   size_t already_sent, size_t cap)
 {
 	size_t size = cap ? cap : head_len + len;
-	struct out_frame *f = malloc(sizeof(*f) + size + nfds * sizeof(int));
+	/* The fds go after the data, aligned. */
+	size_t fds_at = (size + _Alignof(int) - 1) & ~(_Alignof(int) - 1);
+	struct out_frame *f = malloc(sizeof(*f) + fds_at + nfds * sizeof(int));
 
 	if (!f)
 		return NULL;
@@ -886,7 +888,7 @@ static struct out_frame *frame_new(const unsigned char *head, size_t head_len,
 	f->sent = already_sent;
 	f->cap = cap;
 	f->nfds = 0;
-	f->fds = (int *)(void *)(f->data + ((size + 3) & ~(size_t)3));
+	f->fds = (int *)(void *)(f->data + fds_at);
 	memcpy(f->data, head, head_len);
 	if (len)
 		memcpy(f->data + head_len, body, len);

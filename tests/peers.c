@@ -143,3 +143,10 @@ char *read_fd(int fd)
 	ck_assert_int_eq(pread(fd, buf, (size_t)st.st_size, 0), st.st_size);
 	return buf;
 }
+
+bool under_valgrind(void)
+{
+	const char *preload = getenv("LD_PRELOAD");
+
+	return preload && strstr(preload, "vgpreload");
+}

@@ -47,4 +47,8 @@ char *read_fd(int fd);
 
 #define WAIT 5000 /* ms: any wait in a test that should succeed */
 
+/* Whether the test runs under valgrind (whose own memory and fd limits
+ * some measurements cannot see past). */
+bool under_valgrind(void);
+
 #endif

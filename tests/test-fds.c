@@ -181,16 +181,6 @@ START_TEST(stream_transports_refuse_fds)
 }
 END_TEST
 
-/* valgrind keeps the kernel's open-file limit to itself and applies the
- * process's only to the calls it sees, which excludes the fds the kernel
- * installs on recvmsg. */
-static bool under_valgrind(void)
-{
-	const char *preload = getenv("LD_PRELOAD");
-
-	return preload && strstr(preload, "vgpreload");
-}
-
 /* The receiver is at its open-file limit: the kernel cannot pass every fd
  * (MSG_CTRUNC), and the message is never delivered short of them. */
 START_TEST(fds_lost_at_the_limit)
@@ -216,6 +206,9 @@ START_TEST(fds_lost_at_the_limit)
 	rl.rlim_cur = (rlim_t)lowest_free + 4; /* room for 4 of the 16 */
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
 	if (under_valgrind()) {
+		/* valgrind keeps the kernel's open-file limit to itself and
+		 * applies the process's only to the calls it sees, which
+		 * excludes the fds the kernel installs on recvmsg. */
 		close(fd);
 		pier_peer_free(a);
 		pier_peer_free(b);
