@@ -144,6 +144,24 @@ char *read_fd(int fd)
 	return buf;
 }
 
+void round_trip(pier_peer *a, pier_peer *b, const char *request, const char *response)
+{
+	pier_sent_request *sr = send_request(a, 1, request);
+	pier_received_request *rr;
+	pier_msg *m;
+
+	rr = recv_request(b, &m);
+	assert_msg(m, PIER_MSG_REQUEST, 1, request);
+	pier_msg_free(m);
+	ck_assert_int_eq(pier_received_request_send_response(rr, 1, response, strlen(response),
+							     NULL, 0), 0);
+	ck_assert_int_eq(pier_sent_request_recv_response(sr, &m, WAIT), 0);
+	assert_msg(m, PIER_MSG_RESPONSE, 1, response);
+	pier_msg_free(m);
+	pier_received_request_free(rr);
+	pier_sent_request_free(sr);
+}
+
 bool under_valgrind(void)
 {
 	const char *preload = getenv("LD_PRELOAD");

@@ -36,6 +36,9 @@ void make_pair(enum pair_kind kind, pier_peer **a, pier_peer **b);
 pier_sent_request *send_request(pier_peer *p, int32_t service, const char *body);
 /* Receives the next incoming item, which must be a request. */
 pier_received_request *recv_request(pier_peer *p, pier_msg **msg);
+/* a sends request (service 1) to b, which answers with response: the whole
+ * exchange, checked, with nothing left open. */
+void round_trip(pier_peer *a, pier_peer *b, const char *request, const char *response);
 /* The message's body equals the string. */
 void assert_body(const pier_msg *m, const char *body);
 void assert_msg(const pier_msg *m, enum pier_msg_type type, int32_t service, const char *body);

@@ -433,9 +433,6 @@ END_TEST
 START_TEST(fork_child_makes_its_own)
 {
 	pier_peer *a, *b;
-	pier_received_request *rr;
-	pier_sent_request *sr;
-	pier_msg *m;
 	pid_t pid;
 	int status;
 
@@ -444,34 +441,16 @@ START_TEST(fork_child_makes_its_own)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		pier_peer *c, *d;
-		pier_sent_request *csr;
-		pier_received_request *crr;
-		pier_msg *cm;
 
 		make_pair(PAIR_SEQPACKET_FD, &c, &d);
-		csr = send_request(c, 1, "child");
-		crr = recv_request(d, &cm);
-		pier_msg_free(cm);
-		if (pier_received_request_send_response(crr, 1, "ok", 2, NULL, 0) != 0 ||
-		    pier_sent_request_recv_response(csr, &cm, WAIT) != 0)
-			_exit(1);
-		pier_msg_free(cm);
-		pier_received_request_free(crr);
-		pier_sent_request_free(csr);
+		round_trip(c, d, "child", "ok");
 		pier_peer_free(c);
 		pier_peer_free(d);
 		_exit(0);
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	sr = send_request(a, 1, "parent");
-	rr = recv_request(b, &m);
-	pier_msg_free(m);
-	ck_assert_int_eq(pier_received_request_send_response(rr, 1, "ok", 2, NULL, 0), 0);
-	ck_assert_int_eq(pier_sent_request_recv_response(sr, &m, WAIT), 0);
-	pier_msg_free(m);
-	pier_received_request_free(rr);
-	pier_sent_request_free(sr);
+	round_trip(a, b, "parent", "ok");
 	pier_peer_free(a);
 	pier_peer_free(b);
 }
