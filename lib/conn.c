@@ -208,9 +208,8 @@ static void conn_task(struct loop_task *task, unsigned int ev)
 		c->draining = true;
 		conn_rd_kick_locked(c);
 		pthread_mutex_unlock(&c->mu);
-		if (ev & CONN_EV_RELEASE)
-			read_pending(c);
 		if (ev & CONN_EV_RELEASE) {
+			read_pending(c);
 			c->freed_handles = true;
 			loop_timer_arm(c->loop, &c->linger,
 				       loop_now_ns() + (int64_t)PIER_LINGER_MS * 1000000);
@@ -518,9 +517,10 @@ static int ms_until(const struct timespec *deadline)
 	return ns / 1000000 >= INT32_MAX ? INT32_MAX : (int)((ns + 999999) / 1000000);
 }
 
-/* The reading thread's (or read_pending()'s) read: one recvmsg, waiting for data first unless
- * timeout_ms is 0.  With no deadline and no wake fd, a blocking recvmsg is
- * the only system call (closing wakes it with shutdown()). */
+/* The reading thread's (or read_pending()'s) read: one recvmsg, waiting for
+ * data first unless timeout_ms is 0.  With no deadline and no wake fd, a
+ * blocking recvmsg is the only system call (closing wakes it with
+ * shutdown()). */
 static int rd_app(struct conn *c, int wake_fd, int timeout_ms, const struct timespec *deadline)
 {
 	for (;;) {

@@ -232,7 +232,7 @@ void msgq_drain_locked(struct conn *c, struct msgq *q)
 	q->tail = &q->head;
 }
 
-/* --- routing (by whoever reads) ----------------------------------------------- */
+/* --- routing (by whoever reads) ------------------------------------------ */
 
 static void count(struct conn *c, enum pier_stat s)
 {
@@ -333,20 +333,23 @@ void peer_route(struct conn *c, struct pier_msg *list)
 {
 	uint64_t n = 0, bytes = 0;
 
+	/* Counted before any of them can be seen. */
+	for (struct pier_msg *m = list; m; m = m->next) {
+		n++;
+		bytes += m->len;
+	}
+	atomic_fetch_add_explicit(&c->stats[PIER_STAT_MSGS_RECEIVED], n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->stats[PIER_STAT_BYTES_RECEIVED], bytes,
+				  memory_order_relaxed);
 	pthread_mutex_lock(&c->mu);
 	while (list) {
 		struct pier_msg *m = list;
 
 		list = m->next;
 		m->next = NULL;
-		n++;
-		bytes += m->len;
 		route_locked(c, m);
 	}
 	pthread_mutex_unlock(&c->mu);
-	atomic_fetch_add_explicit(&c->stats[PIER_STAT_MSGS_RECEIVED], n, memory_order_relaxed);
-	atomic_fetch_add_explicit(&c->stats[PIER_STAT_BYTES_RECEIVED], bytes,
-				  memory_order_relaxed);
 }
 
 /* --- handles and the connection's lifetime ------------------------------- */
