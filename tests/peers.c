@@ -168,3 +168,16 @@ bool under_valgrind(void)
 
 	return preload && strstr(preload, "vgpreload");
 }
+
+bool rss_is_meaningful(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	return false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+	__has_feature(memory_sanitizer)
+	return false;
+#endif
+#endif
+	return !under_valgrind();
+}

@@ -50,8 +50,12 @@ char *read_fd(int fd);
 
 #define WAIT 5000 /* ms: any wait in a test that should succeed */
 
-/* Whether the test runs under valgrind (whose own memory and fd limits
- * some measurements cannot see past). */
+/* Whether the test runs under valgrind (which keeps the fd limit to
+ * itself). */
 bool under_valgrind(void);
+/* Whether the process's RSS measures what the library uses: not under
+ * valgrind or a sanitizer, whose own memory (ASan's quarantine of freed
+ * blocks, shadow memory) grows meanwhile. */
+bool rss_is_meaningful(void);
 
 #endif
