@@ -196,9 +196,17 @@ static void conn_task(struct loop_task *task, unsigned int ev)
 		pthread_mutex_unlock(&c->mu);
 	}
 	if (ev & CONN_EV_FINISH) {
+		int err;
+
+		/* The connection ended off the loop: found by a reading
+		 * thread (c->error), or by a send that broke the stream
+		 * (out_error). */
 		pthread_mutex_lock(&c->mu);
-		if (c->error)
-			conn_fail_locked(c, c->error);
+		pthread_mutex_lock(&c->out_mu);
+		err = c->out_error == -PIER_ESHUTDOWN ? 0 : c->out_error;
+		pthread_mutex_unlock(&c->out_mu);
+		if (c->error || err)
+			conn_fail_locked(c, c->error ? c->error : err);
 		pthread_mutex_unlock(&c->mu);
 	}
 	if (ev & (CONN_EV_CLOSE | CONN_EV_RELEASE)) {
@@ -949,7 +957,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 {
 	unsigned char head[WIRE_STREAM_OVERHEAD], cmsg[CMSG_SPACE(WIRE_MAX_FDS * sizeof(int))];
 	size_t head_len, sent = 0;
-	bool wake = false;
+	bool wake = false, broken = false;
 	int r;
 
 	r = conn_send_check(c, len, nfds);
@@ -997,8 +1005,13 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 	}
 	r = queue_frame(c, head, head_len, body, len, fds, nfds, sent);
 	if (r < 0) {
-		if (sent)
+		if (sent) {
+			/* Part of the frame is out and the rest cannot follow:
+			 * the stream is broken, and the connection ends with
+			 * that reason for every waiter too. */
 			c->out_error = r;
+			broken = true;
+		}
 		goto out;
 	}
 	if (!c->writing) {
@@ -1009,6 +1022,8 @@ sent:
 	r = 0;
 out:
 	pthread_mutex_unlock(&c->out_mu);
+	if (broken)
+		conn_post(c, CONN_EV_FINISH);
 	if (wake) {
 		if (loop_on_thread(c->loop))
 			start_write(c);

@@ -169,7 +169,7 @@ bool under_valgrind(void)
 	return preload && strstr(preload, "vgpreload");
 }
 
-bool rss_is_meaningful(void)
+bool plain_memory(void)
 {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 	return false;

@@ -53,9 +53,11 @@ char *read_fd(int fd);
 /* Whether the test runs under valgrind (which keeps the fd limit to
  * itself). */
 bool under_valgrind(void);
-/* Whether the process's RSS measures what the library uses: not under
- * valgrind or a sanitizer, whose own memory (ASan's quarantine of freed
- * blocks, shadow memory) grows meanwhile. */
-bool rss_is_meaningful(void);
+/* Whether the process's memory is plain: no valgrind or sanitizer under it,
+ * whose own memory (ASan's quarantine of freed blocks, shadow memory)
+ * grows meanwhile and whose allocators do not fail as malloc does.  Then
+ * RSS measures what the library uses, and an address-space limit makes
+ * large allocations fail with NULL. */
+bool plain_memory(void);
 
 #endif
