@@ -144,15 +144,24 @@ char *read_fd(int fd)
 	return buf;
 }
 
+void open_request(pier_peer *a, pier_peer *b, int32_t service, const char *body,
+		  pier_sent_request **sr, pier_received_request **rr)
+{
+	pier_msg *m;
+
+	*sr = send_request(a, service, body);
+	*rr = recv_request(b, &m);
+	assert_msg(m, PIER_MSG_REQUEST, service, body);
+	pier_msg_free(m);
+}
+
 void round_trip(pier_peer *a, pier_peer *b, const char *request, const char *response)
 {
-	pier_sent_request *sr = send_request(a, 1, request);
+	pier_sent_request *sr;
 	pier_received_request *rr;
 	pier_msg *m;
 
-	rr = recv_request(b, &m);
-	assert_msg(m, PIER_MSG_REQUEST, 1, request);
-	pier_msg_free(m);
+	open_request(a, b, 1, request, &sr, &rr);
 	ck_assert_int_eq(pier_received_request_send_response(rr, 1, response, strlen(response),
 							     NULL, 0), 0);
 	ck_assert_int_eq(pier_sent_request_recv_response(sr, &m, WAIT), 0);

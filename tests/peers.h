@@ -36,6 +36,10 @@ void make_pair(enum pair_kind kind, pier_peer **a, pier_peer **b);
 pier_sent_request *send_request(pier_peer *p, int32_t service, const char *body);
 /* Receives the next incoming item, which must be a request. */
 pier_received_request *recv_request(pier_peer *p, pier_msg **msg);
+/* a sends a request (service, body) that b receives: both handles, the
+ * request message checked and freed. */
+void open_request(pier_peer *a, pier_peer *b, int32_t service, const char *body,
+		  pier_sent_request **sr, pier_received_request **rr);
 /* a sends request (service 1) to b, which answers with response: the whole
  * exchange, checked, with nothing left open. */
 void round_trip(pier_peer *a, pier_peer *b, const char *request, const char *response);

@@ -318,9 +318,7 @@ START_TEST(send_out_of_memory_midway)
 	ck_assert_int_eq(pier_config_set_max_body(cfg, BIG, BIG), 0);
 	make_pair_cfg(PAIR_UNIX_FD, cfg, cfg, &a, &b);
 	pier_config_free(cfg);
-	sr = send_request(a, 1, "waiting");
-	rr = recv_request(b, &m);
-	pier_msg_free(m);
+	open_request(a, b, 1, "waiting", &sr, &rr);
 	/* No room to map another 8 MiB: the socket takes a few hundred KiB,
 	 * and queueing the rest fails. */
 	ck_assert_int_eq(getrlimit(RLIMIT_AS, &saved), 0);

@@ -62,9 +62,7 @@ START_TEST(peeked_response_not_lost)
 	pier_msg *m;
 
 	make_pair(_i, &a, &b);
-	sr = send_request(a, 1, "x");
-	rr = recv_request(b, &m);
-	pier_msg_free(m);
+	open_request(a, b, 1, "x", &sr, &rr);
 	ck_assert_int_eq(pier_received_request_send_update(rr, 5, "u", 1, NULL, 0), 0);
 	ck_assert_int_eq(pier_received_request_send_response(rr, 1, "r", 1, NULL, 0), 0);
 
@@ -95,9 +93,7 @@ START_TEST(peeked_update_not_lost)
 	pier_msg *m;
 
 	make_pair(_i, &a, &b);
-	sr = send_request(a, 1, "x");
-	rr = recv_request(b, &m);
-	pier_msg_free(m);
+	open_request(a, b, 1, "x", &sr, &rr);
 	ck_assert_int_eq(pier_received_request_send_update(rr, 5, "u", 1, NULL, 0), 0);
 
 	ck_assert_int_eq(pier_sent_request_recv_response(sr, &m, WAIT), -PIER_EUPDATE);
@@ -123,9 +119,7 @@ START_TEST(nothing_after_response)
 	pier_msg *m;
 
 	make_pair(_i, &a, &b);
-	sr = send_request(a, 1, "x");
-	rr = recv_request(b, &m);
-	pier_msg_free(m);
+	open_request(a, b, 1, "x", &sr, &rr);
 	ck_assert_int_eq(pier_sent_request_send_update(sr, 4, "req-up", 6, NULL, 0), 0);
 	ck_assert_int_eq(pier_received_request_recv_update(rr, &m, WAIT), 0);
 	assert_msg(m, PIER_MSG_REQUESTER_UPDATE, 4, "req-up");
@@ -211,9 +205,7 @@ START_TEST(error_response)
 	pier_msg *m;
 
 	make_pair(_i, &a, &b);
-	sr = send_request(a, 7, "fail please");
-	rr = recv_request(b, &m);
-	pier_msg_free(m);
+	open_request(a, b, 7, "fail please", &sr, &rr);
 	ck_assert_int_eq(pier_received_request_send_error(rr, "it failed"), 0);
 	ck_assert_int_eq(pier_sent_request_recv_response(sr, &m, WAIT), 0);
 	assert_msg(m, PIER_MSG_RESPONSE, PIER_SERVICE_ERROR, "it failed");
@@ -235,9 +227,7 @@ START_TEST(unanswered_request_gets_error)
 	pier_msg *m;
 
 	make_pair(_i, &a, &b);
-	sr = send_request(a, 1, "x");
-	rr = recv_request(b, &m);
-	pier_msg_free(m);
+	open_request(a, b, 1, "x", &sr, &rr);
 	pier_received_request_free(rr);
 	ck_assert_int_eq(pier_sent_request_recv_response(sr, &m, WAIT), 0);
 	ck_assert(pier_msg_is_error(m));
@@ -497,9 +487,7 @@ START_TEST(handles_freed_in_flight)
 	pier_msg *m;
 
 	make_pair(_i, &a, &b);
-	sr = send_request(a, 1, "x");
-	rr = recv_request(b, &m);
-	pier_msg_free(m);
+	open_request(a, b, 1, "x", &sr, &rr);
 	/* The requester lets go; updates and the response are dropped. */
 	pier_sent_request_free(sr);
 	for (int i = 0; i < 5; i++)
@@ -509,9 +497,7 @@ START_TEST(handles_freed_in_flight)
 
 	/* The id is free again only after the response: a round trip shows
 	 * everything was dropped quietly and counted. */
-	sr = send_request(a, 2, "y");
-	rr = recv_request(b, &m);
-	pier_msg_free(m);
+	open_request(a, b, 2, "y", &sr, &rr);
 	ck_assert_int_eq(pier_received_request_send_response(rr, 2, "z", 1, NULL, 0), 0);
 	ck_assert_int_eq(pier_sent_request_recv(sr, &m, WAIT), 0);
 	assert_msg(m, PIER_MSG_RESPONSE, 2, "z");
