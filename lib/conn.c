@@ -24,6 +24,12 @@
 #define STREAM_RBUF_SIZE (16u << 10)
 /* Bodies at least this large are read straight into the message. */
 #define DIRECT_READ_MIN 4096u
+/* A sender that may wait writes at least this much of a frame that the
+ * socket did not take at once from its own buffer, instead of copying it
+ * into the queue. */
+#define DIRECT_BLOCK_MIN (64u << 10)
+/* ...as long as the socket takes more within this many milliseconds. */
+#define DIRECT_STALL_MS 1
 #define SEND_FLAGS (MSG_NOSIGNAL)
 
 static void conn_task(struct loop_task *task, unsigned int ev);
@@ -380,6 +386,15 @@ static void conn_maybe_finish(struct conn *c)
 	}
 	c->rd_owner = RD_GONE;
 	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_lock(&c->out_mu);
+	if (c->direct) {
+		/* A sender is writing a frame itself: the same. */
+		c->direct_finish = true;
+		pthread_mutex_unlock(&c->out_mu);
+		shutdown(c->fd, SHUT_RDWR);
+		return;
+	}
+	pthread_mutex_unlock(&c->out_mu);
 	conn_discard_input(c);
 	/* Under out_mu: a sender writing from its own thread holds it, and
 	 * must never see the number of a closed (or reused) fd. */
@@ -775,6 +790,11 @@ static void start_write(struct conn *c)
 	if (c->wr.in_flight || c->fd < 0)
 		return;
 	pthread_mutex_lock(&c->out_mu);
+	if (c->direct) {
+		/* It hands the queue over when its frame is out. */
+		pthread_mutex_unlock(&c->out_mu);
+		return;
+	}
 	if (!c->out_head || (c->out_error && c->out_error != -PIER_ESHUTDOWN)) {
 		c->writing = false;
 		pthread_mutex_unlock(&c->out_mu);
@@ -912,7 +932,8 @@ static struct out_frame *frame_new(const unsigned char *head, size_t head_len,
 	return f;
 }
 
-/* Under out_mu: queues a frame, of which sent bytes are already written. */
+/* Under out_mu: queues a frame, of which sent bytes are already written;
+ * such a frame is on the wire, so it goes first in line. */
 static int queue_frame(struct conn *c, const unsigned char *head, size_t head_len,
 		       const void *body, size_t len, const int *fds, size_t nfds, size_t sent)
 {
@@ -922,7 +943,7 @@ static int queue_frame(struct conn *c, const unsigned char *head, size_t head_le
 	bool small = !c->packets && !nfds && total <= CHUNK_MAX_FRAME;
 	struct out_frame *f;
 
-	if (small && last && last->len + total <= last->cap) {
+	if (small && !sent && last && last->len + total <= last->cap) {
 		/* Behind what the loop may be writing right now; the chunk
 		 * stays queued until its last byte is out. */
 		memcpy(last->data + last->len, head, head_len);
@@ -935,10 +956,88 @@ static int queue_frame(struct conn *c, const unsigned char *head, size_t head_le
 	f = frame_new(head, head_len, body, len, fds, nfds, sent, small ? CHUNK_SIZE : 0);
 	if (!f)
 		return -ENOMEM;
-	*c->out_tail = f;
-	c->out_tail = &f->next;
+	if (sent) {
+		f->next = c->out_head;
+		c->out_head = f;
+		if (!f->next)
+			c->out_tail = &f->next;
+	} else {
+		*c->out_tail = f;
+		c->out_tail = &f->next;
+	}
 	c->out_bytes += f->len - f->sent;
 	return 0;
+}
+
+/* Under out_mu, with the frame's first *sent bytes written and nothing
+ * queued: writes more of it from the caller's buffer, waiting for room with
+ * out_mu released (other senders queue behind it meanwhile), for as long as
+ * the remote keeps reading.  Once the socket takes nothing for a moment,
+ * the caller queues the rest as usual, so a send never waits on a remote
+ * that does not read unless the queue is full.  Returns 0 (then the caller
+ * queues what is left, if anything), or the error that broke the stream. */
+static int send_rest(struct conn *c, const unsigned char *head, size_t head_len,
+		     const void *body, size_t len, size_t *sent)
+{
+	int timeout = c->cfg.send_timeout_ms, r = 0;
+	struct timespec deadline;
+	size_t total = head_len + len;
+
+	if (timeout > 0)
+		deadline = deadline_after(timeout);
+	c->writing = true;
+	c->direct = true;
+	pthread_mutex_unlock(&c->out_mu);
+	while (*sent < total) {
+		struct pollfd pfd = { c->fd, POLLOUT, 0 };
+		int ms = DIRECT_STALL_MS, ready;
+		ssize_t n;
+
+		if (timeout > 0 && ms_until(&deadline) < ms)
+			ms = ms_until(&deadline);
+		ready = poll(&pfd, 1, ms);
+		if (ready == 0)
+			break; /* stalled: the rest is queued */
+		if (ready < 0 && errno != EINTR) {
+			r = -errno;
+			break;
+		}
+		if (*sent < head_len) {
+			struct iovec iov[2] = { { (void *)(head + *sent), head_len - *sent },
+						{ (void *)body, len } };
+			struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+
+			n = sendmsg(c->fd, &mh, MSG_DONTWAIT | SEND_FLAGS);
+		} else {
+			n = send(c->fd, (const unsigned char *)body + (*sent - head_len),
+				 total - *sent, MSG_DONTWAIT | SEND_FLAGS);
+		}
+		if (n > 0)
+			*sent += (size_t)n;
+		else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			r = -errno;
+			break;
+		}
+	}
+	pthread_mutex_lock(&c->out_mu);
+	c->direct = false;
+	if (r == 0 && c->out_error)
+		r = c->out_error; /* the connection ended meanwhile */
+	if (r < 0 && !c->out_error)
+		c->out_error = r;
+	if (c->direct_finish) {
+		conn_post(c, CONN_EV_FINISH);
+	} else if (*sent == total) {
+		/* Hand what others queued meanwhile to the loop. */
+		c->writing = c->out_head != NULL;
+		if (c->writing)
+			conn_post(c, CONN_EV_WRITE);
+	} else {
+		/* The caller queues the rest first in line, and wakes the
+		 * loop for it and for what others queued meanwhile. */
+		c->writing = false;
+	}
+	return r;
 }
 
 int conn_send_check(const struct conn *c, size_t len, size_t nfds)
@@ -1001,6 +1100,19 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 		if (n > 0) {
 			sent = (size_t)n;
 			nfds = 0; /* they went with the first byte */
+		}
+		if (sent && !control && c->cfg.send_timeout_ms != 0 &&
+		    head_len + len - sent >= DIRECT_BLOCK_MIN) {
+			/* A large frame under way: rather than copy the rest
+			 * into the queue, write it from the caller's buffer
+			 * as the socket takes it. */
+			r = send_rest(c, head, head_len, body, len, &sent);
+			if (r < 0) {
+				broken = true;
+				goto out;
+			}
+			if (sent == head_len + len)
+				goto sent;
 		}
 	}
 	r = queue_frame(c, head, head_len, body, len, fds, nfds, sent);

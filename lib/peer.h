@@ -203,7 +203,9 @@ struct conn {
 	pthread_cond_t out_cond;
 	struct out_frame *out_head, **out_tail;
 	size_t out_bytes;
-	bool writing; /* the loop owns the queue head (an op in flight) */
+	bool writing; /* the loop, or a direct writer, owns the queue head */
+	bool direct;  /* a sender writes its frame itself, out_mu released */
+	bool direct_finish; /* the loop waits for that sender to be done */
 	int out_error; /* sending fails with this; 0 while it may send */
 
 	/* Loop thread only. */

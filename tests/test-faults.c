@@ -308,12 +308,13 @@ START_TEST(send_out_of_memory_midway)
 	pier_sent_request *sr;
 	pier_received_request *rr;
 	struct rlimit saved, tight;
-	char *body = calloc(1, BIG);
+	char *body;
 	pier_msg *m;
 	int r;
 
 	if (!plain_memory())
 		return;
+	body = calloc(1, BIG);
 	ck_assert_int_eq(pier_config_new(&cfg), 0);
 	ck_assert_int_eq(pier_config_set_max_body(cfg, BIG, BIG), 0);
 	make_pair_cfg(PAIR_UNIX_FD, cfg, cfg, &a, &b);

@@ -258,6 +258,89 @@ START_TEST(burst_of_mixed_sizes)
 }
 END_TEST
 
+enum { BIG_MSGS = 40, BIG_LEN = 512 << 10, SMALL_MSGS = 2000 };
+
+static void *send_big(void *arg)
+{
+	pier_writer *w = arg;
+	unsigned char *body = malloc(BIG_LEN);
+
+	for (int i = 0; i < BIG_MSGS; i++) {
+		memset(body, i, BIG_LEN);
+		body[0] = (unsigned char)(i * 7); /* the ends differ from the middle */
+		body[BIG_LEN - 1] = (unsigned char)(i * 11);
+		if (pier_writer_send_stream(w, 100000 + i, body, BIG_LEN, NULL, 0) != 0)
+			break;
+	}
+	free(body);
+	pier_writer_unref(w);
+	return NULL;
+}
+
+static void *send_small(void *arg)
+{
+	pier_writer *w = arg;
+
+	for (int i = 0; i < SMALL_MSGS; i++)
+		if (pier_writer_send_stream(w, i, "small", 5, NULL, 0) != 0)
+			break;
+	pier_writer_unref(w);
+	return NULL;
+}
+
+/* Large frames (which a sender writes from its own buffer while the remote
+ * keeps reading) and small ones from another thread (queued meanwhile) on
+ * one stream: every message arrives whole, each thread's in order. */
+START_TEST(large_and_small_from_two_threads)
+{
+	pier_config *cfg;
+	pier_peer *a, *b;
+	pthread_t big, small;
+	int next_big = 0, next_small = 0;
+
+	if (pair_kind_has_fds(_i))
+		return; /* packets are written whole, never in parts */
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_max_body(cfg, BIG_LEN, BIG_LEN), 0);
+	make_pair_cfg(_i, cfg, cfg, &a, &b);
+	pier_config_free(cfg);
+	ck_assert_int_eq(pthread_create(&big, NULL, send_big,
+					pier_writer_ref(pier_peer_get_writer(a))), 0);
+	ck_assert_int_eq(pthread_create(&small, NULL, send_small,
+					pier_writer_ref(pier_peer_get_writer(a))), 0);
+	while (next_big < BIG_MSGS || next_small < SMALL_MSGS) {
+		pier_received_request *rr;
+		const unsigned char *body;
+		size_t len, bad = 0;
+		pier_msg *m;
+		int svc;
+
+		ck_assert_int_eq(pier_peer_recv(b, &m, &rr, WAIT), 0);
+		svc = pier_msg_header(m)->service_id;
+		body = pier_msg_body(m, &len);
+		if (svc >= 100000) {
+			ck_assert_int_eq(svc, 100000 + next_big);
+			ck_assert_uint_eq(len, BIG_LEN);
+			ck_assert_uint_eq(body[0], (unsigned char)(next_big * 7));
+			ck_assert_uint_eq(body[BIG_LEN - 1], (unsigned char)(next_big * 11));
+			for (size_t k = 1; k < BIG_LEN - 1; k += 4093)
+				bad += body[k] != (unsigned char)next_big;
+			ck_assert_uint_eq(bad, 0);
+			next_big++;
+		} else {
+			ck_assert_int_eq(svc, next_small);
+			ck_assert_uint_eq(len, 5);
+			next_small++;
+		}
+		pier_msg_free(m);
+	}
+	pthread_join(big, NULL);
+	pthread_join(small, NULL);
+	pier_peer_free(a);
+	pier_peer_free(b);
+}
+END_TEST
+
 /* --- waiting threads read for themselves ---------------------------------- */
 
 struct waiter {
@@ -488,6 +571,7 @@ int main(void)
 	tcase_add_loop_test(tc, request_writer_on_another_thread, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, churn, PAIR_UNIX_FD, PAIR_SEQPACKET_FD + 1);
 	tcase_add_loop_test(tc, burst_of_mixed_sizes, 0, PAIR_KINDS);
+	tcase_add_loop_test(tc, large_and_small_from_two_threads, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, reader_woken_by_own_response, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, reader_woken_by_abort, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, reading_handed_between_threads, 0, PAIR_KINDS);
