@@ -66,6 +66,19 @@ static bool msgq_ready(const struct conn *c, const struct msgq *q, const struct 
 	return q->head || c->error || (r && r->done);
 }
 
+/* Keeps the pollable fd readable exactly while a receive would not block. */
+static void msgq_sync_fd_locked(struct conn *c, struct msgq *q, struct req *r, bool ready)
+{
+	if (q->evfd >= 0 && ready != q->readable) {
+		uint64_t v = 1;
+		ssize_t n;
+
+		n = ready ? write(q->evfd, &v, sizeof(v)) : read(q->evfd, &v, sizeof(v));
+		(void)n;
+		q->readable = ready;
+	}
+}
+
 void msgq_changed_locked(struct conn *c, struct msgq *q, struct req *r)
 {
 	bool ready = msgq_ready(c, q, r);
@@ -82,15 +95,7 @@ void msgq_changed_locked(struct conn *c, struct msgq *q, struct req *r)
 			(void)n;
 		}
 	}
-	if (q->evfd >= 0 && ready != q->readable) {
-		uint64_t v = 1;
-		ssize_t n;
-
-		/* The fd is readable exactly while a receive would not block. */
-		n = ready ? write(q->evfd, &v, sizeof(v)) : read(q->evfd, &v, sizeof(v));
-		(void)n;
-		q->readable = ready;
-	}
+	msgq_sync_fd_locked(c, q, r, ready);
 }
 
 int msgq_fd_locked(struct conn *c, struct msgq *q, struct req *r)
@@ -131,7 +136,8 @@ struct pier_msg *msgq_pop_locked(struct conn *c, struct msgq *q, struct req *r)
 		q->tail = &q->head;
 	m->next = NULL;
 	conn_consumed_locked(c, m->len + MSG_OVERHEAD);
-	msgq_changed_locked(c, q, r);
+	/* Taking a message wakes nobody: only the fd may have to follow. */
+	msgq_sync_fd_locked(c, q, r, msgq_ready(c, q, r));
 	return m;
 }
 
