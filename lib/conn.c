@@ -353,7 +353,7 @@ static void conn_maybe_finish(struct conn *c)
 	error = c->error;
 	pthread_mutex_unlock(&c->mu);
 	pthread_mutex_lock(&c->out_mu);
-	flushed = !c->out_head;
+	flushed = !c->out_head && !c->direct; /* a sender's frame may be under way */
 	if (!c->out_error)
 		c->out_error = -PIER_ESHUTDOWN;
 	pthread_mutex_unlock(&c->out_mu);
@@ -1021,16 +1021,18 @@ static int send_rest(struct conn *c, const unsigned char *head, size_t head_len,
 	}
 	pthread_mutex_lock(&c->out_mu);
 	c->direct = false;
-	if (r == 0 && c->out_error)
-		r = c->out_error; /* the connection ended meanwhile */
+	/* The connection ended meanwhile (a close lets the frame finish). */
+	if (r == 0 && c->out_error && c->out_error != -PIER_ESHUTDOWN)
+		r = c->out_error;
 	if (r < 0 && !c->out_error)
 		c->out_error = r;
 	if (c->direct_finish) {
 		conn_post(c, CONN_EV_FINISH);
 	} else if (*sent == total) {
-		/* Hand what others queued meanwhile to the loop. */
+		/* Hand what others queued meanwhile to the loop; a closing
+		 * connection waited for this frame to be out. */
 		c->writing = c->out_head != NULL;
-		if (c->writing)
+		if (c->writing || c->out_error)
 			conn_post(c, CONN_EV_WRITE);
 	} else {
 		/* The caller queues the rest first in line, and wakes the
