@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "peers.h"
@@ -341,6 +342,75 @@ START_TEST(large_and_small_from_two_threads)
 }
 END_TEST
 
+struct big_send {
+	pier_writer *w;
+	size_t len;
+	int result;
+};
+
+static void *send_one_big(void *arg)
+{
+	struct big_send *b = arg;
+	unsigned char *body = malloc(b->len);
+
+	memset(body, 0x5a, b->len);
+	b->result = pier_writer_send_stream(b->w, 3, body, b->len, NULL, 0);
+	free(body);
+	return NULL;
+}
+
+/* Reads exactly len bytes. */
+static void read_exactly(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, (char *)buf + got, len - got);
+
+		ck_assert_int_gt(n, 0);
+		got += (size_t)n;
+	}
+}
+
+/* A graceful close while a thread is still writing a large frame (the
+ * remote, raw here, reading as it comes): the frame goes out whole, then
+ * the remote sees the end. */
+START_TEST(close_during_a_large_send)
+{
+	enum { LEN = 8 << 20 };
+	unsigned char *got = malloc(LEN), head[16], c;
+	struct big_send bs;
+	pier_config *cfg;
+	pier_peer *a;
+	size_t bad = 0;
+	pthread_t th;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_max_body(cfg, LEN, LEN), 0);
+	ck_assert_int_eq(pier_peer_adopt(&a, sv[0], cfg), 0);
+	pier_config_free(cfg);
+	bs = (struct big_send){ pier_peer_get_writer(a), LEN, 1 };
+	ck_assert_int_eq(pthread_create(&th, NULL, send_one_big, &bs), 0);
+	/* The frame is under way once its head arrives; close while the
+	 * rest is still being written. */
+	read_exactly(sv[1], head, sizeof(head));
+	read_exactly(sv[1], got, 64 << 10);
+	pier_writer_close(pier_peer_get_writer(a));
+	read_exactly(sv[1], got + (64 << 10), LEN - (64 << 10));
+	ck_assert_int_eq(read(sv[1], &c, 1), 0); /* then the end */
+	pthread_join(th, NULL);
+	ck_assert_int_eq(bs.result, 0);
+	for (size_t k = 0; k < LEN; k += 4093)
+		bad += got[k] != 0x5a;
+	ck_assert_uint_eq(bad, 0);
+	pier_peer_free(a);
+	close(sv[1]);
+	free(got);
+}
+END_TEST
+
 /* --- waiting threads read for themselves ---------------------------------- */
 
 struct waiter {
@@ -572,6 +642,7 @@ int main(void)
 	tcase_add_loop_test(tc, churn, PAIR_UNIX_FD, PAIR_SEQPACKET_FD + 1);
 	tcase_add_loop_test(tc, burst_of_mixed_sizes, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, large_and_small_from_two_threads, 0, PAIR_KINDS);
+	tcase_add_test(tc, close_during_a_large_send);
 	tcase_add_loop_test(tc, reader_woken_by_own_response, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, reader_woken_by_abort, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, reading_handed_between_threads, 0, PAIR_KINDS);
