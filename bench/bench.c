@@ -193,6 +193,23 @@ static void reap(pid_t pid)
 	}
 }
 
+/* One request and its response (service 1); dies with what on failure. */
+static void call(pier_peer *peer, const void *body, size_t len, const int *fds, size_t nfds,
+		 const char *what)
+{
+	pier_sent_request *req;
+	pier_msg *m = NULL;
+	int r = pier_writer_send_request(pier_peer_get_writer(peer), 1, body, len, fds, nfds, &req);
+
+	if (r == 0) {
+		r = pier_sent_request_recv_response(req, &m, 30000);
+		pier_sent_request_free(req);
+	}
+	if (r < 0)
+		die(what, r);
+	pier_msg_free(m);
+}
+
 /* --- raw framing -------------------------------------------------------- */
 
 static int read_full(int fd, void *buf, size_t len)
@@ -369,19 +386,9 @@ static double pier_rtt(struct rtt_arg *a)
 		die("adopt", r);
 	pier_config_free(cfg);
 	for (long i = -100; i < a->iters; i++) {
-		pier_sent_request *req;
-		pier_msg *m = NULL;
-
 		if (i == 0)
 			t0 = now_s();
-		r = pier_writer_send_request(pier_peer_get_writer(peer), 1, body, a->size, NULL, 0, &req);
-		if (r == 0) {
-			r = pier_sent_request_recv_response(req, &m, 10000);
-			pier_sent_request_free(req);
-		}
-		if (r < 0)
-			die("pier round trip", r);
-		pier_msg_free(m);
+		call(peer, body, a->size, NULL, 0, "pier round trip");
 	}
 	t0 = (now_s() - t0) / a->iters;
 	pier_peer_free(peer);
@@ -987,19 +994,8 @@ static double pier_image(struct big_arg *a, int memfd)
 	if ((r = pier_peer_adopt(&peer, sv[0], NULL)) < 0)
 		die("adopt", r);
 	t0 = now_s();
-	for (long i = 0; i < a->iters; i++) {
-		pier_sent_request *req;
-		pier_msg *m = NULL;
-
-		r = pier_writer_send_request(pier_peer_get_writer(peer), 1, NULL, 0, &memfd, 1, &req);
-		if (r == 0) {
-			r = pier_sent_request_recv_response(req, &m, 30000);
-			pier_sent_request_free(req);
-		}
-		if (r < 0)
-			die("image", r);
-		pier_msg_free(m);
-	}
+	for (long i = 0; i < a->iters; i++)
+		call(peer, NULL, 0, &memfd, 1, "image");
 	t0 = (now_s() - t0) / a->iters;
 	pier_peer_free(peer);
 	reap(pid);
@@ -1142,19 +1138,8 @@ static double echo_time(pier_peer *peer, long iters)
 {
 	double t0 = now_s();
 
-	for (long i = 0; i < iters; i++) {
-		pier_sent_request *req;
-		pier_msg *m = NULL;
-		int r = pier_writer_send_request(pier_peer_get_writer(peer), 1, NULL, 0, NULL, 0, &req);
-
-		if (r == 0) {
-			r = pier_sent_request_recv_response(req, &m, 30000);
-			pier_sent_request_free(req);
-		}
-		if (r < 0)
-			die("echo", r);
-		pier_msg_free(m);
-	}
+	for (long i = 0; i < iters; i++)
+		call(peer, NULL, 0, NULL, 0, "echo");
 	return (now_s() - t0) / iters;
 }
 
