@@ -93,6 +93,29 @@ enum pier_error {
 	PIER_EDONE,
 	/* The peer has as many open requests as its configuration allows. */
 	PIER_EREQLIMIT,
+	/* A tls:// address, but this build of the library has no TLS. */
+	PIER_ETLSUNAVAILABLE,
+	/* TLS failed: a protocol error, or an alert from the remote. */
+	PIER_ETLS,
+	/* The remote does not speak TLS (it answered in plain text, or closed
+	 * the connection during the handshake). */
+	PIER_ENOTLS,
+	/* The TLS stream ended without close_notify: it may have been cut. */
+	PIER_ETLSTRUNCATED,
+	/* The remote's certificate is not issued by a trusted CA. */
+	PIER_ECERTUNTRUSTED,
+	/* The remote's certificate names another host or address. */
+	PIER_ECERTNAME,
+	/* The remote's certificate has expired or is not valid yet. */
+	PIER_ECERTEXPIRED,
+	/* A certificate or key is invalid: a file that does not parse, a key
+	 * that does not match, a verification failure of another kind. */
+	PIER_ECERTINVALID,
+	/* The remote requires a certificate from this side, and none was
+	 * configured. */
+	PIER_ECERTREQUIRED,
+	/* The remote refused this side's certificate. */
+	PIER_ECERTREFUSED,
 	PIER_ERROR_END_ /* one past the last code; not an error itself */
 };
 
@@ -150,6 +173,18 @@ int pier_config_set_max_open_requests(pier_config *cfg, unsigned int max_open);
 int pier_config_set_send_timeout(pier_config *cfg, int timeout_ms);
 int pier_config_set_connect_timeout(pier_config *cfg, int timeout_ms);
 
+/* TLS (tls:// addresses); see pier-tls(7).  Without these calls a client
+ * verifies the server against the system's CA store. */
+enum pier_tls_client_auth {
+	PIER_TLS_CLIENT_CERT_NONE = 0, /* a listener asks for none (default) */
+	PIER_TLS_CLIENT_CERT_OPTIONAL, /* asks, and verifies one if sent */
+	PIER_TLS_CLIENT_CERT_REQUIRED, /* refuses clients without a valid one */
+};
+int pier_config_set_tls_ca(pier_config *cfg, const char *file, const char *dir);
+int pier_config_set_tls_cert(pier_config *cfg, const char *cert_file, const char *key_file);
+int pier_config_set_tls_client_auth(pier_config *cfg, enum pier_tls_client_auth mode);
+int pier_config_set_tls_server_name(pier_config *cfg, const char *name);
+
 /* --- peers --------------------------------------------------------------- */
 
 int pier_peer_connect(pier_peer **out, const char *address, const pier_config *cfg);
@@ -161,6 +196,7 @@ int pier_peer_recv(pier_peer *peer, pier_msg **msg, pier_received_request **req,
 int pier_peer_fd(pier_peer *peer);
 int pier_peer_remote_address(pier_peer *peer, char *buf, size_t len);
 int pier_peer_credentials(pier_peer *peer, int32_t *pid, uint32_t *uid, uint32_t *gid);
+int pier_peer_tls_subject(pier_peer *peer, char *buf, size_t len);
 
 /* Counters of a connection, for pier_peer_stat(). */
 enum pier_stat {

@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "peer.h"
 #include "private.h"
+#include "tls.h"
 #include "wire.h"
 
 void config_defaults(struct pier_config *c)
@@ -41,6 +43,7 @@ PIER_EXPORT void pier_config_free(pier_config *cfg)
 		return;
 	if (cfg->loop)
 		pier_loop_unref(cfg->loop);
+	tls_settings_free(cfg->tls);
 	free(cfg);
 }
 
@@ -113,4 +116,133 @@ PIER_EXPORT int pier_config_set_connect_timeout(pier_config *cfg, int timeout_ms
 		return -EINVAL;
 	cfg->connect_timeout_ms = timeout_ms;
 	return 0;
+}
+
+/* --- TLS ----------------------------------------------------------------- */
+
+struct tls_settings *tls_settings_get(struct pier_config *cfg)
+{
+	if (!cfg->tls) {
+		cfg->tls = calloc(1, sizeof(*cfg->tls));
+		if (cfg->tls)
+			pthread_mutex_init(&cfg->tls->mu, NULL);
+	}
+	return cfg->tls;
+}
+
+/* The settings changed: the next connect builds its context anew. */
+static void tls_settings_changed(struct tls_settings *s)
+{
+#ifdef HAVE_OPENSSL
+	if (s->client_ctx)
+		tls_ctx_free(s->client_ctx);
+#endif
+	s->client_ctx = NULL;
+}
+
+void tls_settings_free(struct tls_settings *s)
+{
+	if (!s)
+		return;
+	tls_settings_changed(s);
+	free(s->ca_file);
+	free(s->ca_dir);
+	free(s->cert_file);
+	free(s->key_file);
+	free(s->server_name);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+/* Replaces the strings *dst[i] with copies of src[i] (NULL stays NULL), all
+ * or none. */
+static int set_strings(char **dst[], const char *const src[], size_t n)
+{
+	char *copy[2] = { NULL, NULL };
+
+	for (size_t i = 0; i < n; i++) {
+		if (src[i] && !(copy[i] = strdup(src[i]))) {
+			for (size_t j = 0; j < i; j++)
+				free(copy[j]);
+			return -ENOMEM;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(*dst[i]);
+		*dst[i] = copy[i];
+	}
+	return 0;
+}
+
+/* The settings of cfg, to change, or NULL with *err set. */
+static struct tls_settings *tls_settings_edit(pier_config *cfg, int *err)
+{
+	struct tls_settings *s;
+
+#ifdef HAVE_OPENSSL
+	s = tls_settings_get(cfg);
+	if (!s) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	tls_settings_changed(s);
+	return s;
+#else
+	(void)s;
+	*err = -PIER_ETLSUNAVAILABLE;
+	return NULL;
+#endif
+}
+
+PIER_EXPORT int pier_config_set_tls_ca(pier_config *cfg, const char *file, const char *dir)
+{
+	struct tls_settings *s;
+	int r;
+
+	if (!cfg || (file && !*file) || (dir && !*dir))
+		return -EINVAL;
+	if (!(s = tls_settings_edit(cfg, &r)))
+		return r;
+	return set_strings((char **[]){ &s->ca_file, &s->ca_dir },
+			   (const char *const[]){ file, dir }, 2);
+}
+
+PIER_EXPORT int pier_config_set_tls_cert(pier_config *cfg, const char *cert_file,
+					 const char *key_file)
+{
+	struct tls_settings *s;
+	int r;
+
+	if (!cfg || !cert_file != !key_file || (cert_file && (!*cert_file || !*key_file)))
+		return -EINVAL;
+	if (!(s = tls_settings_edit(cfg, &r)))
+		return r;
+	return set_strings((char **[]){ &s->cert_file, &s->key_file },
+			   (const char *const[]){ cert_file, key_file }, 2);
+}
+
+PIER_EXPORT int pier_config_set_tls_client_auth(pier_config *cfg,
+						enum pier_tls_client_auth mode)
+{
+	struct tls_settings *s;
+	int r;
+
+	if (!cfg || (unsigned int)mode > PIER_TLS_CLIENT_CERT_REQUIRED)
+		return -EINVAL;
+	if (!(s = tls_settings_edit(cfg, &r)))
+		return r;
+	s->client_auth = mode;
+	return 0;
+}
+
+PIER_EXPORT int pier_config_set_tls_server_name(pier_config *cfg, const char *name)
+{
+	struct tls_settings *s;
+	int r;
+
+	if (!cfg || (name && !*name))
+		return -EINVAL;
+	if (!(s = tls_settings_edit(cfg, &r)))
+		return r;
+	return set_strings((char **[]){ &s->server_name }, (const char *const[]){ name }, 1);
 }

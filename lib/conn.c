@@ -20,6 +20,7 @@
 
 #include "peer.h"
 #include "private.h"
+#include "tls.h"
 
 #define STREAM_RBUF_SIZE (16u << 10)
 /* Bodies at least this large are read straight into the message. */
@@ -31,6 +32,9 @@
 /* ...as long as the socket takes more within this many milliseconds. */
 #define DIRECT_STALL_MS 1
 #define SEND_FLAGS (MSG_NOSIGNAL)
+/* TLS: ciphertext sent per write, and how much may wait encrypted before
+ * more queued frames are encrypted. */
+#define TLS_OBUF_SIZE (32u << 10)
 
 static void conn_task(struct loop_task *task, unsigned int ev);
 static void read_done(struct loop_op *op, int res);
@@ -43,6 +47,11 @@ static void conn_shutdown_io(struct conn *c);
 static int take_fds(struct conn *c, int *fds, unsigned int max);
 static void conn_maybe_finish(struct conn *c);
 static void linger_expired(struct loop_timer *t);
+static void hs_expired(struct loop_timer *t);
+static void tls_start_write(struct conn *c);
+static void tls_write_done(struct conn *c, int res);
+static void tls_answer_close(struct conn *c);
+static int tls_process(struct conn *c, ssize_t res);
 
 /* --- creation ------------------------------------------------------------ */
 
@@ -67,7 +76,7 @@ static size_t cmsg_space_for(unsigned int nfds)
 }
 
 int conn_new(struct conn **out, int fd, const struct transport *t,
-	     const struct pier_config *cfg, struct pier_loop *loop)
+	     const struct pier_config *cfg, struct pier_loop *loop, struct tls *tls)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	size_t def_body;
@@ -78,8 +87,10 @@ int conn_new(struct conn **out, int fd, const struct transport *t,
 	c->t = t;
 	c->cfg = *cfg;
 	c->cfg.loop = NULL;
+	c->cfg.tls = NULL;
 	c->loop = loop;
 	c->packets = t->caps & TRANSPORT_BOUNDARIES;
+	c->loop_only = tls != NULL;
 	def_body = c->packets ? PIER_DEFAULT_MAX_BODY_SEQPACKET : PIER_DEFAULT_MAX_BODY_STREAM;
 	if (!c->cfg.max_body_read)
 		c->cfg.max_body_read = def_body;
@@ -98,6 +109,7 @@ int conn_new(struct conn **out, int fd, const struct transport *t,
 	c->out_tail = &c->out_head;
 	c->task.fn = conn_task;
 	c->linger.fn = linger_expired;
+	c->hs_timer.fn = hs_expired;
 
 	if (c->packets) {
 		/* The whole packet must fit, plus one byte to tell a packet of
@@ -135,6 +147,7 @@ int conn_new(struct conn **out, int fd, const struct transport *t,
 	}
 	if (t->describe(t, fd, true, c->remote, sizeof(c->remote)) < 0)
 		snprintf(c->remote, sizeof(c->remote), "%s://", t->scheme);
+	c->tls = tls;
 	*out = c;
 	return 0;
 }
@@ -148,6 +161,7 @@ static void conn_destroy(struct conn *c)
 {
 	assert(c->fd < 0 && !c->rd.in_flight && !c->wr.in_flight);
 	loop_timer_disarm(c->loop, &c->linger);
+	loop_timer_disarm(c->loop, &c->hs_timer);
 	c->read_paused = false; /* draining must not ask to read again */
 	msgq_drain_locked(c, &c->in);
 	idmap_each(&c->sent, free_req, NULL);
@@ -168,6 +182,9 @@ static void conn_destroy(struct conn *c)
 	free(c->wcmsg);
 	if (c->wake_fd >= 0)
 		close(c->wake_fd);
+	tls_free(c->tls);
+	free(c->tls_obuf);
+	free(c->tls_subject);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->out_mu);
 	pthread_cond_destroy(&c->out_cond);
@@ -244,6 +261,34 @@ static void linger_expired(struct loop_timer *t)
 	conn_fail_locked(c, -PIER_ESHUTDOWN);
 	pthread_mutex_unlock(&c->mu);
 	conn_maybe_finish(c);
+}
+
+static void hs_expired(struct loop_timer *t)
+{
+	struct conn *c = pier_container_of(t, struct conn, hs_timer);
+
+	pthread_mutex_lock(&c->mu);
+	conn_fail_locked(c, -ETIMEDOUT);
+	pthread_mutex_unlock(&c->mu);
+	conn_maybe_finish(c);
+}
+
+void conn_handshake_timeout(struct conn *c, int timeout_ms)
+{
+	if (timeout_ms >= 0)
+		loop_timer_arm(c->loop, &c->hs_timer,
+			       loop_now_ns() + (int64_t)timeout_ms * 1000000);
+}
+
+int conn_wait_tls_locked(struct conn *c, const struct timespec *deadline)
+{
+	while (!c->tls_ready && !c->error) {
+		if (!deadline)
+			pthread_cond_wait(&c->in.cond, &c->mu);
+		else if (pthread_cond_timedwait(&c->in.cond, &c->mu, deadline) == ETIMEDOUT)
+			return c->tls_ready ? 0 : c->error ? c->error : -ETIMEDOUT;
+	}
+	return c->tls_ready ? 0 : c->error;
 }
 
 /* --- failing and closing ------------------------------------------------- */
@@ -347,6 +392,24 @@ static void conn_maybe_finish(struct conn *c)
 	bool flushed;
 	int error;
 
+	if (c->tls_error) {
+		pthread_mutex_lock(&c->mu);
+		conn_fail_locked(c, c->tls_error);
+		pthread_mutex_unlock(&c->mu);
+		c->tls_error = 0;
+	}
+	if (c->hs_done) {
+		/* A listener waits for this connection's handshake. */
+		void (*done)(struct conn *c, int err) = c->hs_done;
+
+		pthread_mutex_lock(&c->mu);
+		error = c->error;
+		pthread_mutex_unlock(&c->mu);
+		if (error || c->tls_up) {
+			c->hs_done = NULL;
+			done(c, error);
+		}
+	}
 	if (!c->closing || c->closed)
 		goto maybe_free;
 	pthread_mutex_lock(&c->mu);
@@ -357,6 +420,14 @@ static void conn_maybe_finish(struct conn *c)
 	if (!c->out_error)
 		c->out_error = -PIER_ESHUTDOWN;
 	pthread_mutex_unlock(&c->out_mu);
+	if (c->tls)
+		flushed = flushed && c->tls_opos == c->tls_olen && !tls_out_pending(c->tls);
+	if (!error && flushed && !c->wr.in_flight && !c->shut_wr && c->tls && !c->tls_notified) {
+		/* TLS ends with close_notify, then the socket's end. */
+		c->tls_notified = true;
+		tls_close_notify(c->tls);
+		tls_start_write(c);
+	}
 	if (!error && flushed && !c->wr.in_flight && !c->shut_wr) {
 		/* Everything queued is out: the remote reads it all, then
 		 * EOF.  While the application holds handles, reading goes on
@@ -395,6 +466,8 @@ static void conn_maybe_finish(struct conn *c)
 		return;
 	}
 	pthread_mutex_unlock(&c->out_mu);
+	if (c->tls && error == -PIER_ECLOSED)
+		tls_answer_close(c);
 	conn_discard_input(c);
 	/* Under out_mu: a sender writing from its own thread holds it, and
 	 * must never see the number of a closed (or reused) fd. */
@@ -413,14 +486,14 @@ maybe_free:
 /* Under mu. */
 bool conn_rd_background_locked(const struct conn *c)
 {
-	return c->polled || !c->reader || c->draining;
+	return c->loop_only || c->polled || !c->reader || c->draining;
 }
 
 void conn_rd_kick_locked(struct conn *c)
 {
 	if (c->rd_owner != RD_NONE || c->read_paused || c->error)
 		return;
-	if (c->waiters) {
+	if (c->waiters && !c->loop_only) {
 		/* It takes the role when it wakes. */
 		pthread_cond_broadcast(&c->waiters->q->cond);
 	} else if (conn_rd_background_locked(c)) {
@@ -436,6 +509,12 @@ static int rd_prepare(struct conn *c)
 	size_t want;
 
 	c->rmsg = (struct msghdr){ .msg_iov = &c->riov, .msg_iovlen = 1 };
+	if (c->tls) {
+		/* Ciphertext, which the session copies in at once: the buffer
+		 * then takes the plaintext (tls_pump()). */
+		c->riov = (struct iovec){ c->rbuf, c->rbuf_size };
+		return 0;
+	}
 	if (c->packets) {
 		c->riov = (struct iovec){ c->rbuf, c->rbuf_size };
 		c->rmsg.msg_control = c->rcmsg;
@@ -485,7 +564,7 @@ static void read_pending(struct conn *c)
 {
 	int r = 0;
 
-	if (c->rd.in_flight || c->fd < 0)
+	if (c->rd.in_flight || c->fd < 0 || c->tls)
 		return; /* the read in flight routes it */
 	pthread_mutex_lock(&c->mu);
 	if (c->rd_owner != RD_LOOP || c->error) {
@@ -514,6 +593,21 @@ static void start_read(struct conn *c)
 		return;
 	}
 	pthread_mutex_unlock(&c->mu);
+	if (c->tls) {
+		bool paused;
+		int r;
+
+		/* First what the session holds (a pause left it there), or
+		 * what it sends first (a client's hello). */
+		r = tls_process(c, -EAGAIN);
+		pthread_mutex_lock(&c->mu);
+		if (r < 0)
+			conn_fail_locked(c, r);
+		paused = c->read_paused;
+		pthread_mutex_unlock(&c->mu);
+		if (r < 0 || paused)
+			return;
+	}
 
 	flags = rd_prepare(c);
 	c->rd = (struct loop_op){
@@ -721,7 +815,7 @@ static void read_done(struct loop_op *op, int res)
 		conn_maybe_finish(c);
 		return;
 	}
-	r = rd_process(c, res);
+	r = c->tls ? tls_process(c, res) : rd_process(c, res);
 	pthread_mutex_lock(&c->mu);
 	if (r < 0) {
 		conn_fail_locked(c, r);
@@ -787,6 +881,10 @@ static void start_write(struct conn *c)
 {
 	size_t n = 0;
 
+	if (c->tls) {
+		tls_start_write(c);
+		return;
+	}
 	if (c->wr.in_flight || c->fd < 0)
 		return;
 	pthread_mutex_lock(&c->out_mu);
@@ -833,6 +931,10 @@ static void write_done(struct loop_op *op, int res)
 		conn_fail_locked(c, res);
 		pthread_mutex_unlock(&c->mu);
 		conn_maybe_finish(c);
+		return;
+	}
+	if (c->tls) {
+		tls_write_done(c, res);
 		return;
 	}
 	pthread_mutex_lock(&c->out_mu);
@@ -1076,7 +1178,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 	r = wait_for_room(c, head_len + len, control);
 	if (r < 0)
 		goto out;
-	if (!c->writing && !c->out_head && c->fd >= 0) {
+	if (!c->writing && !c->out_head && c->fd >= 0 && !c->loop_only) {
 		/* Nothing queued and the loop is not writing: write from this
 		 * thread, and queue only what the socket does not take. */
 		struct iovec iov[2] = { { head, head_len }, { (void *)body, len } };
@@ -1150,4 +1252,187 @@ out:
 					  memory_order_relaxed);
 	}
 	return r;
+}
+
+/* --- TLS (loop thread) --------------------------------------------------- */
+
+/* The handshake just finished: whoever waits for it may go on. */
+static void tls_up(struct conn *c)
+{
+	char *subject = tls_subject(c->tls);
+
+	c->tls_up = true;
+	loop_timer_disarm(c->loop, &c->hs_timer);
+	pthread_mutex_lock(&c->mu);
+	c->tls_ready = true;
+	c->tls_subject = subject;
+	pthread_cond_broadcast(&c->in.cond);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Takes what the session decrypts into the parser until it needs more
+ * ciphertext or reading is paused: large bodies straight into their
+ * message, the rest through rbuf.  Returns 0, or why the connection ends. */
+static int tls_pump(struct conn *c)
+{
+	for (;;) {
+		void *window;
+		size_t want = wire_parser_body_window(&c->parser, &window);
+		bool paused;
+		ssize_t n;
+		int r;
+
+		if (want >= DIRECT_READ_MIN)
+			c->riov = (struct iovec){ window, want };
+		else
+			c->riov = (struct iovec){ c->rbuf, c->rbuf_size };
+		n = tls_read(c->tls, c->riov.iov_base, c->riov.iov_len);
+		if (!c->tls_up && tls_ready(c->tls))
+			tls_up(c);
+		if (n == 0)
+			return 0;
+		if (n == -PIER_ECLOSED) {
+			/* close_notify: the end, which must fall between
+			 * frames. */
+			r = wire_parser_eof(&c->parser);
+			return r < 0 ? r : -PIER_ECLOSED;
+		}
+		if (n < 0)
+			return (int)n;
+		r = read_stream(c, (size_t)n);
+		if (r < 0)
+			return r;
+		pthread_mutex_lock(&c->mu);
+		paused = c->read_paused;
+		pthread_mutex_unlock(&c->mu);
+		if (paused)
+			return 0; /* the rest waits in the session */
+	}
+}
+
+/* What a read returned (res: bytes in rbuf, 0 for the end, -EAGAIN for
+ * nothing new), through the session; then sends what it produced (the
+ * handshake's messages, alerts, key updates).  0, or why it ends. */
+static int tls_process(struct conn *c, ssize_t res)
+{
+	int r = 0;
+
+	if (res >= 0)
+		r = tls_feed(c->tls, c->rbuf, (size_t)res);
+	else if (res != -EAGAIN)
+		return (int)res;
+	if (r == 0)
+		r = tls_pump(c);
+	tls_start_write(c);
+	return r;
+}
+
+/* Under out_mu: encrypts queued frames while little ciphertext waits. */
+static int tls_encrypt_locked(struct conn *c)
+{
+	bool took = false;
+	int r = 0;
+
+	while (c->out_head && tls_out_pending(c->tls) < TLS_OBUF_SIZE) {
+		struct out_frame *f = c->out_head;
+		ssize_t n = tls_write(c->tls, f->data + f->sent, f->len - f->sent);
+
+		if (n < 0) {
+			r = (int)n;
+			break;
+		}
+		took = true;
+		f->sent += (size_t)n;
+		c->out_bytes -= (size_t)n;
+		if (f->sent == f->len) {
+			c->out_head = f->next;
+			if (!c->out_head)
+				c->out_tail = &c->out_head;
+			frame_free(f); /* no fds on TLS */
+		}
+	}
+	if (took)
+		pthread_cond_broadcast(&c->out_cond);
+	return r;
+}
+
+static void tls_submit_write(struct conn *c)
+{
+	c->wiov[0] = (struct iovec){ c->tls_obuf + c->tls_opos, c->tls_olen - c->tls_opos };
+	c->wmsg = (struct msghdr){ .msg_iov = c->wiov, .msg_iovlen = 1 };
+	c->wr = (struct loop_op){
+		.cb = write_done,
+		.kind = LOOP_OP_SENDMSG,
+		.fd = c->fd,
+		.msg = &c->wmsg,
+		.flags = SEND_FLAGS,
+	};
+	loop_submit(c->loop, &c->wr);
+}
+
+/* Sends the session's ciphertext, encrypting queued frames once the
+ * handshake is done; the queue counts as written once encrypted. */
+static void tls_start_write(struct conn *c)
+{
+	int r = 0;
+
+	if (c->wr.in_flight || c->fd < 0)
+		return;
+	if (c->tls_opos < c->tls_olen) {
+		tls_submit_write(c);
+		return;
+	}
+	pthread_mutex_lock(&c->out_mu);
+	if (c->tls_up && (!c->out_error || c->out_error == -PIER_ESHUTDOWN))
+		r = tls_encrypt_locked(c);
+	if (!c->out_head && !tls_out_pending(c->tls))
+		c->writing = false; /* the next sender wakes the loop */
+	pthread_mutex_unlock(&c->out_mu);
+	if (r == 0 && tls_out_pending(c->tls)) {
+		if (!c->tls_obuf && !(c->tls_obuf = malloc(TLS_OBUF_SIZE)))
+			r = -ENOMEM;
+		if (r == 0) {
+			c->tls_opos = 0;
+			c->tls_olen = tls_out_take(c->tls, c->tls_obuf, TLS_OBUF_SIZE);
+			tls_submit_write(c);
+			return;
+		}
+	}
+	if (r < 0) {
+		/* The caller may hold mu (a refusal sent while routing):
+		 * conn_maybe_finish(), which every loop callback ends with,
+		 * ends the connection. */
+		pthread_mutex_lock(&c->out_mu);
+		if (!c->out_error || c->out_error == -PIER_ESHUTDOWN)
+			c->out_error = r;
+		pthread_mutex_unlock(&c->out_mu);
+		if (!c->tls_error)
+			c->tls_error = r;
+	}
+}
+
+static void tls_write_done(struct conn *c, int res)
+{
+	if (res > 0)
+		c->tls_opos += (size_t)res;
+	if (res != -ECANCELED)
+		tls_start_write(c);
+	conn_maybe_finish(c);
+}
+
+/* The remote ended with close_notify and the connection closes: answer
+ * with ours, unless ciphertext before it could not all go out. */
+static void tls_answer_close(struct conn *c)
+{
+	unsigned char buf[256];
+	size_t n;
+
+	if (c->tls_notified || c->tls_opos != c->tls_olen || tls_out_pending(c->tls))
+		return;
+	c->tls_notified = true;
+	tls_close_notify(c->tls);
+	n = tls_out_take(c->tls, buf, sizeof(buf));
+	/* Best effort: the remote may be gone already. */
+	if (n)
+		(void)send(c->fd, buf, n, MSG_DONTWAIT | SEND_FLAGS);
 }

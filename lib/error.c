@@ -28,6 +28,22 @@ static const char *const pier_messages[] = {
 	[PIER_EUPDATE - PIER_ESHORTFRAME] = "An update comes before the response",
 	[PIER_EDONE - PIER_ESHORTFRAME] = "The request is finished",
 	[PIER_EREQLIMIT - PIER_ESHORTFRAME] = "Too many open requests",
+	[PIER_ETLSUNAVAILABLE - PIER_ESHORTFRAME] =
+		"TLS is not available: the library was built without OpenSSL",
+	[PIER_ETLS - PIER_ESHORTFRAME] = "TLS protocol failure",
+	[PIER_ENOTLS - PIER_ESHORTFRAME] = "The remote does not speak TLS",
+	[PIER_ETLSTRUNCATED - PIER_ESHORTFRAME] =
+		"TLS stream ended without close_notify (possibly cut short)",
+	[PIER_ECERTUNTRUSTED - PIER_ESHORTFRAME] =
+		"Certificate not issued by a trusted CA",
+	[PIER_ECERTNAME - PIER_ESHORTFRAME] =
+		"Certificate does not match the host name or address",
+	[PIER_ECERTEXPIRED - PIER_ESHORTFRAME] =
+		"Certificate expired or not yet valid",
+	[PIER_ECERTINVALID - PIER_ESHORTFRAME] = "Invalid certificate or key",
+	[PIER_ECERTREQUIRED - PIER_ESHORTFRAME] =
+		"The remote requires a certificate and none was sent",
+	[PIER_ECERTREFUSED - PIER_ESHORTFRAME] = "The remote refused the certificate sent",
 };
 
 _Static_assert(PIER_ARRAY_SIZE(pier_messages) == PIER_ERROR_END_ - PIER_ESHORTFRAME,

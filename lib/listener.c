@@ -11,9 +11,11 @@
 
 #include "peer.h"
 #include "private.h"
+#include "tls.h"
 
-/* Peers accepted but not yet taken by the application; beyond this the
- * loop stops accepting and the kernel's backlog holds the rest. */
+/* Peers accepted but not yet taken by the application (or still in their
+ * TLS handshake); beyond this the loop stops accepting and the kernel's
+ * backlog holds the rest. */
 #define ACCEPT_QUEUE 64
 #define LISTEN_BACKLOG 128
 
@@ -23,6 +25,7 @@ struct pier_listener {
 	struct pier_config cfg;
 	int fd;
 	struct transport_addr addr;
+	struct tls_ctx *tls_ctx; /* tls:// */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -36,6 +39,8 @@ struct pier_listener {
 	struct loop_op op;
 	struct loop_task start_task, stop_task, resume_task;
 	bool stopping;
+	struct conn *handshaking; /* accepted, handshake under way */
+	unsigned int nhandshaking;
 };
 
 static void start_accept(struct pier_listener *l);
@@ -66,9 +71,41 @@ static void listener_stopped(struct pier_listener *l)
 	pthread_mutex_unlock(&l->mu);
 }
 
+/* A connection is ready for the application: into the queue. */
+static void deliver(struct pier_listener *l, struct conn *c)
+{
+	pthread_mutex_lock(&l->mu);
+	l->queue[(l->head + l->count) % ACCEPT_QUEUE] = c;
+	l->count++;
+	update_fd_locked(l);
+	pthread_cond_signal(&l->cond);
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* Loop thread: an accepted connection's TLS handshake is done (err 0) or
+ * failed; a failed one is closed, and the application never sees it. */
+static void handshake_done(struct conn *c, int err)
+{
+	struct pier_listener *l = c->hs_ctx;
+
+	for (struct conn **p = &l->handshaking; *p; p = &(*p)->hs_next) {
+		if (*p == c) {
+			*p = c->hs_next;
+			break;
+		}
+	}
+	l->nhandshaking--;
+	if (err)
+		pier_peer_free((pier_peer *)c);
+	else
+		deliver(l, c);
+	start_accept(l);
+}
+
 static void accept_done(struct loop_op *op, int res)
 {
 	struct pier_listener *l = pier_container_of(op, struct pier_listener, op);
+	struct tls *tls = NULL;
 	struct conn *c;
 	int r;
 
@@ -95,22 +132,33 @@ static void accept_done(struct loop_op *op, int res)
 		return;
 	}
 	l->t->prepare(res);
-	r = conn_new(&c, res, l->t, &l->cfg, loop_ref(l->loop));
+	r = l->tls_ctx ? tls_new(&tls, l->tls_ctx, NULL) : 0;
+	if (r == 0) {
+		r = conn_new(&c, res, l->t, &l->cfg, loop_ref(l->loop), tls);
+		if (r < 0)
+			loop_unref(l->loop); /* never the last: the listener holds one */
+	}
 	if (r < 0) {
 		close(res);
-		loop_unref(l->loop); /* never the last: the listener holds one */
+		tls_free(tls);
 		start_accept(l);
 		return;
 	}
 	c->reader = true;
 	c->handles = 1;
-	pthread_mutex_lock(&l->mu);
-	l->queue[(l->head + l->count) % ACCEPT_QUEUE] = c;
-	l->count++;
-	update_fd_locked(l);
-	pthread_cond_signal(&l->cond);
-	pthread_mutex_unlock(&l->mu);
-	conn_start(c);
+	if (tls) {
+		/* The application gets it once the handshake is done. */
+		c->hs_done = handshake_done;
+		c->hs_ctx = l;
+		c->hs_next = l->handshaking;
+		l->handshaking = c;
+		l->nhandshaking++;
+		conn_start(c);
+		conn_handshake_timeout(c, l->cfg.connect_timeout_ms);
+	} else {
+		deliver(l, c);
+		conn_start(c);
+	}
 	start_accept(l);
 }
 
@@ -119,7 +167,7 @@ static void start_accept(struct pier_listener *l)
 	bool full;
 
 	pthread_mutex_lock(&l->mu);
-	full = l->count >= ACCEPT_QUEUE;
+	full = l->count + l->nhandshaking >= ACCEPT_QUEUE;
 	pthread_mutex_unlock(&l->mu);
 	if (full || l->op.in_flight || l->stopping)
 		return;
@@ -149,6 +197,15 @@ static void stop_task(struct loop_task *t, unsigned int events)
 	struct pier_listener *l = pier_container_of(t, struct pier_listener, stop_task);
 
 	l->stopping = true;
+	/* Handshakes under way end with the listener. */
+	while (l->handshaking) {
+		struct conn *c = l->handshaking;
+
+		l->handshaking = c->hs_next;
+		c->hs_done = NULL;
+		pier_peer_free((pier_peer *)c);
+	}
+	l->nhandshaking = 0;
 	if (l->op.in_flight)
 		loop_cancel(l->loop, &l->op); /* accept_done() finishes */
 	else
@@ -175,7 +232,14 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 	else
 		config_defaults(&l->cfg);
 	l->cfg.loop = NULL;
+	l->cfg.tls = NULL;
 	l->evfd = -1;
+	if (l->t->caps & TRANSPORT_TLS) {
+		/* Certificate and key load now: errors show here. */
+		r = tls_ctx_new(&l->tls_ctx, cfg ? cfg->tls : NULL, true);
+		if (r < 0)
+			goto fail;
+	}
 	l->fd = l->t->listen(&l->addr, LISTEN_BACKLOG);
 	if (l->fd < 0) {
 		r = l->fd;
@@ -201,9 +265,11 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 
 fail_fd:
 	close(l->fd);
-	if (!l->addr.abstract && l->addr.t != &transport_tcp)
+	if (!l->addr.abstract && l->addr.un.sun_path[0])
 		unlink(l->addr.un.sun_path);
 fail:
+	if (l->tls_ctx)
+		tls_ctx_free(l->tls_ctx);
 	free(l);
 	return r;
 }
@@ -285,7 +351,7 @@ PIER_EXPORT void pier_listener_free(pier_listener *l)
 		pthread_cond_wait(&l->cond, &l->mu);
 	pthread_mutex_unlock(&l->mu);
 	close(l->fd);
-	if (!l->addr.abstract && l->t != &transport_tcp)
+	if (!l->addr.abstract && l->addr.un.sun_path[0])
 		unlink(l->addr.un.sun_path);
 	/* Peers nobody accepted are closed like freed peers. */
 	while (l->count) {
@@ -298,5 +364,7 @@ PIER_EXPORT void pier_listener_free(pier_listener *l)
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cond);
 	loop_unref(l->loop);
+	if (l->tls_ctx)
+		tls_ctx_free(l->tls_ctx);
 	free(l);
 }

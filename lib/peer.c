@@ -13,6 +13,7 @@
 
 #include "peer.h"
 #include "private.h"
+#include "tls.h"
 
 /* What a queued message costs against the receive limit besides its body,
  * so that a flood of empty messages is bounded too. */
@@ -198,7 +199,7 @@ int msgq_wait_locked(struct conn *c, struct msgq *q, struct req *r, int timeout_
 			ret = timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
 			break;
 		}
-		if (c->rd_owner == RD_NONE && !c->read_paused) {
+		if (c->rd_owner == RD_NONE && !c->read_paused && !c->loop_only) {
 			waiter_del(c, &w, &listed);
 			e = conn_read_locked(c, q, interruptible, timeout_ms, &deadline);
 			if (e == -EAGAIN || e == -ETIMEDOUT)
@@ -383,9 +384,10 @@ void conn_release_last(struct conn *c)
 
 /* --- creating peers ------------------------------------------------------ */
 
-/* Makes fd (taken) a peer; on failure fd is closed. */
+/* Makes fd (taken) a peer, with tls its TLS session (taken, or NULL); on
+ * failure both are closed. */
 static int peer_create(pier_peer **out, int fd, const struct transport *t,
-		       const pier_config *cfg)
+		       const pier_config *cfg, struct tls *tls)
 {
 	struct pier_config conf;
 	struct pier_loop *loop;
@@ -402,13 +404,15 @@ static int peer_create(pier_peer **out, int fd, const struct transport *t,
 		r = loop_new(&loop);
 		if (r < 0) {
 			close(fd);
+			tls_free(tls);
 			return r;
 		}
 	}
 	t->prepare(fd);
-	r = conn_new(&c, fd, t, &conf, loop);
+	r = conn_new(&c, fd, t, &conf, loop, tls);
 	if (r < 0) {
 		close(fd);
+		tls_free(tls);
 		loop_unref(loop);
 		return r;
 	}
@@ -429,26 +433,78 @@ static int make_blocking(int fd)
 	return 0;
 }
 
+/* A TLS session for connecting to a (the name its certificate must show),
+ * or NULL with *err set. */
+static struct tls *client_session(const struct transport_addr *a, const pier_config *cfg,
+				  int *err)
+{
+	struct tls_settings *s = cfg ? cfg->tls : NULL;
+	const char *host = s && s->server_name ? s->server_name : a->host;
+	struct tls_ctx *ctx;
+	struct tls *tls;
+
+	if (!*host) {
+		*err = -EINVAL; /* no name to check the certificate against */
+		return NULL;
+	}
+	*err = tls_client_ctx(&ctx, s);
+	if (*err < 0)
+		return NULL;
+	*err = tls_new(&tls, ctx, host);
+	tls_ctx_free(ctx); /* the session holds its own reference */
+	return *err < 0 ? NULL : tls;
+}
+
 PIER_EXPORT int pier_peer_connect(pier_peer **out, const char *address,
 				  const pier_config *cfg)
 {
+	int timeout = cfg ? cfg->connect_timeout_ms : PIER_DEFAULT_CONNECT_TIMEOUT_MS;
+	struct timespec deadline;
 	struct transport_addr a;
+	struct tls *tls = NULL;
+	struct conn *c;
+	pier_peer *p;
 	int r, fd;
 
 	if (!out || !address)
 		return -EINVAL;
+	if (timeout > 0)
+		deadline = deadline_after(timeout);
 	r = transport_parse(address, &a);
 	if (r < 0)
 		return r;
-	fd = a.t->connect(&a, cfg ? cfg->connect_timeout_ms : PIER_DEFAULT_CONNECT_TIMEOUT_MS);
-	if (fd < 0)
+	if ((a.t->caps & TRANSPORT_TLS) && !(tls = client_session(&a, cfg, &r)))
+		return r;
+	fd = a.t->connect(&a, timeout);
+	if (fd < 0) {
+		tls_free(tls);
 		return fd;
+	}
 	r = make_blocking(fd);
 	if (r < 0) {
 		close(fd);
+		tls_free(tls);
 		return r;
 	}
-	return peer_create(out, fd, a.t, cfg);
+	r = peer_create(&p, fd, a.t, cfg, tls);
+	if (r < 0)
+		return r;
+	if (!tls) {
+		*out = p;
+		return 0;
+	}
+	/* The loop runs the handshake; the connect timeout covers it too. */
+	c = conn_of_peer(p);
+	pthread_mutex_lock(&c->mu);
+	r = timeout == 0 ? -ETIMEDOUT : conn_wait_tls_locked(c, timeout > 0 ? &deadline : NULL);
+	pthread_mutex_unlock(&c->mu);
+	if (r < 0) {
+		pier_writer_abort(&c->writer);
+		pier_peer_free(p);
+		return r;
+	}
+	*out = p;
+	return 0;
 }
 
 PIER_EXPORT int pier_peer_adopt(pier_peer **out, int fd, const pier_config *cfg)
@@ -471,7 +527,7 @@ PIER_EXPORT int pier_peer_adopt(pier_peer **out, int fd, const pier_config *cfg)
 		close(copy);
 		return r;
 	}
-	r = peer_create(out, copy, t, cfg);
+	r = peer_create(out, copy, t, cfg, NULL);
 	if (r < 0)
 		return r;
 	close(fd);
@@ -575,6 +631,26 @@ PIER_EXPORT int pier_peer_credentials(pier_peer *peer, int32_t *pid, uint32_t *u
 	if (gid)
 		*gid = cred.gid;
 	return 0;
+}
+
+PIER_EXPORT int pier_peer_tls_subject(pier_peer *peer, char *buf, size_t len)
+{
+	struct conn *c = conn_of_peer(peer);
+	int r = 0;
+
+	if (!peer || !buf || len == 0)
+		return -EINVAL;
+	if (!(c->t->caps & TRANSPORT_TLS))
+		return -ENOTSUP;
+	pthread_mutex_lock(&c->mu);
+	if (!c->tls_subject)
+		r = -ENODATA;
+	else if (strlen(c->tls_subject) >= len)
+		r = -ENAMETOOLONG;
+	else
+		strcpy(buf, c->tls_subject);
+	pthread_mutex_unlock(&c->mu);
+	return r;
 }
 
 PIER_EXPORT uint64_t pier_peer_stat(pier_peer *peer, enum pier_stat stat)

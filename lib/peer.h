@@ -47,6 +47,9 @@ struct pier_config {
 	unsigned int max_open;
 	int send_timeout_ms;
 	int connect_timeout_ms;
+	/* TLS settings, or NULL for the defaults; owned by the pier_config
+	 * object only (copies of the struct clear it). */
+	struct tls_settings *tls;
 };
 
 #define PIER_DEFAULT_MAX_BODY_STREAM (1u << 20)
@@ -174,6 +177,9 @@ struct conn {
 	int fd;
 	struct pier_config cfg;
 	bool packets; /* one message per packet (seqpacket) */
+	/* The loop does all reading and writing of the socket (TLS: the
+	 * session lives on the loop thread). */
+	bool loop_only;
 	char remote[128];
 	struct pier_writer writer;
 
@@ -196,6 +202,8 @@ struct conn {
 	bool polled;   /* a queue has a pollable fd: read in the background */
 	bool draining; /* closing: read in the background until EOF */
 	bool rd_finish; /* the loop waits for the reading thread to leave */
+	bool tls_ready;    /* the TLS handshake is done */
+	char *tls_subject; /* the remote's verified certificate subject */
 	_Atomic uint64_t stats[PIER_STAT_END_];
 
 	/* Under out_mu. */
@@ -221,6 +229,20 @@ struct conn {
 	unsigned char *rcmsg, *wcmsg;
 	size_t rcmsg_size, wcmsg_size;
 	bool closing, closed, shut_wr, freed_handles;
+
+	/* TLS, loop thread only: the session, the ciphertext being sent
+	 * (tls_obuf[tls_opos..tls_olen)), and who waits for the handshake of
+	 * an accepted connection (a listener: hs_done is called once, when it
+	 * is done or failed). */
+	struct tls *tls;
+	unsigned char *tls_obuf;
+	size_t tls_opos, tls_olen;
+	bool tls_up, tls_notified;
+	int tls_error; /* encrypting failed: the connection ends with it */
+	struct loop_timer hs_timer;
+	void (*hs_done)(struct conn *c, int err);
+	void *hs_ctx;
+	struct conn *hs_next;
 };
 
 static inline struct conn *conn_of_peer(pier_peer *p)
@@ -228,8 +250,15 @@ static inline struct conn *conn_of_peer(pier_peer *p)
 	return (struct conn *)p;
 }
 
+/* A connection over fd, with tls its TLS session (or NULL); takes both on
+ * success only. */
 int conn_new(struct conn **out, int fd, const struct transport *t,
-	     const struct pier_config *cfg, struct pier_loop *loop);
+	     const struct pier_config *cfg, struct pier_loop *loop, struct tls *tls);
+/* Loop thread: an accepted connection's handshake fails with -ETIMEDOUT
+ * unless done within timeout_ms (-1: no limit). */
+void conn_handshake_timeout(struct conn *c, int timeout_ms);
+/* Waits (under mu) until the TLS handshake is done: 0, or why not. */
+int conn_wait_tls_locked(struct conn *c, const struct timespec *deadline);
 /* Loop thread: the connection starts reading (CONN_EV_START does it from
  * other threads). */
 void conn_start(struct conn *c);

@@ -11,9 +11,13 @@
 #include <unistd.h>
 
 #include "peers.h"
+#include "pki.h"
 
 const char *const pair_kind_name[PAIR_KINDS] = {
 	"tcp", "tcp6", "unix", "seqpacket", "unix-fd", "seqpacket-fd", "abstract",
+#ifdef HAVE_OPENSSL
+	"tls",
+#endif
 };
 
 bool pair_kind_has_fds(enum pair_kind kind)
@@ -47,6 +51,29 @@ static void pair_listener(const char *address, const pier_config *ca, const pier
 	pier_listener_free(l);
 }
 
+#ifdef HAVE_OPENSSL
+/* Connects over TLS with the test PKI: the client trusts the test CA, the
+ * server shows its certificate for 127.0.0.1. */
+static void pair_tls(const pier_config *ca, const pier_config *cb, pier_peer **a,
+		     pier_peer **b)
+{
+	const struct pki *pki = pki_get();
+	pier_config *client = (pier_config *)ca, *server = (pier_config *)cb;
+
+	if (!client)
+		ck_assert_int_eq(pier_config_new(&client), 0);
+	if (!server)
+		ck_assert_int_eq(pier_config_new(&server), 0);
+	ck_assert_int_eq(pier_config_set_tls_ca(client, pki->ca, NULL), 0);
+	ck_assert_int_eq(pier_config_set_tls_cert(server, pki->server, pki->server_key), 0);
+	pair_listener("tls://127.0.0.1:0", client, server, a, b);
+	if (client != ca)
+		pier_config_free(client);
+	if (server != cb)
+		pier_config_free(server);
+}
+#endif
+
 void make_pair_cfg(enum pair_kind kind, const pier_config *ca, const pier_config *cb,
 		   pier_peer **a, pier_peer **b)
 {
@@ -76,6 +103,11 @@ void make_pair_cfg(enum pair_kind kind, const pier_config *ca, const pier_config
 	case PAIR_SEQPACKET_FD:
 		pair_socketpair(SOCK_SEQPACKET, ca, cb, a, b);
 		break;
+#ifdef HAVE_OPENSSL
+	case PAIR_TLS:
+		pair_tls(ca, cb, a, b);
+		break;
+#endif
 	default:
 		ck_abort_msg("no pair kind %d", kind);
 	}

@@ -20,6 +20,9 @@ enum pair_kind {
 	PAIR_UNIX_FD,    /* socketpair, adopted */
 	PAIR_SEQPACKET_FD,
 	PAIR_ABSTRACT,   /* listener and connect, seqpacket://@name */
+#ifdef HAVE_OPENSSL
+	PAIR_TLS,        /* listener and connect, tls://127.0.0.1, test PKI */
+#endif
 	PAIR_KINDS
 };
 
@@ -27,7 +30,8 @@ extern const char *const pair_kind_name[PAIR_KINDS];
 
 bool pair_kind_has_fds(enum pair_kind kind);
 /* Connects *a (configured by ca) to *b (configured by cb); NULL configs
- * mean the defaults. */
+ * mean the defaults.  For PAIR_TLS, the test PKI's settings are added to
+ * the configs given (server certificate on cb, CA on ca). */
 void make_pair_cfg(enum pair_kind kind, const pier_config *ca, const pier_config *cb,
 		   pier_peer **a, pier_peer **b);
 void make_pair(enum pair_kind kind, pier_peer **a, pier_peer **b);

@@ -62,7 +62,9 @@ static long rss_kib(void)
 /* What a connection that died under us may report. */
 static bool is_end(int r)
 {
-	return r == -PIER_ECLOSED || r == -ECONNRESET || r == -EPIPE || r == -PIER_EPARTIAL;
+	/* Over TLS, a remote gone without close_notify ends it "truncated". */
+	return r == -PIER_ECLOSED || r == -ECONNRESET || r == -EPIPE || r == -PIER_EPARTIAL ||
+	       r == -PIER_ETLSTRUNCATED;
 }
 
 /* Forks a child that runs fn(its end of a socketpair, notify) and then

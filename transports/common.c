@@ -15,6 +15,7 @@ static const struct transport *const transports[] = {
 	&transport_tcp,
 	&transport_unix,
 	&transport_seqpacket,
+	&transport_tls,
 };
 
 int transport_parse(const char *address, struct transport_addr *a)

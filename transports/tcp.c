@@ -161,8 +161,8 @@ static int tcp_describe(const struct transport *t, int fd, bool remote, char *bu
 		return -EAFNOSUPPORT;
 	}
 	inet_ntop(ss.ss_family, addr, host, sizeof(host));
-	n = snprintf(buf, len, ss.ss_family == AF_INET6 ? "tcp://[%s]:%u" : "tcp://%s:%u",
-		     host, port);
+	n = snprintf(buf, len, ss.ss_family == AF_INET6 ? "%s://[%s]:%u" : "%s://%s:%u",
+		     t->scheme, host, port);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 

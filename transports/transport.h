@@ -16,13 +16,14 @@
 #define TRANSPORT_FDS 1u        /* messages can carry file descriptors */
 #define TRANSPORT_BOUNDARIES 2u /* one message per packet, no length prefix */
 #define TRANSPORT_CREDENTIALS 4u /* SO_PEERCRED tells who the remote is */
+#define TRANSPORT_TLS 8u         /* TLS over the socket (see lib/tls.h) */
 
 struct transport;
 
 /* A parsed address. */
 struct transport_addr {
 	const struct transport *t;
-	/* tcp */
+	/* tcp, tls */
 	char host[256];
 	char port[32];
 	/* unix, seqpacket */
@@ -50,6 +51,7 @@ struct transport {
 extern const struct transport transport_tcp;
 extern const struct transport transport_unix;
 extern const struct transport transport_seqpacket;
+extern const struct transport transport_tls;
 
 /* Parses "scheme://rest" with the transport its scheme names. */
 int transport_parse(const char *address, struct transport_addr *a);

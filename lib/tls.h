@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * TLS: the settings a configuration carries, the OpenSSL contexts built from
+ * them, and a connection's TLS session.  A session never touches the socket:
+ * the loop feeds it what it received (ciphertext in), takes plaintext out
+ * for the parser, hands it plaintext frames to encrypt, and sends what it
+ * produced (ciphertext out).  Only the loop thread calls a session.
+ *
+ * Everything but the settings exists only in builds with OpenSSL.
+ */
+#ifndef PIER_TLS_H
+#define PIER_TLS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <pier.h>
+
+struct tls_ctx;
+
+/* What pier_config_set_tls_*() set; owned by a pier_config. */
+struct tls_settings {
+	char *ca_file, *ca_dir;
+	char *cert_file, *key_file;
+	char *server_name;
+	enum pier_tls_client_auth client_auth;
+	/* The client context built from these, kept for later connects. */
+	pthread_mutex_t mu;
+	struct tls_ctx *client_ctx;
+};
+
+/* The settings of cfg, made on first use; NULL when out of memory. */
+struct tls_settings *tls_settings_get(struct pier_config *cfg);
+void tls_settings_free(struct tls_settings *s);
+
+#ifdef HAVE_OPENSSL
+
+/* A context: settings loaded (CA store, certificate and key).  s may be
+ * NULL (the defaults).  Fails with -errno for a file that cannot be read,
+ * -PIER_ECERTINVALID for one that does not parse or a key that does not
+ * match, -ENOKEY for a server without a certificate. */
+int tls_ctx_new(struct tls_ctx **out, const struct tls_settings *s, bool server);
+void tls_ctx_free(struct tls_ctx *ctx);
+/* The client context of s (NULL: the defaults), built once and shared:
+ * the caller gets a reference, dropped with tls_ctx_free(). */
+int tls_client_ctx(struct tls_ctx **out, struct tls_settings *s);
+
+struct tls;
+
+/* A session of ctx.  A client checks the server's certificate against
+ * host, a name or an IP address, and sends host as SNI when a name. */
+int tls_new(struct tls **out, struct tls_ctx *ctx, const char *host);
+void tls_free(struct tls *t);
+
+/* Ciphertext received (len 0: the end of the stream). */
+int tls_feed(struct tls *t, const void *data, size_t len);
+/* Plaintext out: > 0 bytes, 0 when more ciphertext is needed, or why the
+ * stream ended: -PIER_ECLOSED after close_notify, another -PIER_E* or
+ * -errno on a failure (the handshake's too). */
+ssize_t tls_read(struct tls *t, void *buf, size_t len);
+/* Plaintext in (once the handshake is done): the bytes taken, or < 0. */
+ssize_t tls_write(struct tls *t, const void *buf, size_t len);
+/* Ciphertext to send, in order: how much waits, and taking it. */
+size_t tls_out_pending(const struct tls *t);
+size_t tls_out_take(struct tls *t, void *buf, size_t len);
+/* The handshake is done. */
+bool tls_ready(const struct tls *t);
+/* Queues close_notify (after the handshake; nothing otherwise). */
+void tls_close_notify(struct tls *t);
+/* The verified subject of the remote's certificate, one line, in a new
+ * string, or NULL when it sent none. */
+char *tls_subject(const struct tls *t);
+
+#else /* !HAVE_OPENSSL: no session ever exists; the calls fail. */
+
+struct tls;
+
+static inline int tls_client_ctx(struct tls_ctx **out, struct tls_settings *s)
+{
+	return -PIER_ETLSUNAVAILABLE;
+}
+static inline int tls_ctx_new(struct tls_ctx **out, const struct tls_settings *s,
+			      bool server)
+{
+	return -PIER_ETLSUNAVAILABLE;
+}
+static inline void tls_ctx_free(struct tls_ctx *ctx) {}
+static inline int tls_new(struct tls **out, struct tls_ctx *ctx, const char *host)
+{
+	return -PIER_ETLSUNAVAILABLE;
+}
+static inline void tls_free(struct tls *t) {}
+static inline int tls_feed(struct tls *t, const void *data, size_t len)
+{
+	return -PIER_ETLSUNAVAILABLE;
+}
+static inline ssize_t tls_read(struct tls *t, void *buf, size_t len)
+{
+	return -PIER_ETLSUNAVAILABLE;
+}
+static inline ssize_t tls_write(struct tls *t, const void *buf, size_t len)
+{
+	return -PIER_ETLSUNAVAILABLE;
+}
+static inline size_t tls_out_pending(const struct tls *t)
+{
+	return 0;
+}
+static inline size_t tls_out_take(struct tls *t, void *buf, size_t len)
+{
+	return 0;
+}
+static inline bool tls_ready(const struct tls *t)
+{
+	return false;
+}
+static inline void tls_close_notify(struct tls *t) {}
+static inline char *tls_subject(const struct tls *t)
+{
+	return NULL;
+}
+
+#endif /* HAVE_OPENSSL */
+
+#endif
