@@ -1,0 +1,727 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * TLS: the settings and their errors, every refusal (unknown CA, wrong
+ * name, expired certificate, missing or rejected client certificate, plain
+ * TCP against TLS and back, a handshake that never finishes), mutual TLS
+ * with the verified subject, and interoperation with the openssl command's
+ * s_server and s_client exchanging raw Fizyr frames.  The per-transport
+ * conformance suites run over TLS too (PAIR_TLS).  In a build without
+ * OpenSSL, only the "built without TLS" errors are tested.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "peers.h"
+#include "pki.h"
+
+#ifdef HAVE_OPENSSL
+
+/* --- helpers ------------------------------------------------------------- */
+
+static pier_config *client_config(const char *ca)
+{
+	pier_config *cfg;
+
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	if (ca)
+		ck_assert_int_eq(pier_config_set_tls_ca(cfg, ca, NULL), 0);
+	return cfg;
+}
+
+static pier_config *server_config(const char *cert, const char *key)
+{
+	pier_config *cfg;
+
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, cert, key), 0);
+	return cfg;
+}
+
+/* A TLS listener on 127.0.0.1 (its address in addr). */
+static pier_listener *listen_tls(pier_config *cfg, char *addr, size_t len)
+{
+	pier_listener *l;
+	int r = pier_listener_new(&l, "tls://127.0.0.1:0", cfg);
+
+	ck_assert_msg(r == 0, "listen: %s", pier_strerror(r));
+	ck_assert_int_eq(pier_listener_address(l, addr, len), 0);
+	return l;
+}
+
+/* The address with its scheme replaced (tls:// <-> tcp://). */
+static void with_scheme(char *out, size_t len, const char *addr, const char *scheme)
+{
+	snprintf(out, len, "%s%s", scheme, strstr(addr, "://"));
+}
+
+/* Connects to a listener using cert/key with the given client config:
+ * the connect's result.  The listener must not hand out a peer unless
+ * the connect succeeded and the listener accepts the client. */
+static int connect_to(const char *cert, const char *key, pier_config *client)
+{
+	pier_config *scfg = server_config(cert, key);
+	pier_listener *l;
+	pier_peer *a, *b;
+	char addr[128];
+	int r;
+
+	l = listen_tls(scfg, addr, sizeof(addr));
+	r = pier_peer_connect(&a, addr, client);
+	if (r == 0) {
+		ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+		pier_peer_free(b);
+		pier_peer_free(a);
+	} else {
+		ck_assert_int_eq(pier_listener_accept(l, &b, 200), -ETIMEDOUT);
+	}
+	pier_listener_free(l);
+	pier_config_free(scfg);
+	return r;
+}
+
+/* --- settings ------------------------------------------------------------ */
+
+START_TEST(settings_checked)
+{
+	const struct pki *pki = pki_get();
+	pier_config *cfg;
+	pier_listener *l;
+
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_tls_ca(NULL, pki->ca, NULL), -EINVAL);
+	ck_assert_int_eq(pier_config_set_tls_ca(cfg, "", NULL), -EINVAL);
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, pki->server, NULL), -EINVAL);
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, NULL, pki->server_key), -EINVAL);
+	ck_assert_int_eq(pier_config_set_tls_client_auth(cfg, 3), -EINVAL);
+	ck_assert_int_eq(pier_config_set_tls_server_name(cfg, ""), -EINVAL);
+	ck_assert_int_eq(pier_config_set_tls_ca(cfg, NULL, NULL), 0);
+	ck_assert_int_eq(pier_config_set_tls_server_name(cfg, NULL), 0);
+
+	/* A listener needs a certificate, and loads it at once. */
+	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", cfg), -ENOKEY);
+	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", NULL), -ENOKEY);
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, "/nonexistent/cert.pem", pki->server_key), 0);
+	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", cfg), -ENOENT);
+	/* Not a certificate; a key that does not match. */
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, pki->server_key, pki->server_key), 0);
+	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", cfg), -PIER_ECERTINVALID);
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, pki->server, pki->client_key), 0);
+	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", cfg), -PIER_ECERTINVALID);
+	pier_config_free(cfg);
+}
+END_TEST
+
+START_TEST(client_settings_checked)
+{
+	const struct pki *pki = pki_get();
+	pier_config *cfg = client_config("/nonexistent/ca.pem");
+	pier_peer *p;
+
+	/* Loaded on connect, before any connection is made. */
+	ck_assert_int_eq(pier_peer_connect(&p, "tls://127.0.0.1:1", cfg), -ENOENT);
+	ck_assert_int_eq(pier_config_set_tls_ca(cfg, pki->ca, NULL), 0);
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, pki->client, pki->server_key), 0);
+	ck_assert_int_eq(pier_peer_connect(&p, "tls://127.0.0.1:1", cfg), -PIER_ECERTINVALID);
+	/* No name to check the certificate against. */
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, NULL, NULL), 0);
+	ck_assert_int_eq(pier_peer_connect(&p, "tls://:1", cfg), -EINVAL);
+	pier_config_free(cfg);
+}
+END_TEST
+
+/* --- refusals ------------------------------------------------------------ */
+
+START_TEST(unknown_ca)
+{
+	const struct pki *pki = pki_get();
+	pier_config *rogue = client_config(pki->rogue_ca), *system = client_config(NULL),
+		    *ours = client_config(pki->ca);
+
+	/* Trusting another CA; trusting the system's store only. */
+	ck_assert_int_eq(connect_to(pki->server, pki->server_key, rogue), -PIER_ECERTUNTRUSTED);
+	ck_assert_int_eq(connect_to(pki->server, pki->server_key, system), -PIER_ECERTUNTRUSTED);
+	/* A server whose certificate another CA issued. */
+	ck_assert_int_eq(connect_to(pki->rogue, pki->rogue_key, ours), -PIER_ECERTUNTRUSTED);
+	/* The CA given as a directory of hashed names does not hold it. */
+	ck_assert_int_eq(pier_config_set_tls_ca(ours, NULL, pki->dir), 0);
+	ck_assert_int_eq(connect_to(pki->server, pki->server_key, ours), -PIER_ECERTUNTRUSTED);
+	pier_config_free(rogue);
+	pier_config_free(system);
+	pier_config_free(ours);
+}
+END_TEST
+
+START_TEST(wrong_name)
+{
+	const struct pki *pki = pki_get();
+	pier_config *cfg = client_config(pki->ca);
+
+	ck_assert_int_eq(connect_to(pki->server, pki->server_key, cfg), 0);
+	ck_assert_int_eq(pier_config_set_tls_server_name(cfg, "other.example"), 0);
+	ck_assert_int_eq(connect_to(pki->server, pki->server_key, cfg), -PIER_ECERTNAME);
+	ck_assert_int_eq(pier_config_set_tls_server_name(cfg, "10.1.2.3"), 0);
+	ck_assert_int_eq(connect_to(pki->server, pki->server_key, cfg), -PIER_ECERTNAME);
+	/* The name the certificate does carry, instead of the address. */
+	ck_assert_int_eq(pier_config_set_tls_server_name(cfg, "localhost"), 0);
+	ck_assert_int_eq(connect_to(pki->server, pki->server_key, cfg), 0);
+	pier_config_free(cfg);
+}
+END_TEST
+
+START_TEST(expired_certificate)
+{
+	const struct pki *pki = pki_get();
+	pier_config *cfg = client_config(pki->ca);
+
+	ck_assert_int_eq(connect_to(pki->expired, pki->expired_key, cfg), -PIER_ECERTEXPIRED);
+	pier_config_free(cfg);
+}
+END_TEST
+
+/* A connection the listener refuses after the client's handshake is done
+ * (TLS 1.3 checks the client's certificate last): the client's first
+ * receive says why, and the listener hands out nothing. */
+static void client_refused(const char *cert, const char *key, int expected)
+{
+	const struct pki *pki = pki_get();
+	pier_config *scfg = server_config(pki->server, pki->server_key);
+	pier_config *ccfg = client_config(pki->ca);
+	pier_received_request *rr;
+	pier_listener *l;
+	pier_peer *a, *b;
+	pier_msg *m;
+	char addr[128];
+	int r;
+
+	ck_assert_int_eq(pier_config_set_tls_ca(scfg, pki->ca, NULL), 0);
+	ck_assert_int_eq(pier_config_set_tls_client_auth(scfg, PIER_TLS_CLIENT_CERT_REQUIRED), 0);
+	if (cert)
+		ck_assert_int_eq(pier_config_set_tls_cert(ccfg, cert, key), 0);
+	l = listen_tls(scfg, addr, sizeof(addr));
+	r = pier_peer_connect(&a, addr, ccfg);
+	if (r == 0) {
+		r = pier_peer_recv(a, &m, &rr, WAIT);
+		pier_peer_free(a);
+	}
+	ck_assert_msg(r == expected, "%s, expected %s", pier_strerror(r), pier_strerror(expected));
+	ck_assert_int_eq(pier_listener_accept(l, &b, 200), -ETIMEDOUT);
+	pier_listener_free(l);
+	pier_config_free(scfg);
+	pier_config_free(ccfg);
+}
+
+START_TEST(client_certificate_missing)
+{
+	client_refused(NULL, NULL, -PIER_ECERTREQUIRED);
+}
+END_TEST
+
+START_TEST(client_certificate_untrusted)
+{
+	const struct pki *pki = pki_get();
+
+	client_refused(pki->rogue, pki->rogue_key, -PIER_ECERTREFUSED);
+}
+END_TEST
+
+/* A plain TCP client at a TLS listener: the client sees the connection
+ * end, the listener hands out nothing. */
+START_TEST(plain_client_at_tls_listener)
+{
+	const struct pki *pki = pki_get();
+	pier_config *scfg = server_config(pki->server, pki->server_key);
+	pier_sent_request *sr;
+	pier_listener *l;
+	pier_peer *a, *b;
+	pier_msg *m;
+	char addr[128], plain[128];
+	int r;
+
+	l = listen_tls(scfg, addr, sizeof(addr));
+	with_scheme(plain, sizeof(plain), addr, "tcp");
+	ck_assert_int_eq(pier_peer_connect(&a, plain, NULL), 0);
+	sr = send_request(a, 1, "hello?");
+	r = pier_sent_request_recv(sr, &m, WAIT);
+	ck_assert_msg(r == -PIER_ECLOSED || r == -PIER_EPARTIAL || r == -ECONNRESET, "%s",
+		      pier_strerror(r));
+	ck_assert_int_eq(pier_listener_accept(l, &b, 200), -ETIMEDOUT);
+	pier_sent_request_free(sr);
+	pier_peer_free(a);
+	pier_listener_free(l);
+	pier_config_free(scfg);
+}
+END_TEST
+
+/* The plain side of tls_client_at_plain_listener: accepts, and reads. */
+static void *plain_side(void *arg)
+{
+	pier_listener *l = arg;
+	pier_received_request *rr;
+	pier_peer *b;
+	pier_msg *m;
+	int r;
+
+	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+	r = pier_peer_recv(b, &m, &rr, WAIT);
+	pier_peer_free(b);
+	return (void *)(intptr_t)r;
+}
+
+/* A TLS client at a plain listener: the listener's peer takes the client
+ * hello for a frame far over its limit and closes; the client says why. */
+START_TEST(tls_client_at_plain_listener)
+{
+	const struct pki *pki = pki_get();
+	pier_config *ccfg = client_config(pki->ca);
+	pier_listener *l;
+	pier_peer *a, *b;
+	char addr[128], tls[128];
+	pthread_t th;
+	void *res;
+
+	ck_assert_int_eq(pier_listener_new(&l, "tcp://127.0.0.1:0", NULL), 0);
+	ck_assert_int_eq(pier_listener_address(l, addr, sizeof(addr)), 0);
+	with_scheme(tls, sizeof(tls), addr, "tls");
+	ck_assert_int_eq(pthread_create(&th, NULL, plain_side, l), 0);
+	ck_assert_int_eq(pier_peer_connect(&a, tls, ccfg), -PIER_ENOTLS);
+	ck_assert_int_eq(pthread_join(th, &res), 0);
+	ck_assert_int_eq((intptr_t)res, -PIER_EBODYLIMIT);
+	/* A plain peer that reads nothing: the connect timeout ends it. */
+	ck_assert_int_eq(pier_config_set_connect_timeout(ccfg, 200), 0);
+	ck_assert_int_eq(pier_peer_connect(&a, tls, ccfg), -ETIMEDOUT);
+	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+	pier_peer_free(b);
+	pier_listener_free(l);
+	pier_config_free(ccfg);
+}
+END_TEST
+
+/* A remote that accepts the connection and never answers the handshake:
+ * the connect timeout ends it. */
+START_TEST(client_handshake_timeout)
+{
+	const struct pki *pki = pki_get();
+	pier_config *ccfg = client_config(pki->ca);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char addr[64];
+	pier_peer *a;
+
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	snprintf(addr, sizeof(addr), "tls://127.0.0.1:%u", ntohs(sin.sin_port));
+	ck_assert_int_eq(pier_config_set_connect_timeout(ccfg, 300), 0);
+	ck_assert_int_eq(pier_peer_connect(&a, addr, ccfg), -ETIMEDOUT);
+	close(lfd);
+	pier_config_free(ccfg);
+}
+END_TEST
+
+/* A client that connects and sends nothing: the listener drops it after
+ * its connect timeout, and hands out nothing. */
+START_TEST(listener_handshake_timeout)
+{
+	const struct pki *pki = pki_get();
+	pier_config *scfg = server_config(pki->server, pki->server_key);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct pollfd pfd;
+	pier_listener *l;
+	pier_peer *b;
+	char addr[128], buf[64];
+	int fd;
+
+	ck_assert_int_eq(pier_config_set_connect_timeout(scfg, 200), 0);
+	l = listen_tls(scfg, addr, sizeof(addr));
+	sin.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	ck_assert_int_eq(poll(&pfd, 1, WAIT), 1);
+	ck_assert_int_le(read(fd, buf, sizeof(buf)), 0); /* the end, or a reset */
+	ck_assert_int_eq(pier_listener_accept(l, &b, 0), -EAGAIN);
+	close(fd);
+	pier_listener_free(l);
+	pier_config_free(scfg);
+}
+END_TEST
+
+/* Freeing a listener while handshakes are under way closes them. */
+START_TEST(listener_freed_during_handshakes)
+{
+	const struct pki *pki = pki_get();
+	pier_config *scfg = server_config(pki->server, pki->server_key);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	pier_listener *l;
+	char addr[128], buf[64];
+	int fds[8];
+
+	l = listen_tls(scfg, addr, sizeof(addr));
+	sin.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
+	for (int i = 0; i < 8; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ck_assert_int_eq(connect(fds[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
+	}
+	usleep(50000); /* accepted, waiting for a client hello */
+	pier_listener_free(l);
+	for (int i = 0; i < 8; i++) {
+		ck_assert_int_le(read(fds[i], buf, sizeof(buf)), 0);
+		close(fds[i]);
+	}
+	pier_config_free(scfg);
+}
+END_TEST
+
+/* --- what works ---------------------------------------------------------- */
+
+START_TEST(mutual_tls_subjects)
+{
+	const struct pki *pki = pki_get();
+	pier_config *scfg = server_config(pki->server, pki->server_key);
+	pier_config *ccfg = client_config(pki->ca);
+	pier_listener *l;
+	pier_peer *a, *b, *p, *q;
+	char addr[128], subject[256];
+
+	ck_assert_int_eq(pier_config_set_tls_ca(scfg, pki->ca, NULL), 0);
+	ck_assert_int_eq(pier_config_set_tls_client_auth(scfg, PIER_TLS_CLIENT_CERT_REQUIRED), 0);
+	ck_assert_int_eq(pier_config_set_tls_cert(ccfg, pki->client, pki->client_key), 0);
+	l = listen_tls(scfg, addr, sizeof(addr));
+	ck_assert_int_eq(pier_peer_connect(&a, addr, ccfg), 0);
+	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+	round_trip(a, b, "who", "you");
+	ck_assert_int_eq(pier_peer_tls_subject(b, subject, sizeof(subject)), 0);
+	ck_assert_str_eq(subject, "CN=pier test client,O=pier");
+	ck_assert_int_eq(pier_peer_tls_subject(a, subject, sizeof(subject)), 0);
+	ck_assert_str_eq(subject, "CN=localhost,O=pier");
+	ck_assert_int_eq(pier_peer_tls_subject(a, subject, 5), -ENAMETOOLONG);
+	ck_assert_int_eq(pier_peer_tls_subject(a, NULL, 5), -EINVAL);
+	pier_peer_free(a);
+	pier_peer_free(b);
+
+	/* Optional: a client without a certificate gets in, with no
+	 * subject; one with a certificate shows it. */
+	ck_assert_int_eq(pier_config_set_tls_client_auth(scfg, PIER_TLS_CLIENT_CERT_OPTIONAL), 0);
+	pier_listener_free(l);
+	l = listen_tls(scfg, addr, sizeof(addr));
+	ck_assert_int_eq(pier_peer_connect(&a, addr, ccfg), 0);
+	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+	ck_assert_int_eq(pier_peer_tls_subject(b, subject, sizeof(subject)), 0);
+	ck_assert_str_eq(subject, "CN=pier test client,O=pier");
+	ck_assert_int_eq(pier_config_set_tls_cert(ccfg, NULL, NULL), 0);
+	ck_assert_int_eq(pier_peer_connect(&p, addr, ccfg), 0);
+	ck_assert_int_eq(pier_listener_accept(l, &q, WAIT), 0);
+	round_trip(p, q, "anyone", "welcome");
+	ck_assert_int_eq(pier_peer_tls_subject(q, subject, sizeof(subject)), -ENODATA);
+	pier_peer_free(a);
+	pier_peer_free(b);
+	pier_peer_free(p);
+	pier_peer_free(q);
+	pier_listener_free(l);
+
+	/* Not a TLS peer. */
+	make_pair(PAIR_TCP, &a, &b);
+	ck_assert_int_eq(pier_peer_tls_subject(a, subject, sizeof(subject)), -ENOTSUP);
+	pier_peer_free(a);
+	pier_peer_free(b);
+	pier_config_free(scfg);
+	pier_config_free(ccfg);
+}
+END_TEST
+
+START_TEST(no_fds_over_tls)
+{
+	pier_peer *a, *b;
+	int fd = memfd_with("x");
+
+	make_pair(PAIR_TLS, &a, &b);
+	ck_assert_uint_eq(pier_writer_max_fds(pier_peer_get_writer(a)), 0);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, "x", 1, &fd, 1),
+			 -PIER_ENOFDS);
+	round_trip(a, b, "still", "fine");
+	close(fd);
+	pier_peer_free(a);
+	pier_peer_free(b);
+}
+END_TEST
+
+/* Many connects with one config share its context, and a changed setting
+ * takes effect on the next connect. */
+START_TEST(config_reused_and_changed)
+{
+	const struct pki *pki = pki_get();
+	pier_config *scfg = server_config(pki->server, pki->server_key);
+	pier_config *ccfg = client_config(pki->ca);
+	pier_listener *l;
+	char addr[128];
+
+	l = listen_tls(scfg, addr, sizeof(addr));
+	for (int i = 0; i < 20; i++) {
+		pier_peer *a, *b;
+
+		ck_assert_int_eq(pier_peer_connect(&a, addr, ccfg), 0);
+		ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+		round_trip(a, b, "again", "yes");
+		pier_peer_free(a);
+		pier_peer_free(b);
+	}
+	ck_assert_int_eq(pier_config_set_tls_ca(ccfg, pki->rogue_ca, NULL), 0);
+	{
+		pier_peer *a;
+
+		ck_assert_int_eq(pier_peer_connect(&a, addr, ccfg), -PIER_ECERTUNTRUSTED);
+	}
+	pier_listener_free(l);
+	pier_config_free(scfg);
+	pier_config_free(ccfg);
+}
+END_TEST
+
+/* --- interoperation with openssl s_server and s_client ------------------- */
+
+/* Runs argv with pipes to its stdin and from its stdout. */
+static pid_t spawn(const char *const argv[], int *to, int *from)
+{
+	int in[2], out[2];
+	pid_t pid;
+
+	ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		if (null >= 0)
+			dup2(null, 2);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	*to = in[1];
+	*from = out[0];
+	return pid;
+}
+
+/* Reads exactly len bytes within the test's patience. */
+static void read_exactly(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		ck_assert_msg(poll(&pfd, 1, WAIT) == 1, "openssl said nothing");
+		n = read(fd, (char *)buf + got, len - got);
+		ck_assert_msg(n > 0, "openssl ended early");
+		got += (size_t)n;
+	}
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A raw Fizyr frame (little endian): prefix, header, body. */
+static size_t frame(unsigned char *out, uint32_t type, uint32_t id, int32_t service,
+		    const char *body)
+{
+	size_t len = strlen(body);
+
+	put_le32(out, (uint32_t)(12 + len));
+	put_le32(out + 4, type);
+	put_le32(out + 8, id);
+	put_le32(out + 12, (uint32_t)service);
+	memcpy(out + 16, body, len);
+	return 16 + len;
+}
+
+static unsigned int free_port(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	close(fd);
+	return ntohs(sin.sin_port);
+}
+
+static void reap(pid_t pid, int to, int from)
+{
+	close(to);
+	close(from);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+/* Our client, openssl s_server at the far end: the request arrives there
+ * as a raw frame, and the response written back reaches our request. */
+START_TEST(interop_s_server)
+{
+	const struct pki *pki = pki_get();
+	pier_config *ccfg = client_config(pki->ca);
+	unsigned char buf[64], out[64];
+	char port[16], addr[64];
+	pier_sent_request *sr;
+	pier_peer *a = NULL;
+	pier_msg *m;
+	int to, from, r = -1;
+	pid_t pid;
+
+	snprintf(port, sizeof(port), "%u", free_port());
+	pid = spawn((const char *[]){ "openssl", "s_server", "-quiet", "-naccept", "1", "-accept", port,
+				"-cert", pki->server, "-key", pki->server_key,
+				NULL },
+		    &to, &from);
+	snprintf(addr, sizeof(addr), "tls://127.0.0.1:%s", port);
+	/* It takes a moment to listen. */
+	for (int i = 0; i < 100 && r < 0; i++) {
+		r = pier_peer_connect(&a, addr, ccfg);
+		if (r < 0)
+			usleep(50000);
+	}
+	ck_assert_msg(r == 0, "connect to openssl s_server: %s", pier_strerror(r));
+	sr = send_request(a, 7, "ping");
+	read_exactly(from, buf, 20);
+	ck_assert_uint_eq(le32(buf), 12 + 4);
+	ck_assert_uint_eq(le32(buf + 4), PIER_MSG_REQUEST);
+	ck_assert_uint_eq(le32(buf + 12), 7);
+	ck_assert_int_eq(memcmp(buf + 16, "ping", 4), 0);
+	ck_assert_int_eq(write(to, out, frame(out, PIER_MSG_RESPONSE, le32(buf + 8), 7, "pong")),
+			 20);
+	ck_assert_int_eq(pier_sent_request_recv_response(sr, &m, WAIT), 0);
+	assert_msg(m, PIER_MSG_RESPONSE, 7, "pong");
+	pier_msg_free(m);
+	pier_sent_request_free(sr);
+	pier_peer_free(a);
+	reap(pid, to, from);
+	pier_config_free(ccfg);
+}
+END_TEST
+
+/* openssl s_client against our listener: a raw request frame in, our
+ * response out, verified against the test CA and the name localhost. */
+START_TEST(interop_s_client)
+{
+	const struct pki *pki = pki_get();
+	pier_config *scfg = server_config(pki->server, pki->server_key);
+	unsigned char buf[64], out[64];
+	char addr[128], connect_to_addr[64];
+	pier_received_request *rr;
+	pier_listener *l;
+	pier_peer *b;
+	pier_msg *m;
+	int to, from;
+	pid_t pid;
+
+	l = listen_tls(scfg, addr, sizeof(addr));
+	snprintf(connect_to_addr, sizeof(connect_to_addr), "127.0.0.1:%s", strrchr(addr, ':') + 1);
+	pid = spawn((const char *[]){ "openssl", "s_client", "-quiet", "-connect", connect_to_addr,
+				"-CAfile", pki->ca, "-verify_return_error",
+				"-verify_hostname", "localhost", NULL },
+		    &to, &from);
+	ck_assert_int_eq(write(to, out, frame(out, PIER_MSG_REQUEST, 42, 3, "hi")), 18);
+	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+	rr = recv_request(b, &m);
+	assert_msg(m, PIER_MSG_REQUEST, 3, "hi");
+	ck_assert_uint_eq(pier_received_request_id(rr), 42);
+	ck_assert_int_eq(pier_received_request_send_response(rr, 3, "hello", 5, NULL, 0), 0);
+	read_exactly(from, buf, 21);
+	ck_assert_uint_eq(le32(buf), 12 + 5);
+	ck_assert_uint_eq(le32(buf + 4), PIER_MSG_RESPONSE);
+	ck_assert_uint_eq(le32(buf + 8), 42);
+	ck_assert_uint_eq(le32(buf + 12), 3);
+	ck_assert_int_eq(memcmp(buf + 16, "hello", 5), 0);
+	pier_msg_free(m);
+	pier_received_request_free(rr);
+	/* s_client closing its input ends the connection: we see the end. */
+	close(to);
+	ck_assert_int_lt(pier_peer_recv(b, &m, &rr, WAIT), 0);
+	pier_peer_free(b);
+	reap(pid, -1, from);
+	pier_listener_free(l);
+	pier_config_free(scfg);
+}
+END_TEST
+
+#endif /* HAVE_OPENSSL */
+
+/* In a build without OpenSSL: every TLS entry point says so. */
+START_TEST(tls_unavailable)
+{
+	pier_config *cfg;
+	pier_listener *l;
+	pier_peer *p;
+	int e = -PIER_ETLSUNAVAILABLE;
+
+	ck_assert_str_eq(pier_strerror(-PIER_ETLSUNAVAILABLE),
+			 "TLS is not available: the library was built without OpenSSL");
+	if (pki_available())
+		return;
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_peer_connect(&p, "tls://127.0.0.1:1", cfg), e);
+	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", cfg), e);
+	ck_assert_int_eq(pier_config_set_tls_ca(cfg, "ca.pem", NULL), e);
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, "c.pem", "k.pem"), e);
+	ck_assert_int_eq(pier_config_set_tls_client_auth(cfg, PIER_TLS_CLIENT_CERT_REQUIRED), e);
+	ck_assert_int_eq(pier_config_set_tls_server_name(cfg, "x"), e);
+	pier_config_free(cfg);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("tls");
+	TCase *tc = th_tcase("tls", TH_TIMEOUT);
+
+	tcase_add_test(tc, tls_unavailable);
+#ifdef HAVE_OPENSSL
+	tcase_add_test(tc, settings_checked);
+	tcase_add_test(tc, client_settings_checked);
+	tcase_add_test(tc, unknown_ca);
+	tcase_add_test(tc, wrong_name);
+	tcase_add_test(tc, expired_certificate);
+	tcase_add_test(tc, client_certificate_missing);
+	tcase_add_test(tc, client_certificate_untrusted);
+	tcase_add_test(tc, plain_client_at_tls_listener);
+	tcase_add_test(tc, tls_client_at_plain_listener);
+	tcase_add_test(tc, client_handshake_timeout);
+	tcase_add_test(tc, listener_handshake_timeout);
+	tcase_add_test(tc, listener_freed_during_handshakes);
+	tcase_add_test(tc, mutual_tls_subjects);
+	tcase_add_test(tc, no_fds_over_tls);
+	tcase_add_test(tc, config_reused_and_changed);
+	tcase_add_test(tc, interop_s_server);
+	tcase_add_test(tc, interop_s_client);
+#endif
+	suite_add_tcase(s, tc);
+	return th_run(s);
+}
