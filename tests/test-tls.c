@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,6 +388,96 @@ START_TEST(listener_freed_during_handshakes)
 }
 END_TEST
 
+/* A proxy between a client and a listener that flips one bit of the
+ * client's stream once told to. */
+struct proxy {
+	int lfd, port;
+	atomic_bool corrupt;
+};
+
+static void *proxy_run(void *arg)
+{
+	struct proxy *px = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				   .sin_port = htons((uint16_t)px->port) };
+	int c = accept4(px->lfd, NULL, NULL, SOCK_CLOEXEC);
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	unsigned char buf[4096];
+
+	ck_assert_int_ge(c, 0);
+	ck_assert_int_eq(connect(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	for (;;) {
+		struct pollfd pfd[2] = { { c, POLLIN, 0 }, { s, POLLIN, 0 } };
+		ssize_t n;
+
+		if (poll(pfd, 2, WAIT) <= 0)
+			break;
+		if (pfd[0].revents) {
+			n = read(c, buf, sizeof(buf));
+			if (n <= 0)
+				break;
+			if (atomic_exchange(&px->corrupt, false))
+				buf[n - 1] ^= 0x01; /* inside the record's tag */
+			if (write(s, buf, (size_t)n) != n)
+				break;
+		}
+		if (pfd[1].revents) {
+			n = read(s, buf, sizeof(buf));
+			if (n <= 0 || write(c, buf, (size_t)n) != n)
+				break;
+		}
+	}
+	close(c);
+	close(s);
+	return NULL;
+}
+
+/* A record changed on the way: the receiver ends the connection with
+ * PIER_ETLS; the sender learns of it from the alert, or the end. */
+START_TEST(corrupt_record)
+{
+	const struct pki *pki = pki_get();
+	pier_config *scfg = server_config(pki->server, pki->server_key);
+	pier_config *ccfg = client_config(pki->ca);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	struct proxy px = { .corrupt = false };
+	pier_received_request *rr;
+	pier_listener *l;
+	pier_peer *a, *b;
+	pier_msg *m;
+	char addr[128], via[64];
+	pthread_t th;
+	int r;
+
+	l = listen_tls(scfg, addr, sizeof(addr));
+	px.port = atoi(strrchr(addr, ':') + 1);
+	px.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(px.lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(px.lfd, 1), 0);
+	ck_assert_int_eq(getsockname(px.lfd, (struct sockaddr *)&sin, &sl), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, proxy_run, &px), 0);
+	snprintf(via, sizeof(via), "tls://127.0.0.1:%u", ntohs(sin.sin_port));
+	ck_assert_int_eq(pier_config_set_tls_server_name(ccfg, "localhost"), 0);
+	ck_assert_int_eq(pier_peer_connect(&a, via, ccfg), 0);
+	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+	round_trip(a, b, "clean", "yes");
+	atomic_store(&px.corrupt, true);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, "bent", 4, NULL, 0), 0);
+	ck_assert_int_eq(pier_peer_recv(b, &m, &rr, WAIT), -PIER_ETLS);
+	r = pier_peer_recv(a, &m, &rr, WAIT);
+	ck_assert_msg(r == -PIER_ETLS || r == -PIER_ETLSTRUNCATED || r == -ECONNRESET, "%s",
+		      pier_strerror(r));
+	pier_peer_free(a);
+	pier_peer_free(b);
+	pthread_join(th, NULL);
+	close(px.lfd);
+	pier_listener_free(l);
+	pier_config_free(scfg);
+	pier_config_free(ccfg);
+}
+END_TEST
+
 /* --- what works ---------------------------------------------------------- */
 
 START_TEST(mutual_tls_subjects)
@@ -716,6 +807,7 @@ int main(void)
 	tcase_add_test(tc, client_handshake_timeout);
 	tcase_add_test(tc, listener_handshake_timeout);
 	tcase_add_test(tc, listener_freed_during_handshakes);
+	tcase_add_test(tc, corrupt_record);
 	tcase_add_test(tc, mutual_tls_subjects);
 	tcase_add_test(tc, no_fds_over_tls);
 	tcase_add_test(tc, config_reused_and_changed);
