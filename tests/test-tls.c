@@ -591,6 +591,9 @@ static pid_t spawn(const char *const argv[], int *to, int *from)
 	int in[2], out[2];
 	pid_t pid;
 
+	ck_assert_msg(system("command -v openssl >/dev/null 2>&1") == 0,
+		      "these tests need the openssl command (Debian: apt-get install openssl)");
+
 	ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
 	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
 	pid = fork();
