@@ -50,7 +50,7 @@ static void linger_expired(struct loop_timer *t);
 static void hs_expired(struct loop_timer *t);
 static void tls_start_write(struct conn *c);
 static void tls_write_done(struct conn *c, int res);
-static void tls_answer_close(struct conn *c);
+static void tls_final_flush(struct conn *c, int error);
 static int tls_process(struct conn *c, ssize_t res);
 
 /* --- creation ------------------------------------------------------------ */
@@ -466,8 +466,8 @@ static void conn_maybe_finish(struct conn *c)
 		return;
 	}
 	pthread_mutex_unlock(&c->out_mu);
-	if (c->tls && error == -PIER_ECLOSED)
-		tls_answer_close(c);
+	if (c->tls)
+		tls_final_flush(c, error);
 	conn_discard_input(c);
 	/* Under out_mu: a sender writing from its own thread holds it, and
 	 * must never see the number of a closed (or reused) fd. */
@@ -1420,19 +1420,31 @@ static void tls_write_done(struct conn *c, int res)
 	conn_maybe_finish(c);
 }
 
-/* The remote ended with close_notify and the connection closes: answer
- * with ours, unless ciphertext before it could not all go out. */
-static void tls_answer_close(struct conn *c)
+/* The connection closes (every op done): sends what the session still
+ * has, in order and without waiting (the rest of a record, the alert that
+ * tells the remote why its handshake failed), and answers a received
+ * close_notify with ours.  Not after an abort, which sends nothing more. */
+static void tls_final_flush(struct conn *c, int error)
 {
-	unsigned char buf[256];
+	unsigned char buf[4096];
 	size_t n;
+	ssize_t sent;
 
-	if (c->tls_notified || c->tls_opos != c->tls_olen || tls_out_pending(c->tls))
+	if (error == -PIER_EABORTED)
 		return;
-	c->tls_notified = true;
-	tls_close_notify(c->tls);
-	n = tls_out_take(c->tls, buf, sizeof(buf));
-	/* Best effort: the remote may be gone already. */
-	if (n)
-		(void)send(c->fd, buf, n, MSG_DONTWAIT | SEND_FLAGS);
+	if (error == -PIER_ECLOSED && !c->tls_notified) {
+		c->tls_notified = true;
+		tls_close_notify(c->tls);
+	}
+	while (c->tls_opos < c->tls_olen) {
+		sent = send(c->fd, c->tls_obuf + c->tls_opos, c->tls_olen - c->tls_opos,
+			    MSG_DONTWAIT | SEND_FLAGS);
+		if (sent <= 0)
+			return; /* the remote may be gone already */
+		c->tls_opos += (size_t)sent;
+	}
+	while ((n = tls_out_take(c->tls, buf, sizeof(buf))) > 0) {
+		if (send(c->fd, buf, n, MSG_DONTWAIT | SEND_FLAGS) != (ssize_t)n)
+			return;
+	}
 }

@@ -33,6 +33,18 @@ pier_config *tool_config(const struct tool_opts *o)
 		r = pier_config_set_max_body(cfg, o->max_body, o->max_body);
 	if (r == 0 && o->timeout_ms >= 0)
 		r = pier_config_set_connect_timeout(cfg, o->timeout_ms);
+	if (r == 0 && o->ca)
+		r = pier_config_set_tls_ca(cfg, o->ca, NULL);
+	if (r == 0 && (o->cert || o->key))
+		r = pier_config_set_tls_cert(cfg, o->cert, o->key);
+	if (r == 0 && o->server_name)
+		r = pier_config_set_tls_server_name(cfg, o->server_name);
+	if (r == 0 && o->client_auth != PIER_TLS_CLIENT_CERT_NONE)
+		r = pier_config_set_tls_client_auth(cfg, o->client_auth);
+	if (r == -EINVAL && !o->cert != !o->key) {
+		fputs("pier: --cert and --key go together\n", stderr);
+		exit(EXIT_USAGE);
+	}
 	if (r < 0) {
 		fprintf(stderr, "pier: configuration: %s\n", pier_strerror(r));
 		exit(EXIT_USAGE);
@@ -151,12 +163,20 @@ static void print_msg(const char *prefix, const pier_msg *m, bool with_id, bool 
 
 /* --- option parsing ------------------------------------------------------ */
 
+/* Long-only options. */
+enum { OPT_CA = 256, OPT_CERT, OPT_KEY, OPT_SERVER_NAME, OPT_CLIENT_CERT };
+
 #define COMMON_SHORT "t:e:m:xh"
 #define COMMON_LONG                                                   \
 	{ "timeout", required_argument, NULL, 't' },                  \
 	{ "byte-order", required_argument, NULL, 'e' },               \
 	{ "max-body", required_argument, NULL, 'm' },                 \
 	{ "hex", no_argument, NULL, 'x' },                            \
+	{ "ca", required_argument, NULL, OPT_CA },                    \
+	{ "cert", required_argument, NULL, OPT_CERT },                \
+	{ "key", required_argument, NULL, OPT_KEY },                  \
+	{ "server-name", required_argument, NULL, OPT_SERVER_NAME },  \
+	{ "client-cert", required_argument, NULL, OPT_CLIENT_CERT },  \
 	{ "help", no_argument, NULL, 'h' }
 
 static const char common_help[] =
@@ -165,7 +185,15 @@ static const char common_help[] =
 	"  -e, --byte-order ORDER little (default), big or native\n"
 	"  -m, --max-body BYTES   largest body to send and receive\n"
 	"  -x, --hex              print bodies as hex bytes\n"
-	"  -h, --help             this help\n";
+	"  -h, --help             this help\n"
+	"TLS (tls://host:port addresses):\n"
+	"  --ca FILE              trust the CA certificates in FILE (default: the\n"
+	"                         system's store)\n"
+	"  --cert FILE --key FILE this side's certificate and key (a listener needs one)\n"
+	"  --server-name NAME     check the server's certificate against NAME instead\n"
+	"                         of the address's host\n"
+	"  --client-cert MODE     a listener asks clients for a certificate: none\n"
+	"                         (default), optional or required\n";
 
 /* Handles a common option; returns false if c is not one. */
 static bool common_option(int c, struct tool_opts *o, const char *usage)
@@ -201,6 +229,31 @@ static bool common_option(int c, struct tool_opts *o, const char *usage)
 		return true;
 	case 'x':
 		o->hex = true;
+		return true;
+	case OPT_CA:
+		o->ca = optarg;
+		return true;
+	case OPT_CERT:
+		o->cert = optarg;
+		return true;
+	case OPT_KEY:
+		o->key = optarg;
+		return true;
+	case OPT_SERVER_NAME:
+		o->server_name = optarg;
+		return true;
+	case OPT_CLIENT_CERT:
+		if (strcmp(optarg, "none") == 0)
+			o->client_auth = PIER_TLS_CLIENT_CERT_NONE;
+		else if (strcmp(optarg, "optional") == 0)
+			o->client_auth = PIER_TLS_CLIENT_CERT_OPTIONAL;
+		else if (strcmp(optarg, "required") == 0)
+			o->client_auth = PIER_TLS_CLIENT_CERT_REQUIRED;
+		else {
+			fprintf(stderr, "pier: --client-cert is none, optional or required, not %s\n",
+				optarg);
+			exit(EXIT_USAGE);
+		}
 		return true;
 	case 'h':
 		fputs(usage, stdout);

@@ -15,6 +15,9 @@ struct tool_opts {
 	enum pier_byte_order order;
 	size_t max_body;
 	bool hex;
+	/* TLS (tls:// addresses) */
+	const char *ca, *cert, *key, *server_name;
+	enum pier_tls_client_auth client_auth;
 };
 
 /* Parses the options every command takes; returns the index of the first
