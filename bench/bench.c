@@ -1089,6 +1089,207 @@ static void bench_mib_bodies(void)
 	result("bodies-1MiB-unix", v, "MiB/s", b, HIGHER, 0.7);
 }
 
+/* --- TLS against plain TCP ------------------------------------------------ */
+
+/* Round trips and one-way throughput over tls:// and, as the baseline in the
+ * same run, tcp://, both through a listener and connect (TLS cannot adopt a
+ * socket).  The certificates are made with the openssl command. */
+
+struct tls_arg {
+	const char *scheme; /* "tls" or "tcp" */
+	const char *dir;    /* ca.pem, server.pem, server.key */
+	size_t size;
+	long iters;        /* round trips, or stream messages one way */
+	bool flow;
+};
+
+static pier_config *tls_config(const struct tls_arg *a, bool server)
+{
+	pier_config *cfg = config_for(a->size);
+	char cert[128], key[128];
+	int r = 0;
+
+	snprintf(cert, sizeof(cert), "%s/%s", a->dir, server ? "server.pem" : "ca.pem");
+	snprintf(key, sizeof(key), "%s/server.key", a->dir);
+	if (strcmp(a->scheme, "tls") == 0)
+		r = server ? pier_config_set_tls_cert(cfg, cert, key)
+			   : pier_config_set_tls_ca(cfg, cert, NULL);
+	if (r < 0)
+		die("tls config", r);
+	return cfg;
+}
+
+/* Listens, writes its address to ctl, serves one peer: answers requests,
+ * acknowledges a->iters stream messages. */
+static void tls_server(int ctl, void *arg)
+{
+	struct tls_arg *a = arg;
+	pier_config *cfg = tls_config(a, true);
+	pier_received_request *req;
+	pier_listener *l;
+	pier_peer *peer;
+	pier_msg *m;
+	char addr[128], want[64];
+	long got = 0;
+
+	snprintf(want, sizeof(want), "%s://127.0.0.1:0", a->scheme);
+	if (pier_listener_new(&l, want, cfg) < 0 || pier_listener_address(l, addr, sizeof(addr)) < 0 ||
+	    write_full(ctl, addr, sizeof(addr)) < 0 || pier_listener_accept(l, &peer, 60000) < 0)
+		_exit(1);
+	close(ctl);
+	pier_config_free(cfg);
+	while (pier_peer_recv(peer, &m, &req, -1) == 0) {
+		size_t len;
+		const void *body = pier_msg_body(m, &len);
+
+		if (req) {
+			pier_received_request_send_response(req, 1, body, len, NULL, 0);
+			pier_received_request_free(req);
+		} else if (++got == a->iters) {
+			pier_writer_send_stream(pier_peer_get_writer(peer), 2, "k", 1, NULL, 0);
+		}
+		pier_msg_free(m);
+	}
+	pier_peer_free(peer);
+	pier_listener_free(l);
+}
+
+/* Seconds per round trip, or MiB/s one way. */
+static double tls_run(struct tls_arg *a)
+{
+	pier_config *cfg = tls_config(a, false);
+	char *body = calloc(1, a->size + 1);
+	pier_received_request *req;
+	pier_peer *peer;
+	pier_msg *m;
+	char addr[128];
+	int ctl[2], r;
+	double t0 = 0, v;
+	pid_t pid;
+
+	if (pipe2(ctl, O_CLOEXEC) < 0)
+		die("pipe", -errno);
+	pid = spawn(tls_server, ctl[1], ctl[0], a);
+	if (read_full(ctl[0], addr, sizeof(addr)) < 0)
+		die("tls server", -EPIPE);
+	close(ctl[0]);
+	if ((r = pier_peer_connect(&peer, addr, cfg)) < 0)
+		die("connect", r);
+	pier_config_free(cfg);
+	if (a->flow) {
+		t0 = now_s();
+		for (long i = 0; i < a->iters; i++)
+			if ((r = pier_writer_send_stream(pier_peer_get_writer(peer), 1, body, a->size,
+							 NULL, 0)) < 0)
+				die("send", r);
+		if ((r = pier_peer_recv(peer, &m, &req, 60000)) < 0)
+			die("ack", r);
+		pier_msg_free(m);
+		v = a->iters * (a->size / 1048576.0) / (now_s() - t0);
+	} else {
+		for (long i = -100; i < a->iters; i++) {
+			if (i == 0)
+				t0 = now_s();
+			call(peer, body, a->size, NULL, 0, "round trip");
+		}
+		v = (now_s() - t0) / a->iters;
+	}
+	pier_peer_free(peer);
+	reap(pid);
+	free(body);
+	return v;
+}
+
+/* A CA and a server certificate for 127.0.0.1 in a new directory. */
+static bool make_certs(char *dir)
+{
+	char cmd[1024];
+
+	strcpy(dir, "/tmp/pier-bench-XXXXXX");
+	if (!mkdtemp(dir))
+		return false;
+	snprintf(cmd, sizeof(cmd),
+		 "(cd %s && E='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes' && "
+		 "printf 'subjectAltName=IP:127.0.0.1\\n' >san && "
+		 "openssl req -x509 $E -keyout ca.key -out ca.pem -days 1 -subj /CN=bench-ca && "
+		 "openssl req $E -keyout server.key -out server.csr -subj /CN=bench && "
+		 "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+		 "-days 1 -out server.pem -extfile san) >/dev/null 2>&1",
+		 dir);
+	return system(cmd) == 0;
+}
+
+static void remove_certs(const char *dir)
+{
+	static const char *const files[] = { "ca.key", "ca.pem", "ca.srl", "server.key",
+					     "server.csr", "server.pem", "san" };
+	char path[128];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+static void bench_tls(void)
+{
+	static const struct {
+		const char *name;
+		size_t size;
+		bool flow;
+	} cases[] = {
+		{ "rtt-16-tls-vs-tcp", 16, false },
+		{ "rtt-64k-tls-vs-tcp", 65536, false },
+		{ "stream-64k-tls-vs-tcp", 65536, true },
+	};
+	char dir[32];
+	pier_peer *probe;
+	bool made = false;
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct tls_arg tls = { "tls", dir, cases[c].size, 0, cases[c].flow }, tcp;
+		double v = 1e9, b = 1e9;
+
+		if (!selected(cases[c].name))
+			continue;
+		if (pier_peer_connect(&probe, "tls://127.0.0.1:1", NULL) == -PIER_ETLSUNAVAILABLE) {
+			printf("%-34s skipped: built without TLS\n", cases[c].name);
+			continue;
+		}
+		if (!made && !(made = make_certs(dir))) {
+			printf("%-34s skipped: the openssl command could not make certificates\n",
+			       cases[c].name);
+			return;
+		}
+		if (cases[c].flow)
+			tls.iters = quick ? 2000 : 20000;
+		else
+			tls.iters = (quick ? 2000 : 20000) / (cases[c].size > 4096 ? 4 : 1);
+		tcp = tls;
+		tcp.scheme = "tcp";
+		if (cases[c].flow)
+			v = b = 0;
+		for (int round = 0; round < (quick ? 1 : 3); round++) {
+			double x = tls_run(&tcp), y = tls_run(&tls);
+
+			if (cases[c].flow) {
+				b = x > b ? x : b;
+				v = y > v ? y : v;
+			} else {
+				b = x < b ? x : b;
+				v = y < v ? y : v;
+			}
+		}
+		if (cases[c].flow)
+			result(cases[c].name, v, "MiB/s", b, INFO, 0);
+		else
+			result(cases[c].name, v * 1e6, "us", b * 1e6, INFO, 0);
+	}
+	if (made)
+		remove_certs(dir);
+}
+
 /* --- many open requests --------------------------------------------------- */
 
 static long rss_kib(void);
@@ -1315,6 +1516,7 @@ int main(int argc, char **argv)
 	bench_fds();
 	bench_images();
 	bench_mib_bodies();
+	bench_tls();
 	bench_open_requests();
 	bench_idle();
 	return 0;
