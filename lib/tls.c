@@ -111,20 +111,25 @@ void tls_ctx_free(struct tls_ctx *ctx)
 	SSL_CTX_free(ssl_ctx(ctx));
 }
 
+/* The client context of a configuration without TLS settings: the
+ * system's store, loaded once per process. */
+static pthread_mutex_t default_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_ctx *default_client_ctx;
+
 int tls_client_ctx(struct tls_ctx **out, struct tls_settings *s)
 {
+	pthread_mutex_t *mu = s ? &s->mu : &default_mu;
+	struct tls_ctx **cache = s ? &s->client_ctx : &default_client_ctx;
 	int r = 0;
 
-	if (!s)
-		return tls_ctx_new(out, NULL, false);
-	pthread_mutex_lock(&s->mu);
-	if (!s->client_ctx)
-		r = tls_ctx_new(&s->client_ctx, s, false);
+	pthread_mutex_lock(mu);
+	if (!*cache)
+		r = tls_ctx_new(cache, s, false);
 	if (r == 0) {
-		SSL_CTX_up_ref(ssl_ctx(s->client_ctx));
-		*out = s->client_ctx;
+		SSL_CTX_up_ref(ssl_ctx(*cache));
+		*out = *cache;
 	}
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(mu);
 	return r;
 }
 

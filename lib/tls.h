@@ -43,8 +43,9 @@ void tls_settings_free(struct tls_settings *s);
  * match, -ENOKEY for a server without a certificate. */
 int tls_ctx_new(struct tls_ctx **out, const struct tls_settings *s, bool server);
 void tls_ctx_free(struct tls_ctx *ctx);
-/* The client context of s (NULL: the defaults), built once and shared:
- * the caller gets a reference, dropped with tls_ctx_free(). */
+/* The client context of s (NULL: the defaults, once per process), built
+ * once and shared: the caller gets a reference, dropped with
+ * tls_ctx_free(). */
 int tls_client_ctx(struct tls_ctx **out, struct tls_settings *s);
 
 struct tls;
