@@ -30,6 +30,10 @@
 #include "pki.h"
 
 #ifdef HAVE_OPENSSL
+#include <openssl/ssl.h>
+#endif
+
+#ifdef HAVE_OPENSSL
 
 /* --- helpers ------------------------------------------------------------- */
 
@@ -766,6 +770,107 @@ START_TEST(interop_s_client)
 }
 END_TEST
 
+/* A TLS 1.3 server written against OpenSSL directly, which asks for a key
+ * update with its first response: our side must answer with a KeyUpdate
+ * of its own before its next request (OpenSSL sends it with the next
+ * write), and the exchange goes on under the new keys both ways. */
+struct key_update_server {
+	int lfd;
+	int updates_seen; /* KeyUpdate messages received from the client */
+	bool ok;
+};
+
+static void count_key_updates(int write_p, int version, int content_type, const void *buf,
+			      size_t len, SSL *ssl, void *arg)
+{
+	if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+	    ((const unsigned char *)buf)[0] == SSL3_MT_KEY_UPDATE)
+		++*(int *)arg;
+}
+
+static bool ssl_read_exactly(SSL *ssl, unsigned char *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		int n = SSL_read(ssl, buf + got, (int)(len - got));
+
+		if (n <= 0)
+			return false;
+		got += (size_t)n;
+	}
+	return true;
+}
+
+static void *key_update_server_run(void *arg)
+{
+	struct key_update_server *ks = arg;
+	const struct pki *pki = pki_get();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	int fd = accept4(ks->lfd, NULL, NULL, SOCK_CLOEXEC);
+	unsigned char buf[64], out[64];
+	SSL *ssl;
+
+	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	SSL_CTX_use_certificate_chain_file(ctx, pki->server);
+	SSL_CTX_use_PrivateKey_file(ctx, pki->server_key, SSL_FILETYPE_PEM);
+	SSL_CTX_set_msg_callback(ctx, count_key_updates);
+	SSL_CTX_set_msg_callback_arg(ctx, &ks->updates_seen);
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	ks->ok = SSL_accept(ssl) == 1;
+	for (int round = 0; ks->ok && round < 3; round++) {
+		ks->ok = ssl_read_exactly(ssl, buf, 20) && le32(buf) == 16;
+		if (ks->ok && round == 0)
+			ks->ok = SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) == 1;
+		if (ks->ok) {
+			size_t n = frame(out, PIER_MSG_RESPONSE, le32(buf + 8), 1, "pong");
+
+			ks->ok = SSL_write(ssl, out, (int)n) == (int)n;
+		}
+	}
+	SSL_shutdown(ssl);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+	return NULL;
+}
+
+START_TEST(key_update_answered)
+{
+	const struct pki *pki = pki_get();
+	pier_config *ccfg = client_config(pki->ca);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	struct key_update_server ks = { .lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0) };
+	char addr[64];
+	pier_peer *a;
+	pthread_t th;
+
+	ck_assert_int_eq(bind(ks.lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(ks.lfd, 1), 0);
+	ck_assert_int_eq(getsockname(ks.lfd, (struct sockaddr *)&sin, &sl), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, key_update_server_run, &ks), 0);
+	snprintf(addr, sizeof(addr), "tls://127.0.0.1:%u", ntohs(sin.sin_port));
+	ck_assert_int_eq(pier_peer_connect(&a, addr, ccfg), 0);
+	for (int i = 0; i < 3; i++) {
+		pier_sent_request *sr = send_request(a, 1, "ping");
+		pier_msg *m;
+
+		ck_assert_int_eq(pier_sent_request_recv_response(sr, &m, WAIT), 0);
+		assert_msg(m, PIER_MSG_RESPONSE, 1, "pong");
+		pier_msg_free(m);
+		pier_sent_request_free(sr);
+	}
+	pier_peer_free(a);
+	pthread_join(th, NULL);
+	ck_assert(ks.ok);
+	ck_assert_int_eq(ks.updates_seen, 1);
+	close(ks.lfd);
+	pier_config_free(ccfg);
+}
+END_TEST
+
 #endif /* HAVE_OPENSSL */
 
 /* In a build without OpenSSL: every TLS entry point says so. */
@@ -816,6 +921,7 @@ int main(void)
 	tcase_add_test(tc, config_reused_and_changed);
 	tcase_add_test(tc, interop_s_server);
 	tcase_add_test(tc, interop_s_client);
+	tcase_add_test(tc, key_update_answered);
 #endif
 	suite_add_tcase(s, tc);
 	return th_run(s);
