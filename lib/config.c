@@ -155,7 +155,7 @@ void tls_settings_free(struct tls_settings *s)
 }
 
 /* Replaces the strings *dst[i] with copies of src[i] (NULL stays NULL), all
- * or none. */
+ * or none; n is at most 2. */
 static int set_strings(char **dst[], const char *const src[], size_t n)
 {
 	char *copy[2] = { NULL, NULL };
