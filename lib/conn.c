@@ -1374,6 +1374,7 @@ static void tls_submit_write(struct conn *c)
  * handshake is done; the queue counts as written once encrypted. */
 static void tls_start_write(struct conn *c)
 {
+	bool idle;
 	int r = 0;
 
 	if (c->wr.in_flight || c->fd < 0)
@@ -1385,9 +1386,17 @@ static void tls_start_write(struct conn *c)
 	pthread_mutex_lock(&c->out_mu);
 	if (c->tls_up && (!c->out_error || c->out_error == -PIER_ESHUTDOWN))
 		r = tls_encrypt_locked(c);
-	if (!c->out_head && !tls_out_pending(c->tls))
+	idle = r == 0 && !c->out_head && !tls_out_pending(c->tls);
+	if (idle)
 		c->writing = false; /* the next sender wakes the loop */
 	pthread_mutex_unlock(&c->out_mu);
+	if (idle) {
+		/* Idle connections keep no ciphertext buffer. */
+		free(c->tls_obuf);
+		c->tls_obuf = NULL;
+		c->tls_opos = c->tls_olen = 0;
+		return;
+	}
 	if (r == 0 && tls_out_pending(c->tls)) {
 		if (!c->tls_obuf && !(c->tls_obuf = malloc(TLS_OBUF_SIZE)))
 			r = -ENOMEM;
