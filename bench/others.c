@@ -42,13 +42,17 @@ static void endpoint(char *buf, size_t len, const char *lib)
 	snprintf(buf, len, "ipc:///tmp/pier-bench-%s-%d", lib, (int)getpid());
 }
 
-/* Waits for a child; false if it failed. */
-static bool reaped(pid_t pid)
+/* Waits for a child, and removes the socket file of the endpoint ep it
+ * bound (if any), which the library leaves behind; false if it failed. */
+static bool reaped(pid_t pid, const char *ep)
 {
 	int status;
+	bool ok = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+		  WEXITSTATUS(status) == 0;
 
-	return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-	       WEXITSTATUS(status) == 0;
+	if (ep)
+		unlink(ep + strlen("ipc://"));
+	return ok;
 }
 #endif
 
@@ -110,7 +114,7 @@ double zmq_push_pull(size_t size, long count)
 	}
 	close(pipefd[0]);
 	free(body);
-	return reaped(pid) ? t0 : -1;
+	return reaped(pid, ep) ? t0 : -1;
 }
 
 /* REQ/REP: iters round trips of size bytes.  Returns seconds per round
@@ -165,7 +169,7 @@ double zmq_req_rep(size_t size, long iters)
 	close(pipefd[0]);
 	free(body);
 	free(buf);
-	return reaped(pid) ? t : -1;
+	return reaped(pid, ep) ? t : -1;
 }
 #else
 bool zmq_available(void)
@@ -211,7 +215,7 @@ static double in_child(double (*fn)(size_t, long), size_t size, long n)
 	if (pid < 0 || read(fds[0], &v, sizeof(v)) != sizeof(v))
 		v = -1;
 	close(fds[0]);
-	return reaped(pid) ? v : -1;
+	return reaped(pid, NULL) ? v : -1;
 }
 
 /* Queues like the others have, so that a send does not wait for the
@@ -276,7 +280,7 @@ static double nng_push_pull_here(size_t size, long count)
 	}
 	close(pipefd[0]);
 	free(body);
-	return reaped(pid) ? t0 : -1;
+	return reaped(pid, ep) ? t0 : -1;
 }
 
 static double nng_req_rep_here(size_t size, long iters)
@@ -336,7 +340,7 @@ static double nng_req_rep_here(size_t size, long iters)
 	}
 	close(pipefd[0]);
 	free(body);
-	return reaped(pid) ? t : -1;
+	return reaped(pid, ep) ? t : -1;
 }
 
 double nng_push_pull(size_t size, long count)
