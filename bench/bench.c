@@ -1219,6 +1219,23 @@ static bool make_certs(char *dir)
 	return system(cmd) == 0;
 }
 
+/* Whether TLS scenarios can run (a build with TLS, the openssl command to
+ * make certificates into dir); says why not under name. */
+static bool tls_ready_to_bench(const char *name, char *dir)
+{
+	pier_peer *probe;
+
+	if (pier_peer_connect(&probe, "tls://127.0.0.1:1", NULL) == -PIER_ETLSUNAVAILABLE) {
+		printf("%-34s skipped: built without TLS\n", name);
+		return false;
+	}
+	if (!make_certs(dir)) {
+		printf("%-34s skipped: the openssl command could not make certificates\n", name);
+		return false;
+	}
+	return true;
+}
+
 static void remove_certs(const char *dir)
 {
 	static const char *const files[] = { "ca.key", "ca.pem", "ca.srl", "server.key",
@@ -1244,7 +1261,6 @@ static void bench_tls(void)
 		{ "stream-64k-tls-vs-tcp", 65536, true },
 	};
 	char dir[32];
-	pier_peer *probe;
 	bool made = false;
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -1253,15 +1269,8 @@ static void bench_tls(void)
 
 		if (!selected(cases[c].name))
 			continue;
-		if (pier_peer_connect(&probe, "tls://127.0.0.1:1", NULL) == -PIER_ETLSUNAVAILABLE) {
-			printf("%-34s skipped: built without TLS\n", cases[c].name);
-			continue;
-		}
-		if (!made && !(made = make_certs(dir))) {
-			printf("%-34s skipped: the openssl command could not make certificates\n",
-			       cases[c].name);
+		if (!made && !(made = tls_ready_to_bench(cases[c].name, dir)))
 			return;
-		}
 		if (cases[c].flow)
 			tls.iters = quick ? 2000 : 20000;
 		else
@@ -1491,6 +1500,88 @@ static void bench_idle(void)
 	}
 }
 
+/* Idle TLS peers: what an accepted TLS connection costs the listener's
+ * process once its handshake is done.  The clients share one loop. */
+struct idle_tls_arg {
+	long n;
+	const char *dir;
+};
+
+static void idle_tls_clients(int ctl, void *arg)
+{
+	struct idle_tls_arg *a = arg;
+	pier_peer **peers = calloc((size_t)a->n, sizeof(*peers));
+	pier_config *cfg;
+	pier_loop *loop;
+	char addr[128], ca[128], c;
+
+	snprintf(ca, sizeof(ca), "%s/ca.pem", a->dir);
+	if (read_full(ctl, addr, sizeof(addr)) < 0 || pier_loop_new(&loop) < 0 ||
+	    pier_config_new(&cfg) < 0 || pier_config_set_loop(cfg, loop) < 0 ||
+	    pier_config_set_tls_ca(cfg, ca, NULL) < 0)
+		_exit(1);
+	for (long i = 0; i < a->n; i++)
+		if (pier_peer_connect(&peers[i], addr, cfg) < 0)
+			_exit(1);
+	write_full(ctl, "c", 1);
+	read_full(ctl, &c, 1);
+	for (long i = 0; i < a->n; i++)
+		pier_peer_free(peers[i]);
+	pier_config_free(cfg);
+	pier_loop_unref(loop);
+	free(peers);
+}
+
+static void bench_idle_tls(void)
+{
+	struct idle_tls_arg a = { quick ? 200 : 2000, NULL };
+	struct rlimit rl = { (rlim_t)a.n * 2 + 64, (rlim_t)a.n * 2 + 64 };
+	char dir[32], addr[128], cert[128], key[128], name[64], c;
+	pier_peer **peers;
+	pier_listener *l;
+	pier_config *cfg;
+	long before, after;
+	int ctl[2], r;
+	pid_t pid;
+
+	snprintf(name, sizeof(name), "idle-tls-peers-%ld", a.n);
+	if (!selected(name))
+		return;
+	if (!tls_ready_to_bench(name, dir))
+		return;
+	a.dir = dir;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	snprintf(cert, sizeof(cert), "%s/server.pem", dir);
+	snprintf(key, sizeof(key), "%s/server.key", dir);
+	if (pier_config_new(&cfg) < 0 || pier_config_set_tls_cert(cfg, cert, key) < 0)
+		die("config", -ENOMEM);
+	if ((r = pier_listener_new(&l, "tls://127.0.0.1:0", cfg)) < 0)
+		die("listen", r);
+	pier_config_free(cfg);
+	pier_listener_address(l, addr, sizeof(addr));
+	peers = calloc((size_t)a.n, sizeof(*peers));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0)
+		die("socketpair", -errno);
+	pid = spawn(idle_tls_clients, ctl[1], ctl[0], &a);
+	before = rss_kib();
+	write_full(ctl[0], addr, sizeof(addr));
+	for (long i = 0; i < a.n; i++)
+		if ((r = pier_listener_accept(l, &peers[i], 30000)) < 0)
+			die("accept", r);
+	read_full(ctl[0], &c, 1);
+	usleep(100000);
+	after = rss_kib();
+	write_full(ctl[0], "x", 1);
+	close(ctl[0]);
+	for (long i = 0; i < a.n; i++)
+		pier_peer_free(peers[i]);
+	pier_listener_free(l);
+	reap(pid);
+	free(peers);
+	remove_certs(dir);
+	result(name, (double)(after - before) / a.n, "KiB/peer", 0, MEASURE, 0);
+}
+
 /* --- main ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -1519,5 +1610,6 @@ int main(int argc, char **argv)
 	bench_tls();
 	bench_open_requests();
 	bench_idle();
+	bench_idle_tls();
 	return 0;
 }
