@@ -46,6 +46,7 @@ static void start_write(struct conn *c);
 static void conn_shutdown_io(struct conn *c);
 static int take_fds(struct conn *c, int *fds, unsigned int max);
 static void conn_maybe_finish(struct conn *c);
+static void conn_fail(struct conn *c, int err);
 static void linger_expired(struct loop_timer *t);
 static void hs_expired(struct loop_timer *t);
 static void tls_start_write(struct conn *c);
@@ -213,11 +214,8 @@ static void conn_task(struct loop_task *task, unsigned int ev)
 
 	if (ev & CONN_EV_START)
 		conn_start(c);
-	if (ev & CONN_EV_ABORT) {
-		pthread_mutex_lock(&c->mu);
-		conn_fail_locked(c, -PIER_EABORTED);
-		pthread_mutex_unlock(&c->mu);
-	}
+	if (ev & CONN_EV_ABORT)
+		conn_fail(c, -PIER_EABORTED);
 	if (ev & CONN_EV_FINISH) {
 		int err;
 
@@ -257,9 +255,7 @@ static void linger_expired(struct loop_timer *t)
 {
 	struct conn *c = pier_container_of(t, struct conn, linger);
 
-	pthread_mutex_lock(&c->mu);
-	conn_fail_locked(c, -PIER_ESHUTDOWN);
-	pthread_mutex_unlock(&c->mu);
+	conn_fail(c, -PIER_ESHUTDOWN);
 	conn_maybe_finish(c);
 }
 
@@ -267,9 +263,7 @@ static void hs_expired(struct loop_timer *t)
 {
 	struct conn *c = pier_container_of(t, struct conn, hs_timer);
 
-	pthread_mutex_lock(&c->mu);
-	conn_fail_locked(c, -ETIMEDOUT);
-	pthread_mutex_unlock(&c->mu);
+	conn_fail(c, -ETIMEDOUT);
 	conn_maybe_finish(c);
 }
 
@@ -348,6 +342,14 @@ void conn_fail_locked(struct conn *c, int err)
 		conn_shutdown_io(c);
 }
 
+/* conn_fail_locked(), taking mu. */
+static void conn_fail(struct conn *c, int err)
+{
+	pthread_mutex_lock(&c->mu);
+	conn_fail_locked(c, err);
+	pthread_mutex_unlock(&c->mu);
+}
+
 /* Cancels what is in flight; the fd is closed once every op completed. */
 static void conn_shutdown_io(struct conn *c)
 {
@@ -393,9 +395,7 @@ static void conn_maybe_finish(struct conn *c)
 	int error;
 
 	if (c->tls_error) {
-		pthread_mutex_lock(&c->mu);
-		conn_fail_locked(c, c->tls_error);
-		pthread_mutex_unlock(&c->mu);
+		conn_fail(c, c->tls_error);
 		c->tls_error = 0;
 	}
 	if (c->hs_done) {
@@ -436,9 +436,7 @@ static void conn_maybe_finish(struct conn *c)
 		c->shut_wr = true;
 	}
 	if (!error && c->shut_wr && c->freed_handles) {
-		pthread_mutex_lock(&c->mu);
-		conn_fail_locked(c, -PIER_ESHUTDOWN);
-		pthread_mutex_unlock(&c->mu);
+		conn_fail(c, -PIER_ESHUTDOWN);
 		error = -PIER_ESHUTDOWN;
 	}
 	if (!error)
@@ -574,11 +572,8 @@ static void read_pending(struct conn *c)
 	pthread_mutex_unlock(&c->mu);
 	for (int i = 0; i < 64 && r == 0; i++)
 		r = rd_app(c, -1, 0, NULL);
-	if (r < 0 && r != -EAGAIN) {
-		pthread_mutex_lock(&c->mu);
-		conn_fail_locked(c, r);
-		pthread_mutex_unlock(&c->mu);
-	}
+	if (r < 0 && r != -EAGAIN)
+		conn_fail(c, r);
 }
 
 static void start_read(struct conn *c)
@@ -927,9 +922,7 @@ static void write_done(struct loop_op *op, int res)
 	size_t left = res > 0 ? (size_t)res : 0;
 
 	if (res < 0 && res != -EINTR && res != -EAGAIN && res != -ECANCELED) {
-		pthread_mutex_lock(&c->mu);
-		conn_fail_locked(c, res);
-		pthread_mutex_unlock(&c->mu);
+		conn_fail(c, res);
 		conn_maybe_finish(c);
 		return;
 	}
