@@ -92,6 +92,7 @@ int conn_new(struct conn **out, int fd, const struct transport *t,
 	c->loop = loop;
 	c->packets = t->caps & TRANSPORT_BOUNDARIES;
 	c->loop_only = tls != NULL;
+	c->tls_held = tls != NULL; /* the first read starts the session */
 	def_body = c->packets ? PIER_DEFAULT_MAX_BODY_SEQPACKET : PIER_DEFAULT_MAX_BODY_STREAM;
 	if (!c->cfg.max_body_read)
 		c->cfg.max_body_read = def_body;
@@ -588,12 +589,13 @@ static void start_read(struct conn *c)
 		return;
 	}
 	pthread_mutex_unlock(&c->mu);
-	if (c->tls) {
+	if (c->tls_held) {
 		bool paused;
 		int r;
 
 		/* First what the session holds (a pause left it there), or
 		 * what it sends first (a client's hello). */
+		c->tls_held = false;
 		r = tls_process(c, -EAGAIN);
 		pthread_mutex_lock(&c->mu);
 		if (r < 0)
@@ -1298,8 +1300,10 @@ static int tls_pump(struct conn *c)
 		pthread_mutex_lock(&c->mu);
 		paused = c->read_paused;
 		pthread_mutex_unlock(&c->mu);
-		if (paused)
-			return 0; /* the rest waits in the session */
+		if (paused) {
+			c->tls_held = true; /* the rest waits in the session */
+			return 0;
+		}
 	}
 }
 

@@ -238,6 +238,8 @@ struct conn {
 	unsigned char *tls_obuf;
 	size_t tls_opos, tls_olen;
 	bool tls_up, tls_notified;
+	bool tls_held; /* the session holds input a pause kept from the parser
+			* (or has not started): the next read starts there */
 	int tls_error; /* encrypting failed: the connection ends with it */
 	struct loop_timer hs_timer;
 	void (*hs_done)(struct conn *c, int err);
