@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* TCP: tcp://host:port, where host is a name, an IPv4 address, or an IPv6
- * address in brackets; "*" or an empty host listens on every address. */
+ * address in brackets; "*" or an empty host listens on every address.
+ * TLS: tls://host:port, the same TCP socket with a TLS session over it
+ * (lib/tls.h); in a build without OpenSSL every tls:// address fails with
+ * -PIER_ETLSUNAVAILABLE. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -11,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <pier.h>
 
 #include "private.h"
 #include "transport.h"
@@ -171,6 +176,26 @@ const struct transport transport_tcp = {
 	.caps = 0,
 	.sock_type = SOCK_STREAM,
 	.parse = tcp_parse,
+	.connect = tcp_connect,
+	.listen = tcp_listen,
+	.prepare = tcp_prepare,
+	.describe = tcp_describe,
+};
+
+static int tls_parse(const struct transport *t, const char *rest, struct transport_addr *a)
+{
+#ifdef HAVE_OPENSSL
+	return tcp_parse(t, rest, a);
+#else
+	return -PIER_ETLSUNAVAILABLE;
+#endif
+}
+
+const struct transport transport_tls = {
+	.scheme = "tls",
+	.caps = TRANSPORT_TLS,
+	.sock_type = SOCK_STREAM,
+	.parse = tls_parse,
 	.connect = tcp_connect,
 	.listen = tcp_listen,
 	.prepare = tcp_prepare,
