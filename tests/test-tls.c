@@ -73,6 +73,34 @@ static void with_scheme(char *out, size_t len, const char *addr, const char *sch
 	snprintf(out, len, "%s%s", scheme, strstr(addr, "://"));
 }
 
+/* A plain TCP socket listening on 127.0.0.1 at a free port, which addr
+ * names as a tls:// address. */
+static int raw_listen(char *addr, size_t len)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(fd, 8), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	snprintf(addr, len, "tls://127.0.0.1:%u", ntohs(sin.sin_port));
+	return fd;
+}
+
+/* A plain TCP connection to the port of addr (any scheme, on 127.0.0.1). */
+static int raw_connect(const char *addr)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sin.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return fd;
+}
+
 /* Connects to a listener using cert/key with the given client config:
  * the connect's result.  The listener must not hand out a peer unless
  * the connect succeeded and the listener accepts the client. */
@@ -321,16 +349,10 @@ START_TEST(client_handshake_timeout)
 {
 	const struct pki *pki = pki_get();
 	pier_config *ccfg = client_config(pki->ca);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof(sin);
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	char addr[64];
+	int lfd = raw_listen(addr, sizeof(addr));
 	pier_peer *a;
 
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(listen(lfd, 4), 0);
-	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
-	snprintf(addr, sizeof(addr), "tls://127.0.0.1:%u", ntohs(sin.sin_port));
 	ck_assert_int_eq(pier_config_set_connect_timeout(ccfg, 300), 0);
 	ck_assert_int_eq(pier_peer_connect(&a, addr, ccfg), -ETIMEDOUT);
 	close(lfd);
@@ -344,7 +366,6 @@ START_TEST(listener_handshake_timeout)
 {
 	const struct pki *pki = pki_get();
 	pier_config *scfg = server_config(pki->server, pki->server_key);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct pollfd pfd;
 	pier_listener *l;
 	pier_peer *b;
@@ -353,9 +374,7 @@ START_TEST(listener_handshake_timeout)
 
 	ck_assert_int_eq(pier_config_set_connect_timeout(scfg, 200), 0);
 	l = listen_tls(scfg, addr, sizeof(addr));
-	sin.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	fd = raw_connect(addr);
 	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
 	ck_assert_int_eq(poll(&pfd, 1, WAIT), 1);
 	ck_assert_int_le(read(fd, buf, sizeof(buf)), 0); /* the end, or a reset */
@@ -371,17 +390,13 @@ START_TEST(listener_freed_during_handshakes)
 {
 	const struct pki *pki = pki_get();
 	pier_config *scfg = server_config(pki->server, pki->server_key);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	pier_listener *l;
 	char addr[128], buf[64];
 	int fds[8];
 
 	l = listen_tls(scfg, addr, sizeof(addr));
-	sin.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
-	for (int i = 0; i < 8; i++) {
-		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		ck_assert_int_eq(connect(fds[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
-	}
+	for (int i = 0; i < 8; i++)
+		fds[i] = raw_connect(addr);
 	usleep(50000); /* accepted, waiting for a client hello */
 	pier_listener_free(l);
 	for (int i = 0; i < 8; i++) {
@@ -395,21 +410,19 @@ END_TEST
 /* A proxy between a client and a listener that flips one bit of the
  * client's stream once told to. */
 struct proxy {
-	int lfd, port;
+	int lfd;
+	const char *to; /* the listener's address */
 	atomic_bool corrupt;
 };
 
 static void *proxy_run(void *arg)
 {
 	struct proxy *px = arg;
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-				   .sin_port = htons((uint16_t)px->port) };
 	int c = accept4(px->lfd, NULL, NULL, SOCK_CLOEXEC);
-	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int s = raw_connect(px->to);
 	unsigned char buf[4096];
 
 	ck_assert_int_ge(c, 0);
-	ck_assert_int_eq(connect(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	for (;;) {
 		struct pollfd pfd[2] = { { c, POLLIN, 0 }, { s, POLLIN, 0 } };
 		ssize_t n;
@@ -443,8 +456,6 @@ START_TEST(corrupt_record)
 	const struct pki *pki = pki_get();
 	pier_config *scfg = server_config(pki->server, pki->server_key);
 	pier_config *ccfg = client_config(pki->ca);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof(sin);
 	struct proxy px = { .corrupt = false };
 	pier_received_request *rr;
 	pier_listener *l;
@@ -455,13 +466,9 @@ START_TEST(corrupt_record)
 	int r;
 
 	l = listen_tls(scfg, addr, sizeof(addr));
-	px.port = atoi(strrchr(addr, ':') + 1);
-	px.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_eq(bind(px.lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(listen(px.lfd, 1), 0);
-	ck_assert_int_eq(getsockname(px.lfd, (struct sockaddr *)&sin, &sl), 0);
+	px.to = addr;
+	px.lfd = raw_listen(via, sizeof(via));
 	ck_assert_int_eq(pthread_create(&th, NULL, proxy_run, &px), 0);
-	snprintf(via, sizeof(via), "tls://127.0.0.1:%u", ntohs(sin.sin_port));
 	ck_assert_int_eq(pier_config_set_tls_server_name(ccfg, "localhost"), 0);
 	ck_assert_int_eq(pier_peer_connect(&a, via, ccfg), 0);
 	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
@@ -660,16 +667,13 @@ static size_t frame(unsigned char *out, uint32_t type, uint32_t id, int32_t serv
 	return 16 + len;
 }
 
-static unsigned int free_port(void)
+/* A TCP port on 127.0.0.1 that was free a moment ago, as a string. */
+static void free_port(char *port, size_t len)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char addr[64];
 
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-	close(fd);
-	return ntohs(sin.sin_port);
+	close(raw_listen(addr, sizeof(addr)));
+	snprintf(port, len, "%s", strrchr(addr, ':') + 1);
 }
 
 static void reap(pid_t pid, int to, int from)
@@ -694,7 +698,7 @@ START_TEST(interop_s_server)
 	int to, from, r = -1;
 	pid_t pid;
 
-	snprintf(port, sizeof(port), "%u", free_port());
+	free_port(port, sizeof(port));
 	pid = spawn((const char *[]){ "openssl", "s_server", "-quiet", "-naccept", "1", "-accept", port,
 				"-cert", pki->server, "-key", pki->server_key,
 				NULL },
@@ -840,18 +844,13 @@ START_TEST(key_update_answered)
 {
 	const struct pki *pki = pki_get();
 	pier_config *ccfg = client_config(pki->ca);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof(sin);
-	struct key_update_server ks = { .lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0) };
+	struct key_update_server ks = { 0 };
 	char addr[64];
 	pier_peer *a;
 	pthread_t th;
 
-	ck_assert_int_eq(bind(ks.lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(listen(ks.lfd, 1), 0);
-	ck_assert_int_eq(getsockname(ks.lfd, (struct sockaddr *)&sin, &sl), 0);
+	ks.lfd = raw_listen(addr, sizeof(addr));
 	ck_assert_int_eq(pthread_create(&th, NULL, key_update_server_run, &ks), 0);
-	snprintf(addr, sizeof(addr), "tls://127.0.0.1:%u", ntohs(sin.sin_port));
 	ck_assert_int_eq(pier_peer_connect(&a, addr, ccfg), 0);
 	for (int i = 0; i < 3; i++) {
 		pier_sent_request *sr = send_request(a, 1, "ping");
