@@ -210,6 +210,60 @@ static void call(pier_peer *peer, const void *body, size_t len, const int *fds, 
 	pier_msg_free(m);
 }
 
+/* Seconds per round trip of len bytes, after 100 to warm up. */
+static double time_calls(pier_peer *peer, const void *body, size_t len, long iters)
+{
+	double t0 = 0;
+
+	for (long i = -100; i < iters; i++) {
+		if (i == 0)
+			t0 = now_s();
+		call(peer, body, len, NULL, 0, "round trip");
+	}
+	return (now_s() - t0) / iters;
+}
+
+/* Seconds to send count stream messages of len bytes and have them
+ * acknowledged (see serve()). */
+static double time_streams(pier_peer *peer, const void *body, size_t len, long count)
+{
+	pier_received_request *req;
+	pier_msg *m;
+	double t0 = now_s();
+	int r;
+
+	for (long i = 0; i < count; i++)
+		if ((r = pier_writer_send_stream(pier_peer_get_writer(peer), 1, body, len, NULL, 0)) <
+		    0)
+			die("send", r);
+	if ((r = pier_peer_recv(peer, &m, &req, 60000)) < 0)
+		die("ack", r);
+	pier_msg_free(m);
+	return now_s() - t0;
+}
+
+/* The far end of both: answers every request with its body, acknowledges
+ * the count-th stream message (0: none), until the connection ends. */
+static void serve(pier_peer *peer, long count)
+{
+	pier_received_request *req;
+	pier_msg *m;
+	long got = 0;
+
+	while (pier_peer_recv(peer, &m, &req, -1) == 0) {
+		size_t len;
+		const void *body = pier_msg_body(m, &len);
+
+		if (req) {
+			pier_received_request_send_response(req, 1, body, len, NULL, 0);
+			pier_received_request_free(req);
+		} else if (++got == count) {
+			pier_writer_send_stream(pier_peer_get_writer(peer), 2, "k", 1, NULL, 0);
+		}
+		pier_msg_free(m);
+	}
+}
+
 /* --- raw framing -------------------------------------------------------- */
 
 static int read_full(int fd, void *buf, size_t len)
@@ -347,25 +401,14 @@ static void pier_echo_server(int fd, void *arg)
 {
 	struct rtt_arg *a = arg;
 	pier_config *cfg = config_for(a->size);
-	pier_received_request *req;
 	pier_peer *peer;
-	pier_msg *m;
 
 	if (a->pinned)
 		pin_to_cpu0();
 	if (pier_peer_adopt(&peer, fd, cfg) < 0)
 		_exit(1);
 	pier_config_free(cfg);
-	while (pier_peer_recv(peer, &m, &req, -1) == 0) {
-		size_t len;
-		const void *body = pier_msg_body(m, &len);
-
-		if (req) {
-			pier_received_request_send_response(req, 1, body, len, NULL, 0);
-			pier_received_request_free(req);
-		}
-		pier_msg_free(m);
-	}
+	serve(peer, 0);
 	pier_peer_free(peer);
 }
 
@@ -376,7 +419,7 @@ static double pier_rtt(struct rtt_arg *a)
 	pier_peer *peer;
 	int sv[2], r;
 	pid_t pid;
-	double t0 = 0;
+	double t0;
 	long sw = switches();
 
 	memset(body, 'x', a->size);
@@ -385,12 +428,7 @@ static double pier_rtt(struct rtt_arg *a)
 	if ((r = pier_peer_adopt(&peer, sv[0], cfg)) < 0)
 		die("adopt", r);
 	pier_config_free(cfg);
-	for (long i = -100; i < a->iters; i++) {
-		if (i == 0)
-			t0 = now_s();
-		call(peer, body, a->size, NULL, 0, "pier round trip");
-	}
-	t0 = (now_s() - t0) / a->iters;
+	t0 = time_calls(peer, body, a->size, a->iters);
 	pier_peer_free(peer);
 	reap(pid);
 	a->switches = (double)(switches() - sw) / a->iters;
@@ -580,19 +618,12 @@ static void pier_sink(int fd, void *arg)
 {
 	struct flow_arg *a = arg;
 	pier_config *cfg = flow_config(a);
-	pier_received_request *req;
 	pier_peer *peer;
-	pier_msg *m;
-	long got = 0;
 
 	if (pier_peer_adopt(&peer, fd, cfg) < 0)
 		_exit(1);
 	pier_config_free(cfg);
-	while (got < a->count && pier_peer_recv(peer, &m, &req, -1) == 0) {
-		pier_msg_free(m);
-		got++;
-	}
-	pier_writer_send_stream(pier_peer_get_writer(peer), 2, "k", 1, NULL, 0);
+	serve(peer, a->count);
 	pier_peer_free(peer);
 }
 
@@ -602,9 +633,7 @@ static double pier_flow(struct flow_arg *a)
 {
 	pier_config *cfg = flow_config(a);
 	char *body = calloc(1, a->size);
-	pier_received_request *req;
 	pier_peer *peer;
-	pier_msg *m;
 	int sv[2], r;
 	pid_t pid;
 	double t0;
@@ -614,15 +643,7 @@ static double pier_flow(struct flow_arg *a)
 	if ((r = pier_peer_adopt(&peer, sv[0], cfg)) < 0)
 		die("adopt", r);
 	pier_config_free(cfg);
-	t0 = now_s();
-	for (long i = 0; i < a->count; i++)
-		if ((r = pier_writer_send_stream(pier_peer_get_writer(peer), 1, body, a->size, NULL,
-						 0)) < 0)
-			die("send", r);
-	if ((r = pier_peer_recv(peer, &m, &req, 60000)) < 0)
-		die("ack", r);
-	t0 = now_s() - t0;
-	pier_msg_free(m);
+	t0 = time_streams(peer, body, a->size, a->count);
 	pier_peer_free(peer);
 	reap(pid);
 	free(body);
@@ -1125,12 +1146,9 @@ static void tls_server(int ctl, void *arg)
 {
 	struct tls_arg *a = arg;
 	pier_config *cfg = tls_config(a, true);
-	pier_received_request *req;
 	pier_listener *l;
 	pier_peer *peer;
-	pier_msg *m;
 	char addr[128], want[64];
-	long got = 0;
 
 	snprintf(want, sizeof(want), "%s://127.0.0.1:0", a->scheme);
 	if (pier_listener_new(&l, want, cfg) < 0 || pier_listener_address(l, addr, sizeof(addr)) < 0 ||
@@ -1138,18 +1156,7 @@ static void tls_server(int ctl, void *arg)
 		_exit(1);
 	close(ctl);
 	pier_config_free(cfg);
-	while (pier_peer_recv(peer, &m, &req, -1) == 0) {
-		size_t len;
-		const void *body = pier_msg_body(m, &len);
-
-		if (req) {
-			pier_received_request_send_response(req, 1, body, len, NULL, 0);
-			pier_received_request_free(req);
-		} else if (++got == a->iters) {
-			pier_writer_send_stream(pier_peer_get_writer(peer), 2, "k", 1, NULL, 0);
-		}
-		pier_msg_free(m);
-	}
+	serve(peer, a->flow ? a->iters : 0);
 	pier_peer_free(peer);
 	pier_listener_free(l);
 }
@@ -1159,12 +1166,10 @@ static double tls_run(struct tls_arg *a)
 {
 	pier_config *cfg = tls_config(a, false);
 	char *body = calloc(1, a->size + 1);
-	pier_received_request *req;
 	pier_peer *peer;
-	pier_msg *m;
 	char addr[128];
 	int ctl[2], r;
-	double t0 = 0, v;
+	double v;
 	pid_t pid;
 
 	if (pipe2(ctl, O_CLOEXEC) < 0)
@@ -1176,24 +1181,10 @@ static double tls_run(struct tls_arg *a)
 	if ((r = pier_peer_connect(&peer, addr, cfg)) < 0)
 		die("connect", r);
 	pier_config_free(cfg);
-	if (a->flow) {
-		t0 = now_s();
-		for (long i = 0; i < a->iters; i++)
-			if ((r = pier_writer_send_stream(pier_peer_get_writer(peer), 1, body, a->size,
-							 NULL, 0)) < 0)
-				die("send", r);
-		if ((r = pier_peer_recv(peer, &m, &req, 60000)) < 0)
-			die("ack", r);
-		pier_msg_free(m);
-		v = a->iters * (a->size / 1048576.0) / (now_s() - t0);
-	} else {
-		for (long i = -100; i < a->iters; i++) {
-			if (i == 0)
-				t0 = now_s();
-			call(peer, body, a->size, NULL, 0, "round trip");
-		}
-		v = (now_s() - t0) / a->iters;
-	}
+	if (a->flow)
+		v = a->iters * (a->size / 1048576.0) / time_streams(peer, body, a->size, a->iters);
+	else
+		v = time_calls(peer, body, a->size, a->iters);
 	pier_peer_free(peer);
 	reap(pid);
 	free(body);
