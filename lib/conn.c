@@ -872,6 +872,19 @@ static void put_fds(struct msghdr *mh, void *buf, size_t space, const int *fds, 
 	memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
 }
 
+/* Loop thread: hands c->wmsg to the kernel. */
+static void submit_write(struct conn *c)
+{
+	c->wr = (struct loop_op){
+		.cb = write_done,
+		.kind = LOOP_OP_SENDMSG,
+		.fd = c->fd,
+		.msg = &c->wmsg,
+		.flags = SEND_FLAGS,
+	};
+	loop_submit(c->loop, &c->wr);
+}
+
 /* Loop thread: hands queued frames to the kernel, many per call on streams,
  * one per call (with its fds) on packets. */
 static void start_write(struct conn *c)
@@ -906,15 +919,7 @@ static void start_write(struct conn *c)
 	}
 	c->wmsg.msg_iovlen = n;
 	pthread_mutex_unlock(&c->out_mu);
-
-	c->wr = (struct loop_op){
-		.cb = write_done,
-		.kind = LOOP_OP_SENDMSG,
-		.fd = c->fd,
-		.msg = &c->wmsg,
-		.flags = SEND_FLAGS,
-	};
-	loop_submit(c->loop, &c->wr);
+	submit_write(c);
 }
 
 static void write_done(struct loop_op *op, int res)
@@ -1357,14 +1362,7 @@ static void tls_submit_write(struct conn *c)
 {
 	c->wiov[0] = (struct iovec){ c->tls_obuf + c->tls_opos, c->tls_olen - c->tls_opos };
 	c->wmsg = (struct msghdr){ .msg_iov = c->wiov, .msg_iovlen = 1 };
-	c->wr = (struct loop_op){
-		.cb = write_done,
-		.kind = LOOP_OP_SENDMSG,
-		.fd = c->fd,
-		.msg = &c->wmsg,
-		.flags = SEND_FLAGS,
-	};
-	loop_submit(c->loop, &c->wr);
+	submit_write(c);
 }
 
 /* Sends the session's ciphertext, encrypting queued frames once the
