@@ -120,16 +120,6 @@ PIER_EXPORT int pier_config_set_connect_timeout(pier_config *cfg, int timeout_ms
 
 /* --- TLS ----------------------------------------------------------------- */
 
-struct tls_settings *tls_settings_get(struct pier_config *cfg)
-{
-	if (!cfg->tls) {
-		cfg->tls = calloc(1, sizeof(*cfg->tls));
-		if (cfg->tls)
-			pthread_mutex_init(&cfg->tls->mu, NULL);
-	}
-	return cfg->tls;
-}
-
 /* The settings changed: the next connect builds its context anew. */
 static void tls_settings_changed(struct tls_settings *s)
 {
@@ -174,21 +164,22 @@ static int set_strings(char **dst[], const char *const src[], size_t n)
 	return 0;
 }
 
-/* The settings of cfg, to change, or NULL with *err set. */
+/* The settings of cfg (made on first use), to change, or NULL with *err
+ * set. */
 static struct tls_settings *tls_settings_edit(pier_config *cfg, int *err)
 {
-	struct tls_settings *s;
-
 #ifdef HAVE_OPENSSL
-	s = tls_settings_get(cfg);
-	if (!s) {
-		*err = -ENOMEM;
-		return NULL;
+	if (!cfg->tls) {
+		cfg->tls = calloc(1, sizeof(*cfg->tls));
+		if (!cfg->tls) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		pthread_mutex_init(&cfg->tls->mu, NULL);
 	}
-	tls_settings_changed(s);
-	return s;
+	tls_settings_changed(cfg->tls);
+	return cfg->tls;
 #else
-	(void)s;
 	*err = -PIER_ETLSUNAVAILABLE;
 	return NULL;
 #endif

@@ -406,7 +406,7 @@ static void conn_maybe_finish(struct conn *c)
 		pthread_mutex_lock(&c->mu);
 		error = c->error;
 		pthread_mutex_unlock(&c->mu);
-		if (error || c->tls_up) {
+		if (error || c->tls_ready) {
 			c->hs_done = NULL;
 			done(c, error);
 		}
@@ -1261,7 +1261,6 @@ static void tls_up(struct conn *c)
 {
 	char *subject = tls_subject(c->tls);
 
-	c->tls_up = true;
 	loop_timer_disarm(c->loop, &c->hs_timer);
 	pthread_mutex_lock(&c->mu);
 	c->tls_ready = true;
@@ -1287,7 +1286,7 @@ static int tls_pump(struct conn *c)
 		else
 			c->riov = (struct iovec){ c->rbuf, c->rbuf_size };
 		n = tls_read(c->tls, c->riov.iov_base, c->riov.iov_len);
-		if (!c->tls_up && tls_ready(c->tls))
+		if (!c->tls_ready && tls_ready(c->tls))
 			tls_up(c);
 		if (n == 0)
 			return 0;
@@ -1379,7 +1378,7 @@ static void tls_start_write(struct conn *c)
 		return;
 	}
 	pthread_mutex_lock(&c->out_mu);
-	if (c->tls_up && (!c->out_error || c->out_error == -PIER_ESHUTDOWN))
+	if (c->tls_ready && (!c->out_error || c->out_error == -PIER_ESHUTDOWN))
 		r = tls_encrypt_locked(c);
 	idle = r == 0 && !c->out_head && !tls_out_pending(c->tls);
 	if (idle)

@@ -202,7 +202,8 @@ struct conn {
 	bool polled;   /* a queue has a pollable fd: read in the background */
 	bool draining; /* closing: read in the background until EOF */
 	bool rd_finish; /* the loop waits for the reading thread to leave */
-	bool tls_ready;    /* the TLS handshake is done */
+	bool tls_ready;    /* the TLS handshake is done (set by the loop, which
+			    * also reads it without mu) */
 	char *tls_subject; /* the remote's verified certificate subject */
 	_Atomic uint64_t stats[PIER_STAT_END_];
 
@@ -237,7 +238,7 @@ struct conn {
 	struct tls *tls;
 	unsigned char *tls_obuf;
 	size_t tls_opos, tls_olen;
-	bool tls_up, tls_notified;
+	bool tls_notified;
 	bool tls_held; /* the session holds input a pause kept from the parser
 			* (or has not started): the next read starts there */
 	int tls_error; /* encrypting failed: the connection ends with it */

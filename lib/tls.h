@@ -31,8 +31,6 @@ struct tls_settings {
 	struct tls_ctx *client_ctx;
 };
 
-/* The settings of cfg, made on first use; NULL when out of memory. */
-struct tls_settings *tls_settings_get(struct pier_config *cfg);
 void tls_settings_free(struct tls_settings *s);
 
 #ifdef HAVE_OPENSSL
