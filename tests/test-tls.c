@@ -653,7 +653,9 @@ static void put_le32(unsigned char *p, uint32_t v)
 		p[i] = (unsigned char)(v >> (8 * i));
 }
 
-/* A raw Fizyr frame (little endian): prefix, header, body. */
+/* A raw Fizyr frame (little endian): prefix, header, body, built by hand
+ * rather than by the library's encoder, so that the exchanges with openssl
+ * check the wire format itself. */
 static size_t frame(unsigned char *out, uint32_t type, uint32_t id, int32_t service,
 		    const char *body)
 {
