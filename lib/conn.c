@@ -295,6 +295,24 @@ static void wake_req(void *value, void *ctx)
 	msgq_changed_locked(r->conn, &r->q, r);
 }
 
+/* Under out_mu: takes off the send queue what will never be written and
+ * returns it.  The frames the write in flight points into stay: the kernel
+ * may still read them, until write_done() frees them. */
+static struct out_frame *queue_cut_locked(struct conn *c)
+{
+	struct out_frame **keep = &c->out_head, *drop;
+
+	c->out_bytes = 0;
+	for (unsigned int i = 0; i < c->wr_frames && *keep; i++) {
+		c->out_bytes += (*keep)->len - (*keep)->sent;
+		keep = &(*keep)->next;
+	}
+	drop = *keep;
+	*keep = NULL;
+	c->out_tail = keep;
+	return drop;
+}
+
 /* Ends the connection: nothing more is read or sent, every waiter wakes with
  * err once its queue is empty. */
 void conn_fail_locked(struct conn *c, int err)
@@ -311,18 +329,7 @@ void conn_fail_locked(struct conn *c, int err)
 	/* After pier_writer_close(), sending keeps failing for that reason. */
 	if (!c->out_error)
 		c->out_error = c->error;
-	/* What was not written never will be; the op in flight (if any)
-	 * still owns the head until it completes. */
-	drop = c->wr.in_flight && c->out_head ? c->out_head->next : c->out_head;
-	if (c->wr.in_flight && c->out_head) {
-		c->out_head->next = NULL;
-		c->out_tail = &c->out_head->next;
-		c->out_bytes = c->out_head->len - c->out_head->sent;
-	} else {
-		c->out_head = NULL;
-		c->out_tail = &c->out_head;
-		c->out_bytes = 0;
-	}
+	drop = queue_cut_locked(c);
 	pthread_cond_broadcast(&c->out_cond);
 	pthread_mutex_unlock(&c->out_mu);
 	while (drop) {
@@ -918,6 +925,7 @@ static void start_write(struct conn *c)
 		}
 	}
 	c->wmsg.msg_iovlen = n;
+	c->wr_frames = (unsigned int)n;
 	pthread_mutex_unlock(&c->out_mu);
 	submit_write(c);
 }
@@ -928,6 +936,10 @@ static void write_done(struct loop_op *op, int res)
 	struct out_frame *done = NULL, **done_tail = &done;
 	size_t left = res > 0 ? (size_t)res : 0;
 
+	/* The kernel is done with the frames this write pointed into. */
+	pthread_mutex_lock(&c->out_mu);
+	c->wr_frames = 0;
+	pthread_mutex_unlock(&c->out_mu);
 	if (res < 0 && res != -EINTR && res != -EAGAIN && res != -ECANCELED) {
 		conn_fail(c, res);
 		conn_maybe_finish(c);

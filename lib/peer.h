@@ -216,6 +216,11 @@ struct conn {
 	bool direct;  /* a sender writes its frame itself, out_mu released */
 	bool direct_finish; /* the loop waits for that sender to be done */
 	int out_error; /* sending fails with this; 0 while it may send */
+	/* How many frames from out_head the loop's write in flight points
+	 * into (0: none).  The kernel reads them until that write completes,
+	 * so they stay queued, and allocated, until write_done(), whatever
+	 * happens to the connection meanwhile. */
+	unsigned int wr_frames;
 
 	/* Loop thread only. */
 	struct loop_task task;
