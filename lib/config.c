@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "peer.h"
 #include "private.h"
@@ -91,6 +92,27 @@ PIER_EXPORT int pier_config_set_max_queued(pier_config *cfg, size_t recv_bytes,
 		return -EINVAL;
 	cfg->max_recv_queued = recv_bytes;
 	cfg->max_send_queued = send_bytes;
+	return 0;
+}
+
+unsigned int config_default_queued_fds(void)
+{
+	struct rlimit rl;
+	rlim_t n = 65536 * 4;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		n = rl.rlim_cur;
+	n /= 4;
+	return n < 64 ? 64 : n > 65536 ? 65536 : (unsigned int)n;
+}
+
+PIER_EXPORT int pier_config_set_max_queued_fds(pier_config *cfg, unsigned int recv_fds,
+					       unsigned int send_fds)
+{
+	if (!cfg)
+		return -EINVAL;
+	cfg->max_recv_fds = recv_fds;
+	cfg->max_send_fds = send_fds;
 	return 0;
 }
 

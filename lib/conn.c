@@ -14,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "peer.h"
 #include "private.h"
@@ -35,6 +37,13 @@
 /* TLS: ciphertext sent per write, and how much may wait encrypted before
  * more queued frames are encrypted. */
 #define TLS_OBUF_SIZE (32u << 10)
+/* What malloc keeps beside each block, counted with the queue's memory. */
+#define ALLOC_OVERHEAD (2 * sizeof(size_t))
+/* Nothing says when the remote reads the fds in flight: a sender waiting
+ * for them looks again after this long, doubling up to the cap; so does
+ * the loop after the kernel refused a packet's fds (ETOOMANYREFS). */
+#define FD_POLL_MIN_MS 1u
+#define FD_POLL_MAX_MS 16u
 
 static void conn_task(struct loop_task *task, unsigned int ev);
 static void read_done(struct loop_op *op, int res);
@@ -48,6 +57,7 @@ static int take_fds(struct conn *c, int *fds, unsigned int max);
 static void conn_maybe_finish(struct conn *c);
 static void conn_fail(struct conn *c, int err);
 static void linger_expired(struct loop_timer *t);
+static void fd_retry_expired(struct loop_timer *t);
 static void hs_expired(struct loop_timer *t);
 static void tls_start_write(struct conn *c);
 static void tls_write_done(struct conn *c, int res);
@@ -100,6 +110,10 @@ int conn_new(struct conn **out, int fd, const struct transport *t,
 		c->cfg.max_body_write = def_body;
 	if (!(t->caps & TRANSPORT_FDS))
 		c->cfg.max_fds = 0;
+	if (!c->cfg.max_recv_fds)
+		c->cfg.max_recv_fds = config_default_queued_fds();
+	if (!c->cfg.max_send_fds)
+		c->cfg.max_send_fds = config_default_queued_fds();
 	c->writer.conn = c;
 	c->wake_fd = -1;
 	pthread_mutex_init(&c->mu, NULL);
@@ -112,6 +126,7 @@ int conn_new(struct conn **out, int fd, const struct transport *t,
 	c->task.fn = conn_task;
 	c->linger.fn = linger_expired;
 	c->hs_timer.fn = hs_expired;
+	c->fd_retry.fn = fd_retry_expired;
 
 	if (c->packets) {
 		/* The whole packet must fit, plus one byte to tell a packet of
@@ -164,6 +179,7 @@ static void conn_destroy(struct conn *c)
 	assert(c->fd < 0 && !c->rd.in_flight && !c->wr.in_flight);
 	loop_timer_disarm(c->loop, &c->linger);
 	loop_timer_disarm(c->loop, &c->hs_timer);
+	loop_timer_disarm(c->loop, &c->fd_retry);
 	c->read_paused = false; /* draining must not ask to read again */
 	msgq_drain_locked(c, &c->in);
 	idmap_each(&c->sent, free_req, NULL);
@@ -303,8 +319,10 @@ static struct out_frame *queue_cut_locked(struct conn *c)
 	struct out_frame **keep = &c->out_head, *drop;
 
 	c->out_bytes = 0;
+	c->out_fds = 0;
 	for (unsigned int i = 0; i < c->wr_frames && *keep; i++) {
-		c->out_bytes += (*keep)->len - (*keep)->sent;
+		c->out_bytes += (*keep)->size - (*keep)->sent;
+		c->out_fds += (*keep)->nfds;
 		keep = &(*keep)->next;
 	}
 	drop = *keep;
@@ -844,11 +862,22 @@ static void conn_unpause_locked(struct conn *c)
 		conn_rd_kick_locked(c);
 }
 
-/* Under mu: the application took len bytes off a queue. */
-void conn_consumed_locked(struct conn *c, size_t len)
+void conn_queued_locked(struct conn *c, size_t len, unsigned int nfds)
+{
+	c->in_bytes += len;
+	c->in_fds += nfds;
+	/* Nobody reads more until the application caught up: received fds
+	 * fill this process's fd table as bytes fill its memory. */
+	if (c->in_bytes > c->cfg.max_recv_queued || c->in_fds > c->cfg.max_recv_fds)
+		c->read_paused = true;
+}
+
+void conn_consumed_locked(struct conn *c, size_t len, unsigned int nfds)
 {
 	c->in_bytes -= len;
-	if (c->read_paused && c->in_bytes <= c->cfg.max_recv_queued / 2)
+	c->in_fds -= nfds;
+	if (c->read_paused && c->in_bytes <= c->cfg.max_recv_queued / 2 &&
+	    c->in_fds <= c->cfg.max_recv_fds / 2)
 		conn_unpause_locked(c);
 }
 
@@ -859,6 +888,49 @@ static void frame_free(struct out_frame *f)
 	for (unsigned int i = 0; i < f->nfds; i++)
 		close(f->fds[i]);
 	free(f);
+}
+
+/* Under out_mu: the queue's head frame is all written; takes it off the
+ * queue and its counts (the caller frees it).  Its fds went to the kernel,
+ * which holds them until the remote reads them. */
+static void frame_done_locked(struct conn *c, struct out_frame *f)
+{
+	assert(f == c->out_head && f->sent == f->len);
+	c->out_head = f->next;
+	if (!c->out_head)
+		c->out_tail = &c->out_head;
+	c->out_bytes -= f->size - f->len;
+	c->out_fds -= f->nfds;
+	c->fds_in_flight += f->nfds;
+}
+
+/* Under out_mu: forgets the fds in flight once the remote has read all
+ * that was sent (nothing waits in the socket), which is when the kernel
+ * has handed them over. */
+static void fds_refresh_locked(struct conn *c)
+{
+	int unread;
+
+	if (c->fds_in_flight && c->fd >= 0 && ioctl(c->fd, SIOCOUTQ, &unread) == 0 && unread == 0)
+		c->fds_in_flight = 0;
+}
+
+/* Loop thread: writes again a while after the kernel refused fds. */
+static void fd_retry_arm(struct conn *c)
+{
+	c->fd_retry_ms = c->fd_retry_ms ? c->fd_retry_ms * 2 : FD_POLL_MIN_MS;
+	if (c->fd_retry_ms > FD_POLL_MAX_MS)
+		c->fd_retry_ms = FD_POLL_MAX_MS;
+	loop_timer_arm(c->loop, &c->fd_retry,
+		       loop_now_ns() + (int64_t)c->fd_retry_ms * 1000000);
+}
+
+static void fd_retry_expired(struct loop_timer *t)
+{
+	struct conn *c = pier_container_of(t, struct conn, fd_retry);
+
+	start_write(c);
+	conn_maybe_finish(c);
 }
 
 static void put_fds(struct msghdr *mh, void *buf, size_t space, const int *fds, size_t nfds)
@@ -939,7 +1011,16 @@ static void write_done(struct loop_op *op, int res)
 	/* The kernel is done with the frames this write pointed into. */
 	pthread_mutex_lock(&c->out_mu);
 	c->wr_frames = 0;
+	c->fds_refused = res == -ETOOMANYREFS;
 	pthread_mutex_unlock(&c->out_mu);
+	if (res == -ETOOMANYREFS) {
+		/* This user has too many fds in flight on Unix sockets: not
+		 * this connection's end, but a wait until remotes read. */
+		fd_retry_arm(c);
+		conn_maybe_finish(c);
+		return;
+	}
+	c->fd_retry_ms = 0;
 	if (res < 0 && res != -EINTR && res != -EAGAIN && res != -ECANCELED) {
 		conn_fail(c, res);
 		conn_maybe_finish(c);
@@ -961,9 +1042,8 @@ static void write_done(struct loop_op *op, int res)
 		}
 		left -= rest;
 		c->out_bytes -= rest;
-		c->out_head = f->next;
-		if (!c->out_head)
-			c->out_tail = &c->out_head;
+		f->sent = f->len;
+		frame_done_locked(c, f);
 		*done_tail = f;
 		done_tail = &f->next;
 		*done_tail = NULL;
@@ -985,50 +1065,38 @@ static void write_done(struct loop_op *op, int res)
 
 /* --- sending, from any thread -------------------------------------------- */
 
-static int wait_for_room(struct conn *c, size_t len, bool control)
-{
-	int timeout = c->cfg.send_timeout_ms;
-	struct timespec deadline;
-
-	if (control)
-		return 0;
-	if (timeout > 0)
-		deadline = deadline_after(timeout);
-	/* A frame larger than the whole limit still goes once the queue is
-	 * empty: the limit bounds what waits, not what can be sent. */
-	while (!c->out_error && c->out_head && c->out_bytes + len > c->cfg.max_send_queued) {
-		int r;
-
-		if (timeout == 0)
-			return -EAGAIN;
-		r = timeout < 0 ? pthread_cond_wait(&c->out_cond, &c->out_mu)
-				: pthread_cond_timedwait(&c->out_cond, &c->out_mu, &deadline);
-		if (r == ETIMEDOUT)
-			return -ETIMEDOUT;
-	}
-	return c->out_error;
-}
-
 /* Small stream frames share chunks of this size, so that a burst of them
  * costs one allocation and one iovec per chunk. */
 #define CHUNK_SIZE (64u << 10)
 #define CHUNK_MAX_FRAME (8u << 10)
 
-static struct out_frame *frame_new(const unsigned char *head, size_t head_len,
-				   const void *body, size_t len, const int *fds, size_t nfds,
-				   size_t already_sent, size_t cap)
+/* The memory a frame of len data bytes and nfds fds takes. */
+static size_t frame_size(size_t len, size_t nfds)
 {
-	size_t size = cap ? cap : head_len + len;
 	/* The fds go after the data, aligned. */
-	size_t fds_at = (size + _Alignof(int) - 1) & ~(_Alignof(int) - 1);
+	size_t fds_at = (len + _Alignof(int) - 1) & ~(_Alignof(int) - 1);
+
+	return sizeof(struct out_frame) + fds_at + nfds * sizeof(int) + ALLOC_OVERHEAD;
+}
+
+/* A frame holding head and body (in a chunk of cap bytes, if cap), of
+ * which already_sent bytes are written, with dups of fds: 0, -ENOMEM, or
+ * -EMFILE / -ENFILE when this process or the system has no fd to spare. */
+static int frame_new(struct out_frame **out, const unsigned char *head, size_t head_len,
+		     const void *body, size_t len, const int *fds, size_t nfds,
+		     size_t already_sent, size_t cap)
+{
+	size_t data = cap ? cap : head_len + len;
+	size_t fds_at = (data + _Alignof(int) - 1) & ~(_Alignof(int) - 1);
 	struct out_frame *f = malloc(sizeof(*f) + fds_at + nfds * sizeof(int));
 
 	if (!f)
-		return NULL;
+		return -ENOMEM;
 	f->next = NULL;
 	f->len = head_len + len;
 	f->sent = already_sent;
 	f->cap = cap;
+	f->size = frame_size(data, nfds);
 	f->nfds = 0;
 	f->fds = (int *)(void *)(f->data + fds_at);
 	memcpy(f->data, head, head_len);
@@ -1038,12 +1106,85 @@ static struct out_frame *frame_new(const unsigned char *head, size_t head_len,
 		int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
 
 		if (fd < 0) {
+			int r = -errno;
+
 			frame_free(f);
-			return NULL;
+			return r;
 		}
 		f->fds[f->nfds++] = fd;
 	}
-	return f;
+	*out = f;
+	return 0;
+}
+
+/* Under out_mu: the memory queueing a frame of total bytes and nfds fds
+ * would add (none when it fits in the room of the last chunk). */
+static size_t queue_cost_locked(const struct conn *c, size_t total, size_t nfds)
+{
+	const struct out_frame *last =
+		c->out_head ? pier_container_of(c->out_tail, struct out_frame, next) : NULL;
+
+	if (!c->packets && !nfds && total <= CHUNK_MAX_FRAME) {
+		if (last && last->cap && last->len + total <= last->cap)
+			return 0;
+		return frame_size(CHUNK_SIZE, 0);
+	}
+	return frame_size(total, nfds);
+}
+
+/* Under out_mu: whether a frame of total bytes and nfds fds must wait for
+ * room.  A frame larger than a whole limit still goes once nothing is
+ * counted against it: a limit bounds what waits, not what can be sent. */
+static bool over_limits_locked(struct conn *c, size_t total, size_t nfds)
+{
+	unsigned int fds;
+
+	if (c->out_head && c->out_bytes + queue_cost_locked(c, total, nfds) > c->cfg.max_send_queued)
+		return true;
+	if (!nfds)
+		return false;
+	fds_refresh_locked(c);
+	fds = c->out_fds + c->fds_in_flight;
+	return fds > 0 && fds + nfds > c->cfg.max_send_fds;
+}
+
+/* Under out_mu: waits until a frame of total bytes and nfds fds may be
+ * sent.  Queued frames leaving wake it; fds read by the remote do not, so
+ * it looks for those now and then. */
+static int wait_for_room(struct conn *c, size_t total, size_t nfds, bool control)
+{
+	int timeout = c->cfg.send_timeout_ms;
+	unsigned int poll_ms = FD_POLL_MIN_MS;
+	struct timespec deadline;
+
+	if (control)
+		return 0;
+	if (timeout > 0)
+		deadline = deadline_after(timeout);
+	while (!c->out_error && over_limits_locked(c, total, nfds)) {
+		bool polling = nfds && c->fds_in_flight;
+		int r;
+
+		if (timeout == 0)
+			return -EAGAIN;
+		if (timeout > 0 && ms_until(&deadline) == 0)
+			return -ETIMEDOUT;
+		if (polling) {
+			struct timespec until = deadline_after((int)poll_ms);
+
+			if (timeout > 0 && ms_until(&deadline) < (int)poll_ms)
+				until = deadline;
+			r = pthread_cond_timedwait(&c->out_cond, &c->out_mu, &until);
+			poll_ms = poll_ms * 2 > FD_POLL_MAX_MS ? FD_POLL_MAX_MS : poll_ms * 2;
+		} else {
+			r = timeout < 0 ? pthread_cond_wait(&c->out_cond, &c->out_mu)
+					: pthread_cond_timedwait(&c->out_cond, &c->out_mu,
+								 &deadline);
+		}
+		if (r == ETIMEDOUT && !polling)
+			return -ETIMEDOUT;
+	}
+	return c->out_error;
 }
 
 /* Under out_mu: queues a frame, of which sent bytes are already written;
@@ -1055,7 +1196,8 @@ static int queue_frame(struct conn *c, const unsigned char *head, size_t head_le
 					     : NULL;
 	size_t total = head_len + len;
 	bool small = !c->packets && !nfds && total <= CHUNK_MAX_FRAME;
-	struct out_frame *f;
+	struct out_frame *f = NULL;
+	int r;
 
 	if (small && !sent && last && last->len + total <= last->cap) {
 		/* Behind what the loop may be writing right now; the chunk
@@ -1063,13 +1205,12 @@ static int queue_frame(struct conn *c, const unsigned char *head, size_t head_le
 		memcpy(last->data + last->len, head, head_len);
 		if (len)
 			memcpy(last->data + last->len + head_len, body, len);
-		last->len += total;
-		c->out_bytes += total;
+		last->len += total; /* in room already counted */
 		return 0;
 	}
-	f = frame_new(head, head_len, body, len, fds, nfds, sent, small ? CHUNK_SIZE : 0);
-	if (!f)
-		return -ENOMEM;
+	r = frame_new(&f, head, head_len, body, len, fds, nfds, sent, small ? CHUNK_SIZE : 0);
+	if (r < 0)
+		return r;
 	if (sent) {
 		f->next = c->out_head;
 		c->out_head = f;
@@ -1079,7 +1220,8 @@ static int queue_frame(struct conn *c, const unsigned char *head, size_t head_le
 		*c->out_tail = f;
 		c->out_tail = &f->next;
 	}
-	c->out_bytes += f->len - f->sent;
+	c->out_bytes += f->size - f->sent;
+	c->out_fds += f->nfds;
 	return 0;
 }
 
@@ -1187,7 +1329,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 	}
 
 	pthread_mutex_lock(&c->out_mu);
-	r = wait_for_room(c, head_len + len, control);
+	r = wait_for_room(c, head_len + len, nfds, control);
 	if (r < 0)
 		goto out;
 	if (!c->writing && !c->out_head && c->fd >= 0 && !c->loop_only) {
@@ -1201,9 +1343,16 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 		do
 			n = sendmsg(c->fd, &mh, MSG_DONTWAIT | SEND_FLAGS);
 		while (n < 0 && errno == EINTR);
-		if (n == (ssize_t)(head_len + len))
+		if (n == (ssize_t)(head_len + len)) {
+			c->fds_in_flight += (unsigned int)nfds;
 			goto sent;
-		if (n < 0 && errno != EAGAIN) {
+		}
+		if (n < 0 && errno == ETOOMANYREFS) {
+			/* This user has too many fds in flight: the frame
+			 * waits in the queue, like one the socket has no room
+			 * for, and the loop tries again. */
+			c->fds_refused = true;
+		} else if (n < 0 && errno != EAGAIN) {
 			/* -EMSGSIZE (a packet the socket cannot take) refuses
 			 * this message only; anything else means the
 			 * connection is broken, and the loop's read reports
@@ -1215,6 +1364,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 		}
 		if (n > 0) {
 			sent = (size_t)n;
+			c->fds_in_flight += (unsigned int)nfds;
 			nfds = 0; /* they went with the first byte */
 		}
 		if (sent && !control && c->cfg.send_timeout_ms != 0 &&
@@ -1358,9 +1508,7 @@ static int tls_encrypt_locked(struct conn *c)
 		f->sent += (size_t)n;
 		c->out_bytes -= (size_t)n;
 		if (f->sent == f->len) {
-			c->out_head = f->next;
-			if (!c->out_head)
-				c->out_tail = &c->out_head;
+			frame_done_locked(c, f);
 			frame_free(f); /* no fds on TLS */
 		}
 	}

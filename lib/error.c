@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include <pier.h>
@@ -59,6 +60,10 @@ PIER_EXPORT const char *pier_strerror(int err)
 		return "Success";
 	if (code >= PIER_ESHORTFRAME && code < PIER_ERROR_END_)
 		return pier_messages[code - PIER_ESHORTFRAME];
+	/* The C library's text for this one speaks of splice(). */
+	if (code == ETOOMANYREFS)
+		return "Too many file descriptors in flight on Unix sockets for this user "
+		       "(RLIMIT_NOFILE): the remote has not read them yet";
 	if (code < PIER_ESHORTFRAME) {
 #ifdef HAVE_STRERRORDESC_NP
 		/* glibc: a static string, where strerror() may fill a buffer. */

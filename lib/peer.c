@@ -120,9 +120,7 @@ void msgq_push_locked(struct conn *c, struct msgq *q, struct req *r, struct pier
 	m->next = NULL;
 	*q->tail = m;
 	q->tail = &m->next;
-	c->in_bytes += m->len + MSG_OVERHEAD;
-	if (c->in_bytes > c->cfg.max_recv_queued)
-		c->read_paused = true; /* nobody reads more until caught up */
+	conn_queued_locked(c, m->len + MSG_OVERHEAD, m->nfds);
 	msgq_changed_locked(c, q, r);
 }
 
@@ -136,7 +134,7 @@ struct pier_msg *msgq_pop_locked(struct conn *c, struct msgq *q, struct req *r)
 	if (!q->head)
 		q->tail = &q->head;
 	m->next = NULL;
-	conn_consumed_locked(c, m->len + MSG_OVERHEAD);
+	conn_consumed_locked(c, m->len + MSG_OVERHEAD, m->nfds);
 	/* Taking a message wakes nobody: only the fd may have to follow. */
 	msgq_sync_fd_locked(c, q, r, msgq_ready(c, q, r));
 	return m;
@@ -231,7 +229,7 @@ void msgq_drain_locked(struct conn *c, struct msgq *q)
 
 	while ((m = q->head) != NULL) {
 		q->head = m->next;
-		conn_consumed_locked(c, m->len + MSG_OVERHEAD);
+		conn_consumed_locked(c, m->len + MSG_OVERHEAD, m->nfds);
 		if (m->req)
 			req_release_locked(m->req, true, NULL);
 		msg_free(m);

@@ -44,6 +44,9 @@ struct pier_config {
 	size_t max_body_read, max_body_write; /* 0: the transport's default */
 	unsigned int max_fds;
 	size_t max_recv_queued, max_send_queued;
+	/* fds queued for the application / queued and in flight to the
+	 * remote; 0: derived from RLIMIT_NOFILE when a connection is made. */
+	unsigned int max_recv_fds, max_send_fds;
 	unsigned int max_open;
 	int send_timeout_ms;
 	int connect_timeout_ms;
@@ -62,6 +65,9 @@ struct pier_config {
 #define PIER_LINGER_MS 5000
 
 void config_defaults(struct pier_config *c);
+/* The default limit on fds queued one way on a connection: a quarter of
+ * the process's fd limit (RLIMIT_NOFILE), within [64, 65536]. */
+unsigned int config_default_queued_fds(void);
 
 /* A condition variable whose timed waits use CLOCK_MONOTONIC. */
 void cond_init_monotonic(pthread_cond_t *cond);
@@ -162,6 +168,7 @@ struct out_frame {
 	size_t len;  /* bytes in data */
 	size_t sent; /* bytes already written */
 	size_t cap;  /* a chunk's room for data; 0 for a frame of its own */
+	size_t size; /* the memory it holds, as counted in conn->out_bytes */
 	unsigned int nfds;
 	int *fds;
 	unsigned char data[];
@@ -193,6 +200,7 @@ struct conn {
 	uint32_t next_id;
 	struct msgq in; /* requests and stream messages for the read half */
 	size_t in_bytes; /* bodies queued for the application */
+	unsigned int in_fds; /* fds in messages queued for the application */
 	bool read_paused;
 	enum conn_rd rd_owner;
 	struct rd_waiter *waiters; /* waiting while another reads */
@@ -211,7 +219,14 @@ struct conn {
 	pthread_mutex_t out_mu;
 	pthread_cond_t out_cond;
 	struct out_frame *out_head, **out_tail;
-	size_t out_bytes;
+	size_t out_bytes; /* memory the queued frames hold (not yet written) */
+	unsigned int out_fds; /* fds the queued frames hold */
+	/* fds sent since the remote was last seen to have read everything
+	 * (SIOCOUTQ 0): the kernel holds them for the remote meanwhile. */
+	unsigned int fds_in_flight;
+	/* The kernel refused the last packet with fds (ETOOMANYREFS: this
+	 * user has too many in flight): the loop tries again on a timer. */
+	bool fds_refused;
 	bool writing; /* the loop, or a direct writer, owns the queue head */
 	bool direct;  /* a sender writes its frame itself, out_mu released */
 	bool direct_finish; /* the loop waits for that sender to be done */
@@ -226,6 +241,8 @@ struct conn {
 	struct loop_task task;
 	struct loop_op rd, wr;
 	struct loop_timer linger;
+	struct loop_timer fd_retry; /* fds_refused: writes again when it fires */
+	unsigned int fd_retry_ms;   /* the next wait, doubling up to a cap */
 	struct wire_parser parser;
 	struct wire_body_alloc body_alloc;
 	unsigned char *rbuf;
@@ -289,8 +306,10 @@ void conn_release_last(struct conn *c);
 /* Routing of incoming messages (by the reader), in order: m and those
  * chained on its next.  Takes them. */
 void peer_route(struct conn *c, struct pier_msg *m);
-/* Called under mu when the application took body bytes off a queue. */
-void conn_consumed_locked(struct conn *c, size_t len);
+/* Under mu: a message of len body bytes and nfds fds joined a queue for
+ * the application / was taken off one. */
+void conn_queued_locked(struct conn *c, size_t len, unsigned int nfds);
+void conn_consumed_locked(struct conn *c, size_t len, unsigned int nfds);
 
 /* Under mu, with nobody reading: takes the read role for a thread waiting
  * on q, reads once (mu released meanwhile), and gives the role back.

@@ -6,16 +6,21 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/capability.h>
 
 #include "peer.h"
 #include "peers.h"
@@ -120,24 +125,24 @@ static size_t drain(int fd, unsigned char *buf, size_t size)
 
 /* --- ownership of frames under a write ----------------------------------- */
 
-enum { FRAMES = 4, FRAME_BODY = 16 << 10 };
+enum { WRITE_FRAMES = 4, FRAME_BODY = 16 << 10 };
 
-/* The bytes a stream connection sends for FRAMES stream messages whose
+/* The bytes a stream connection sends for WRITE_FRAMES stream messages whose
  * bodies are FRAME_BODY bytes of 'a' + i. */
 static unsigned char *expected_stream(size_t *len)
 {
 	size_t frame = WIRE_STREAM_OVERHEAD + FRAME_BODY;
-	unsigned char *buf = malloc(FRAMES * frame);
+	unsigned char *buf = malloc(WRITE_FRAMES * frame);
 
 	ck_assert_ptr_nonnull(buf);
-	for (int i = 0; i < FRAMES; i++) {
+	for (int i = 0; i < WRITE_FRAMES; i++) {
 		struct pier_header h = { .type = PIER_MSG_STREAM, .request_id = 0,
 					 .service_id = 1 };
 
 		wire_stream_prefix_encode(buf + i * frame, &h, FRAME_BODY, PIER_BYTE_ORDER_LITTLE);
 		memset(buf + i * frame + WIRE_STREAM_OVERHEAD, 'a' + i, FRAME_BODY);
 	}
-	*len = FRAMES * frame;
+	*len = WRITE_FRAMES * frame;
 	return buf;
 }
 
@@ -180,7 +185,7 @@ START_TEST(write_in_flight_outlives_failing_read)
 	ck_assert_int_eq(pier_peer_adopt(&a, sv[0], NULL), 0);
 	c = conn_of_peer(a);
 	park(c);
-	for (int i = 0; i < FRAMES; i++) {
+	for (int i = 0; i < WRITE_FRAMES; i++) {
 		char body[FRAME_BODY];
 
 		memset(body, 'a' + i, sizeof(body));
@@ -219,12 +224,435 @@ START_TEST(write_in_flight_outlives_failing_read)
 }
 END_TEST
 
+
+/* --- fds, counted like bytes --------------------------------------------- */
+
+enum { FDS_PER_FRAME = 4 };
+
+static int open_fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Sends a stream message with FDS_PER_FRAME dups of fd. */
+static int send_with_fds(pier_peer *p, int fd)
+{
+	int fds[FDS_PER_FRAME];
+
+	for (int i = 0; i < FDS_PER_FRAME; i++)
+		fds[i] = fd;
+	return pier_writer_send_stream(pier_peer_get_writer(p), 1, "frame", 5, fds,
+				       FDS_PER_FRAME);
+}
+
+/* Reads one packet off a raw seqpacket socket (waiting up to WAIT ms),
+ * closing the fds it carried; returns how many it carried, or -1 at the
+ * end or on a timeout. */
+static int read_packet_fds(int fd)
+{
+	char buf[256], cbuf[CMSG_SPACE(64 * sizeof(int))];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	int n = 0;
+
+	if (poll(&pfd, 1, WAIT) != 1 || recvmsg(fd, &mh, MSG_CMSG_CLOEXEC) <= 0)
+		return -1;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		int *fds = (int *)(void *)CMSG_DATA(cm);
+		size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		for (size_t i = 0; i < count; i++, n++)
+			close(fds[i]);
+	}
+	return n;
+}
+
+/* A peer over one end of a seqpacket socketpair; *remote is the other. */
+static pier_peer *seqpacket_peer(const pier_config *cfg, int *remote)
+{
+	pier_peer *p;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(pier_peer_adopt(&p, sv[0], cfg), 0);
+	*remote = sv[1];
+	return p;
+}
+
+/* A remote that reads nothing: fds sent and queued count against the
+ * send limit, and a sender that may not wait gets -EAGAIN once they reach
+ * it, however much room the byte limit has; once the remote has read
+ * everything, sending goes on. */
+START_TEST(fds_in_flight_and_queued_are_bounded)
+{
+	enum { LIMIT = 4 * FDS_PER_FRAME };
+	pier_config *cfg;
+	pier_peer *p;
+	int remote, memfd = memfd_with("frame"), before, sent = 0, r;
+
+	use_backend(_i);
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_max_queued_fds(cfg, 0, LIMIT), 0);
+	ck_assert_int_eq(pier_config_set_send_timeout(cfg, 0), 0);
+	p = seqpacket_peer(cfg, &remote);
+	pier_config_free(cfg);
+	before = open_fd_count();
+	while ((r = send_with_fds(p, memfd)) == 0)
+		sent++;
+	ck_assert_msg(r == -EAGAIN, "%s", pier_strerror(r));
+	ck_assert_int_eq(sent, LIMIT / FDS_PER_FRAME);
+	ck_assert_int_le(open_fd_count(), before + LIMIT);
+
+	for (int i = 0; i < sent; i++)
+		ck_assert_int_eq(read_packet_fds(remote), FDS_PER_FRAME);
+	ck_assert_int_eq(send_with_fds(p, memfd), 0);
+	ck_assert_int_eq(read_packet_fds(remote), FDS_PER_FRAME);
+	pier_peer_free(p);
+	close(remote);
+	close(memfd);
+}
+END_TEST
+
+struct slow_reader {
+	int fd;
+	int frames;
+};
+
+static void *read_slowly(void *arg)
+{
+	struct slow_reader *sr = arg;
+
+	for (int i = 0; i < sr->frames; i++) {
+		struct timespec pause = { 0, 200000 };
+
+		nanosleep(&pause, NULL); /* slower than the sender, on purpose */
+		if (read_packet_fds(sr->fd) != FDS_PER_FRAME)
+			break;
+	}
+	return NULL;
+}
+
+/* A sender that may wait is held back by the fd limit until a slow remote
+ * reads, and every send succeeds; the process's fds stay within the
+ * limit meanwhile. */
+START_TEST(sender_waits_for_fds_to_be_read)
+{
+	enum { LIMIT = 8 * FDS_PER_FRAME, FRAMES = 200 };
+	struct slow_reader sr = { .frames = FRAMES };
+	pier_config *cfg;
+	pier_peer *p;
+	struct conn *c;
+	pthread_t t;
+	int memfd = memfd_with("frame");
+	unsigned int most = 0;
+
+	use_backend(_i);
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_max_queued_fds(cfg, 0, LIMIT), 0);
+	ck_assert_int_eq(pier_config_set_send_timeout(cfg, WAIT), 0);
+	p = seqpacket_peer(cfg, &sr.fd);
+	pier_config_free(cfg);
+	c = conn_of_peer(p);
+	ck_assert_int_eq(pthread_create(&t, NULL, read_slowly, &sr), 0);
+	for (int i = 0; i < FRAMES; i++) {
+		unsigned int counted;
+
+		ck_assert_int_eq(send_with_fds(p, memfd), 0);
+		pthread_mutex_lock(&c->out_mu);
+		counted = c->out_fds + c->fds_in_flight;
+		pthread_mutex_unlock(&c->out_mu);
+		most = counted > most ? counted : most;
+	}
+	pthread_join(t, NULL);
+	ck_assert_uint_le(most, LIMIT);
+	pier_peer_free(p);
+	close(sr.fd);
+	close(memfd);
+}
+END_TEST
+
+/* With no limit set, the send limit is a quarter of the fd limit. */
+START_TEST(fd_limit_follows_rlimit_nofile)
+{
+	struct rlimit saved, low;
+	pier_config *cfg;
+	pier_peer *p;
+	int remote, memfd = memfd_with("frame"), sent = 0, r;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	low = saved;
+	low.rlim_cur = 512;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_send_timeout(cfg, 0), 0);
+	p = seqpacket_peer(cfg, &remote);
+	pier_config_free(cfg);
+	while ((r = send_with_fds(p, memfd)) == 0 && sent < 1000)
+		sent++;
+	ck_assert_msg(r == -EAGAIN, "%s", pier_strerror(r));
+	ck_assert_int_eq(sent * FDS_PER_FRAME, 512 / 4);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	pier_peer_free(p);
+	close(remote);
+	close(memfd);
+}
+END_TEST
+
+/* Queueing a message dups its fds: when the process has no fd to spare,
+ * the send fails with -EMFILE (not -ENOMEM), and the connection goes on. */
+START_TEST(no_fd_to_queue_is_emfile)
+{
+	struct rlimit saved, low;
+	pier_peer *p;
+	int remote, memfd = memfd_with("frame"), lowest_free, r;
+	size_t junk;
+
+	p = seqpacket_peer(NULL, &remote);
+	/* The socket is full: the next message must be queued. */
+	junk = 0;
+	while (send(conn_of_peer(p)->fd, "junk", 4, MSG_DONTWAIT) == 4)
+		junk++;
+	/* No fd number is free below the limit. */
+	lowest_free = fcntl(0, F_DUPFD_CLOEXEC, 3);
+	ck_assert_int_ge(lowest_free, 3);
+	close(lowest_free);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	low = saved;
+	low.rlim_cur = (rlim_t)lowest_free;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	r = send_with_fds(p, memfd);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	ck_assert_msg(r == -EMFILE, "%s", pier_strerror(r));
+
+	/* Nothing was sent or lost: the remote reads the junk, then the
+	 * next message arrives whole. */
+	for (size_t i = 0; i < junk; i++)
+		ck_assert_int_eq(read_packet_fds(remote), 0);
+	ck_assert_int_eq(send_with_fds(p, memfd), 0);
+	ck_assert_int_eq(read_packet_fds(remote), FDS_PER_FRAME);
+	pier_peer_free(p);
+	close(remote);
+	close(memfd);
+}
+END_TEST
+
+/* Drops CAP_SYS_ADMIN and CAP_SYS_RESOURCE from this process, which exempt
+ * root from the kernel's limit on fds in flight. */
+static void drop_fd_caps(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	ck_assert_int_eq(syscall(SYS_capget, &h, d), 0);
+	for (int i = 0; i < 2; i++) {
+		uint32_t drop = 0;
+
+		if (CAP_SYS_ADMIN / 32 == i)
+			drop |= 1u << (CAP_SYS_ADMIN % 32);
+		if (CAP_SYS_RESOURCE / 32 == i)
+			drop |= 1u << (CAP_SYS_RESOURCE % 32);
+		d[i].effective &= ~drop;
+		d[i].permitted &= ~drop;
+	}
+	ck_assert_int_eq(syscall(SYS_capset, &h, d), 0);
+}
+
+/* Sends packets with fds on fd until the kernel refuses more fds in
+ * flight for this user; returns how many went. */
+static int fill_fds_in_flight(int fd, int memfd)
+{
+	int fds[FDS_PER_FRAME], n = 0;
+
+	for (int i = 0; i < FDS_PER_FRAME; i++)
+		fds[i] = memfd;
+	for (;;) {
+		char cbuf[CMSG_SPACE(sizeof(fds))] = { 0 };
+		char byte = 1;
+		struct iovec iov = { &byte, 1 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(fds));
+		memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+		if (sendmsg(fd, &mh, MSG_DONTWAIT) != 1)
+			break;
+		n++;
+	}
+	ck_assert_msg(errno == ETOOMANYREFS, "filling fds in flight: %s", strerror(errno));
+	return n;
+}
+
+/* The kernel refuses fds in flight for this user past RLIMIT_NOFILE
+ * (ETOOMANYREFS), here because of another socket: a send is not refused
+ * and the connection does not end; the message waits and goes once the
+ * other socket's fds are read. */
+START_TEST(kernel_fd_refusal_is_a_wait)
+{
+	struct rlimit saved, low;
+	pier_config *cfg;
+	pier_peer *p;
+	int remote, other[2], memfd = memfd_with("frame"), filled;
+
+	use_backend(_i);
+	drop_fd_caps();
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	low = saved;
+	low.rlim_cur = 64;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, other), 0);
+	filled = fill_fds_in_flight(other[0], memfd);
+
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_send_timeout(cfg, 0), 0);
+	p = seqpacket_peer(cfg, &remote);
+	pier_config_free(cfg);
+	ck_assert_int_eq(send_with_fds(p, memfd), 0);
+	for (int i = 0; i < filled; i++)
+		ck_assert_int_eq(read_packet_fds(other[1]), FDS_PER_FRAME);
+	ck_assert_int_eq(read_packet_fds(remote), FDS_PER_FRAME);
+	ck_assert_int_eq(send_with_fds(p, memfd), 0);
+	ck_assert_int_eq(read_packet_fds(remote), FDS_PER_FRAME);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	pier_peer_free(p);
+	close(remote);
+	close(other[0]);
+	close(other[1]);
+	close(memfd);
+}
+END_TEST
+
+/* Reading ahead stops at the receive fd limit: a remote that sends fds
+ * faster than the application takes them fills this process's fd table
+ * only up to the limit. */
+START_TEST(reading_ahead_stops_at_the_fd_limit)
+{
+	enum { LIMIT = 4 * FDS_PER_FRAME, FRAMES = 40 };
+	pier_config *cfg;
+	pier_peer *p;
+	struct conn *c;
+	int remote, memfd = memfd_with("frame"), before, fds[FDS_PER_FRAME];
+	int64_t deadline = now_ms() + WAIT;
+	bool paused = false;
+
+	use_backend(_i);
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_max_queued_fds(cfg, LIMIT, 0), 0);
+	p = seqpacket_peer(cfg, &remote);
+	pier_config_free(cfg);
+	c = conn_of_peer(p);
+	ck_assert_int_ge(pier_peer_fd(p), 0); /* the loop reads ahead */
+	before = open_fd_count();
+	for (int i = 0; i < FDS_PER_FRAME; i++)
+		fds[i] = memfd;
+	for (int i = 0; i < FRAMES; i++) {
+		unsigned char pkt[WIRE_HEADER_SIZE];
+		struct pier_header h = { .type = PIER_MSG_STREAM, .service_id = 1 };
+		char cbuf[CMSG_SPACE(sizeof(fds))] = { 0 };
+		struct iovec iov = { pkt, sizeof(pkt) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+		wire_header_encode(pkt, &h, PIER_BYTE_ORDER_LITTLE);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(fds));
+		memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+		ck_assert_int_eq(sendmsg(remote, &mh, MSG_DONTWAIT), (ssize_t)sizeof(pkt));
+	}
+	while (!paused) {
+		ck_assert_msg(now_ms() < deadline, "reading never paused");
+		sched_yield();
+		pthread_mutex_lock(&c->mu);
+		paused = c->read_paused;
+		pthread_mutex_unlock(&c->mu);
+	}
+	ck_assert_int_le(open_fd_count() - before, LIMIT + FDS_PER_FRAME);
+	/* Taking messages lets reading go on: all of them arrive. */
+	for (int i = 0; i < FRAMES; i++) {
+		pier_received_request *rr;
+		pier_msg *m;
+
+		ck_assert_int_eq(pier_peer_recv(p, &m, &rr, WAIT), 0);
+		ck_assert_uint_eq(pier_msg_fd_count(m), FDS_PER_FRAME);
+		pier_msg_free(m);
+	}
+	pier_peer_free(p);
+	close(remote);
+	close(memfd);
+}
+END_TEST
+
+/* --- memory --------------------------------------------------------------- */
+
+static long rss_kib(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%ld %ld", &pages, &rss), 2);
+	fclose(f);
+	return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Tiny messages to a remote that reads nothing: every queued packet is an
+ * allocation of its own, and the send limit counts what they really take,
+ * not only their bytes on the wire (which undercounted them five times). */
+START_TEST(tiny_packets_count_their_memory)
+{
+	enum { LIMIT = 4 << 20 };
+	pier_config *cfg;
+	pier_peer *p;
+	long before;
+	int remote, r, sent = 0;
+
+	if (!plain_memory())
+		return;
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_max_queued(cfg, LIMIT, LIMIT), 0);
+	ck_assert_int_eq(pier_config_set_send_timeout(cfg, 0), 0);
+	p = seqpacket_peer(cfg, &remote);
+	pier_config_free(cfg);
+	before = rss_kib();
+	while ((r = pier_writer_send_stream(pier_peer_get_writer(p), 1, "0123456789abcdef", 16,
+					    NULL, 0)) == 0)
+		sent++;
+	ck_assert_msg(r == -EAGAIN, "%s", pier_strerror(r));
+	ck_assert_int_gt(sent, 1000);
+	ck_assert_msg(rss_kib() - before < 2 * (LIMIT / 1024),
+		      "%d packets queued take %ld KiB for a limit of %d KiB", sent,
+		      rss_kib() - before, LIMIT / 1024);
+	pier_peer_free(p);
+	close(remote);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sendq");
 	TCase *tc = th_tcase("sendq", 30);
 
 	tcase_add_loop_test(tc, write_in_flight_outlives_failing_read, 0, 2);
+	tcase_add_loop_test(tc, fds_in_flight_and_queued_are_bounded, 0, 2);
+	tcase_add_loop_test(tc, sender_waits_for_fds_to_be_read, 0, 2);
+	tcase_add_test(tc, fd_limit_follows_rlimit_nofile);
+	tcase_add_test(tc, no_fd_to_queue_is_emfile);
+	tcase_add_loop_test(tc, kernel_fd_refusal_is_a_wait, 0, 2);
+	tcase_add_loop_test(tc, reading_ahead_stops_at_the_fd_limit, 0, 2);
+	tcase_add_test(tc, tiny_packets_count_their_memory);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }
