@@ -10,6 +10,7 @@
  * Usage: bench [--quick] [--only SUBSTRING]
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -902,6 +903,148 @@ static void bench_fds(void)
 	}
 }
 
+/* --- fds to a slow reader ------------------------------------------------- */
+
+/* A camera process sends frames with four memfds each to a vision process
+ * that takes ten times as long per frame as the camera needs to send one,
+ * for 30 seconds: every send must succeed (waiting for the reader); the
+ * fds either side holds stay within a connection's fd limit (the sender's
+ * counted from before it sent, the reader's from before it read), and the
+ * sender's memory does not grow after the first second. */
+enum { SLOW_FDS = 4, SLOW_READER_US = 100 };
+
+static long rss_kib(void);
+static int filled_memfd(size_t size);
+
+/* The documented default fd limit of a connection, each way. */
+static int default_fd_limit(void)
+{
+	struct rlimit rl;
+	rlim_t n = 4 * 65536;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		n = rl.rlim_cur;
+	n /= 4;
+	return n < 64 ? 64 : n > 65536 ? 65536 : (int)n;
+}
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+struct slow_arg {
+	double seconds;
+	int report; /* the reader writes its largest fd count here */
+};
+
+/* The reader: takes each frame, closes its fds, and works on it; reports
+ * the most fds it held and the time its work took per frame. */
+static void slow_fd_reader(int fd, void *arg)
+{
+	struct slow_arg *a = arg;
+	pier_received_request *req;
+	pier_peer *peer;
+	pier_msg *m;
+	double report[2] = { 0, 0 }, working = 0;
+	long frames = 0;
+	int start = open_fds();
+
+	if (pier_peer_adopt(&peer, fd, NULL) < 0)
+		_exit(1);
+	while (pier_peer_recv(peer, &m, &req, -1) == 0) {
+		struct timespec work = { 0, SLOW_READER_US * 1000 };
+		double t0;
+
+		if (pier_msg_fd_count(m) != SLOW_FDS)
+			_exit(1);
+		if (frames % 16 == 0) { /* listing the fds costs as much as a frame */
+			int n = open_fds() - start;
+
+			report[0] = n > report[0] ? n : report[0];
+		}
+		pier_msg_free(m); /* closes the fds */
+		t0 = now_s();
+		nanosleep(&work, NULL); /* the vision work */
+		working += now_s() - t0;
+		frames++;
+	}
+	pier_peer_free(peer);
+	report[1] = frames ? working / (double)frames : 0;
+	if (write(a->report, report, sizeof(report)) != sizeof(report))
+		_exit(1);
+}
+
+static void bench_slow_fd_reader(void)
+{
+	struct slow_arg a = { quick ? 2 : 30, -1 };
+	int sv[2], report[2], memfds[SLOW_FDS], r;
+	double reader[2];
+	long frames = 0, failures = 0, rss0 = 0, rss_most = 0;
+	int fds0 = 0, fds_most = 0;
+	double t0, next_sample, per_frame;
+	pier_peer *peer;
+	pid_t pid;
+
+	if (!selected("slow-fd-reader"))
+		return;
+	for (int i = 0; i < SLOW_FDS; i++)
+		memfds[i] = filled_memfd(4096);
+	if (pipe2(report, O_CLOEXEC) < 0)
+		die("pipe", -errno);
+	a.report = report[1];
+	make_pair(K_SEQPACKET, sv);
+	pid = spawn(slow_fd_reader, sv[1], sv[0], &a);
+	close(report[1]);
+	if ((r = pier_peer_adopt(&peer, sv[0], NULL)) < 0)
+		die("adopt", r);
+	fds0 = open_fds();
+	t0 = now_s();
+	next_sample = t0 + 1; /* after a second of filling the queues */
+	while (now_s() - t0 < a.seconds) {
+		r = pier_writer_send_stream(pier_peer_get_writer(peer), 1, "frame", 5, memfds,
+					    SLOW_FDS);
+		frames += r == 0;
+		failures += r != 0;
+		if (now_s() >= next_sample) {
+			long rss = rss_kib();
+			int fds = open_fds();
+
+			if (!rss0)
+				rss0 = rss;
+			rss_most = rss - rss0 > rss_most ? rss - rss0 : rss_most;
+			fds_most = fds - fds0 > fds_most ? fds - fds0 : fds_most;
+			next_sample += 0.25;
+		}
+	}
+	per_frame = (now_s() - t0) / (double)(frames ? frames : 1);
+	pier_peer_free(peer);
+	if (read(report[0], reader, sizeof(reader)) != sizeof(reader))
+		die("reader report", -EIO);
+	close(report[0]);
+	reap(pid);
+	for (int i = 0; i < SLOW_FDS; i++)
+		close(memfds[i]);
+	/* The reader sets the pace: each frame costs it its work and a
+	 * little more; a sender that held it up would show here. */
+	result("slow-fd-reader-frame-interval", per_frame * 1e6, "us", reader[1] * 1e6, LOWER,
+	       1.2);
+	result("slow-fd-reader-failed-sends", (double)failures, "sends", 0, ABSOLUTE_MAX, 0);
+	result("slow-fd-reader-sender-fds", fds_most, "fds", 0, ABSOLUTE_MAX,
+	       default_fd_limit());
+	result("slow-fd-reader-sender-rss-growth", (double)rss_most, "KiB", 0, ABSOLUTE_MAX, 512);
+	result("slow-fd-reader-reader-fds", reader[0], "fds", 0, ABSOLUTE_MAX,
+	       default_fd_limit() + SLOW_FDS);
+}
+
 /* --- large data: memfd hand-off and copied bodies ----------------------- */
 
 /* Maps the memfd and touches every page, as an image consumer would. */
@@ -1596,6 +1739,7 @@ int main(int argc, char **argv)
 	bench_flow();
 	bench_req_rep();
 	bench_fds();
+	bench_slow_fd_reader();
 	bench_images();
 	bench_mib_bodies();
 	bench_tls();

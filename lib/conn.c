@@ -43,7 +43,7 @@
  * for them looks again after this long, doubling up to the cap; so does
  * the loop after the kernel refused a packet's fds (ETOOMANYREFS). */
 #define FD_POLL_MIN_MS 1u
-#define FD_POLL_MAX_MS 16u
+#define FD_POLL_MAX_MS 1u
 
 static void conn_task(struct loop_task *task, unsigned int ev);
 static void read_done(struct loop_op *op, int res);
