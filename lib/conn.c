@@ -40,10 +40,12 @@
 /* What malloc keeps beside each block, counted with the queue's memory. */
 #define ALLOC_OVERHEAD (2 * sizeof(size_t))
 /* Nothing says when the remote reads the fds in flight: a sender waiting
- * for them looks again after this long, doubling up to the cap; so does
- * the loop after the kernel refused a packet's fds (ETOOMANYREFS). */
-#define FD_POLL_MIN_MS 1u
-#define FD_POLL_MAX_MS 1u
+ * for them looks again this often (longer, and the remote may go idle
+ * meanwhile). */
+#define FD_POLL_MS 1
+/* After the kernel refused a packet's fds (ETOOMANYREFS), the loop sends
+ * it again after 1 ms, doubling up to this. */
+#define FD_RETRY_MAX_MS 16u
 
 static void conn_task(struct loop_task *task, unsigned int ev);
 static void read_done(struct loop_op *op, int res);
@@ -918,9 +920,9 @@ static void fds_refresh_locked(struct conn *c)
 /* Loop thread: writes again a while after the kernel refused fds. */
 static void fd_retry_arm(struct conn *c)
 {
-	c->fd_retry_ms = c->fd_retry_ms ? c->fd_retry_ms * 2 : FD_POLL_MIN_MS;
-	if (c->fd_retry_ms > FD_POLL_MAX_MS)
-		c->fd_retry_ms = FD_POLL_MAX_MS;
+	c->fd_retry_ms = c->fd_retry_ms ? c->fd_retry_ms * 2 : 1;
+	if (c->fd_retry_ms > FD_RETRY_MAX_MS)
+		c->fd_retry_ms = FD_RETRY_MAX_MS;
 	loop_timer_arm(c->loop, &c->fd_retry,
 		       loop_now_ns() + (int64_t)c->fd_retry_ms * 1000000);
 }
@@ -1154,7 +1156,6 @@ static bool over_limits_locked(struct conn *c, size_t total, size_t nfds)
 static int wait_for_room(struct conn *c, size_t total, size_t nfds, bool control)
 {
 	int timeout = c->cfg.send_timeout_ms;
-	unsigned int poll_ms = FD_POLL_MIN_MS;
 	struct timespec deadline;
 
 	if (control)
@@ -1170,12 +1171,11 @@ static int wait_for_room(struct conn *c, size_t total, size_t nfds, bool control
 		if (timeout > 0 && ms_until(&deadline) == 0)
 			return -ETIMEDOUT;
 		if (polling) {
-			struct timespec until = deadline_after((int)poll_ms);
+			struct timespec until = deadline_after(FD_POLL_MS);
 
-			if (timeout > 0 && ms_until(&deadline) < (int)poll_ms)
+			if (timeout > 0 && ms_until(&deadline) < FD_POLL_MS)
 				until = deadline;
 			r = pthread_cond_timedwait(&c->out_cond, &c->out_mu, &until);
-			poll_ms = poll_ms * 2 > FD_POLL_MAX_MS ? FD_POLL_MAX_MS : poll_ms * 2;
 		} else {
 			r = timeout < 0 ? pthread_cond_wait(&c->out_cond, &c->out_mu)
 					: pthread_cond_timedwait(&c->out_cond, &c->out_mu,
