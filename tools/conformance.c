@@ -751,25 +751,28 @@ static void on_stop(int sig)
 	stop_serving = 1;
 }
 
-static const char serve_usage[] =
+static const struct tool_cmd serve_cmd = {
+	"pier serve-conformance", "ADDRESS",
 	"Usage: pier serve-conformance [OPTIONS] ADDRESS\n"
-	"Serve the conformance services on ADDRESS until interrupted.\n";
+	"Serve the conformance services on ADDRESS until interrupted.\n"
+	"  -t, --timeout MS       wait at most MS milliseconds for a client to answer\n"
+	"                         ask-back's ping, or to read what is sent to it (then\n"
+	"                         its connection ends); default 5000, -1: for ever\n",
+	CMD_LISTENER,
+};
 
 int cmd_serve_conformance(int argc, char **argv, const struct tool_opts *opts)
 {
 	struct tool_opts o = *opts;
 	struct sigaction sa = { .sa_handler = on_stop };
-	int first = tool_parse_args(argc, argv, serve_usage, &o);
+	int first = tool_parse_args(argc, argv, &serve_cmd, &o);
 	struct server s;
 	pier_listener *l;
 	pier_config *cfg;
 	char bound[256];
 	int r;
 
-	if (argc - first != 1) {
-		fputs(serve_usage, stderr);
-		return EXIT_USAGE;
-	}
+	tool_check_args(argc, argv, first, 1, &serve_cmd);
 	timeout_ms = o.timeout_ms;
 	cfg = tool_config(&o);
 	/* A client that does not read holds a worker this long at most. */
@@ -778,7 +781,7 @@ int cmd_serve_conformance(int argc, char **argv, const struct tool_opts *opts)
 		r = pier_listener_new(&l, argv[first], cfg);
 	pier_config_free(cfg);
 	if (r < 0)
-		return tool_fail(argv[first], r);
+		return tool_fail_listen(argv[first], r);
 	r = server_start(&s);
 	if (r < 0) {
 		pier_listener_free(l);
@@ -1205,23 +1208,25 @@ static const struct {
 	{ "no-unexpected-messages", sc_no_unexpected },
 };
 
-static const char test_usage[] =
+static const struct tool_cmd test_cmd = {
+	"pier test-conformance", "ADDRESS",
 	"Usage: pier test-conformance [OPTIONS] ADDRESS\n"
 	"Check the peer at ADDRESS against the conformance services: prints PASS or\n"
-	"FAIL for each scenario, then a count; exits 0 only if all passed.\n";
+	"FAIL for each scenario, then a count; exits 0 only if all passed.\n"
+	"  -t, --timeout MS       wait at most MS milliseconds to connect, and for each\n"
+	"                         answer (default 5000; -1: for ever)\n",
+	0,
+};
 
 int cmd_test_conformance(int argc, char **argv, const struct tool_opts *opts)
 {
 	struct tool_opts o = *opts;
-	int first = tool_parse_args(argc, argv, test_usage, &o);
+	int first = tool_parse_args(argc, argv, &test_cmd, &o);
 	struct incoming in = { 0 };
 	pier_config *cfg;
 	int r, passed = 0, failed = 0;
 
-	if (argc - first != 1) {
-		fputs(test_usage, stderr);
-		return EXIT_USAGE;
-	}
+	tool_check_args(argc, argv, first, 1, &test_cmd);
 	timeout_ms = o.timeout_ms;
 	cfg = tool_config(&o);
 	r = pier_peer_connect(&in.peer, argv[first], cfg);
