@@ -692,7 +692,7 @@ static int serve_turn(struct server *s, pier_listener *l)
 			else if (pfd[2 + nc + i].revents)
 				step_sum(s, i);
 		for (size_t i = nc; i-- > 0;)
-			if (pfd[2 + i].revents || (paused && pfd[2 + i].fd < 0))
+			if (pfd[2 + i].revents)
 				read_conn(s, i);
 		if (pfd[0].revents)
 			take_handed_back(s);
