@@ -84,10 +84,14 @@ static int run_server(const char *address)
 {
 	pier_listener *l;
 	pier_peer *peer;
+	char bound[256];
 	int r = pier_listener_new(&l, address, NULL);
 
 	if (r < 0)
 		return fail(address, r);
+	/* The address as bound: the port a tcp://HOST:0 address got. */
+	pier_listener_address(l, bound, sizeof(bound));
+	printf("server: listening on %s\n", bound);
 	while ((r = pier_listener_accept(l, &peer, -1)) == 0) {
 		serve(peer);
 		pier_peer_free(peer);
@@ -202,6 +206,9 @@ int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
 
+	/* Line by line even into a pipe or a log, and nothing buffered twice
+	 * across fork(). */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(mode, "server") == 0 && argc == 3)
 		return run_server(argv[2]);
 	if (strcmp(mode, "client") == 0 && argc == 4)

@@ -119,11 +119,14 @@ static int run_vision(const char *address)
 	pier_peer *peer;
 	int32_t pid;
 	uint32_t uid;
+	char bound[256];
 	int r = pier_listener_new(&l, address, NULL);
 
 	if (r < 0)
 		return fail(address, r);
-	printf("vision: waiting for cameras on %s\n", address);
+	/* The address as bound: the port a tcp://HOST:0 address got. */
+	pier_listener_address(l, bound, sizeof(bound));
+	printf("vision: waiting for cameras on %s\n", bound);
 	while ((r = pier_listener_accept(l, &peer, -1)) == 0) {
 		if (pier_peer_credentials(peer, &pid, &uid, NULL) == 0)
 			printf("vision: camera connected (pid %d, uid %u)\n", pid, uid);
@@ -320,6 +323,9 @@ int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
 
+	/* Line by line even into a pipe or a log, and nothing buffered twice
+	 * across fork(). */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(mode, "vision") == 0 && argc == 3)
 		return run_vision(argv[2]);
 	if (strcmp(mode, "camera") == 0 && (argc == 3 || argc == 4))

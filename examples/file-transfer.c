@@ -132,6 +132,7 @@ static int run_server(const char *address, const char *dir)
 {
 	pier_listener *l;
 	pier_peer *peer;
+	char bound[256];
 	int r, dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (dirfd < 0)
@@ -139,7 +140,9 @@ static int run_server(const char *address, const char *dir)
 	r = pier_listener_new(&l, address, NULL);
 	if (r < 0)
 		return fail(address, r);
-	printf("server: storing uploads in %s\n", dir);
+	/* The address as bound: the port a tcp://HOST:0 address got. */
+	pier_listener_address(l, bound, sizeof(bound));
+	printf("server: listening on %s, storing uploads in %s\n", bound, dir);
 	while ((r = pier_listener_accept(l, &peer, -1)) == 0) {
 		serve(peer, dirfd);
 		pier_peer_free(peer);
@@ -308,6 +311,9 @@ int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
 
+	/* Line by line even into a pipe or a log, and nothing buffered twice
+	 * across fork(). */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(mode, "server") == 0 && argc == 4)
 		return run_server(argv[2], argv[3]);
 	if (strcmp(mode, "send") == 0 && argc == 4)

@@ -66,12 +66,15 @@ static int run_server(const char *address, int clients, int ready_fd)
 {
 	pthread_t *threads = calloc(clients > 0 ? (size_t)clients : 1, sizeof(*threads));
 	pier_listener *l;
+	char bound[256];
 	int r, accepted = 0;
 
 	r = pier_listener_new(&l, address, NULL);
 	if (r < 0)
 		return fail(address, r);
-	printf("server: listening on %s\n", address);
+	/* The address as bound: the port a tcp://HOST:0 address got. */
+	pier_listener_address(l, bound, sizeof(bound));
+	printf("server: listening on %s\n", bound);
 	fflush(stdout);
 	if (ready_fd >= 0 && (write(ready_fd, "", 1) != 1 || close(ready_fd) < 0))
 		return fail("ready", -errno);
@@ -197,6 +200,9 @@ int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
 
+	/* Line by line even into a pipe or a log, and nothing buffered twice
+	 * across fork(). */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(mode, "server") == 0 && argc == 3)
 		return run_server(argv[2], 0, -1);
 	if (strcmp(mode, "client") == 0 && argc == 4)

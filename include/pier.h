@@ -108,14 +108,23 @@ enum pier_error {
 	PIER_ECERTNAME,
 	/* The remote's certificate has expired or is not valid yet. */
 	PIER_ECERTEXPIRED,
-	/* A certificate or key is invalid: a file that does not parse, a key
-	 * that does not match, a verification failure of another kind. */
+	/* The remote's certificate failed verification for another reason
+	 * than those above (or the system's CA store could not be loaded). */
 	PIER_ECERTINVALID,
 	/* The remote requires a certificate from this side, and none was
 	 * configured. */
 	PIER_ECERTREQUIRED,
 	/* The remote refused this side's certificate. */
 	PIER_ECERTREFUSED,
+	/* A CA or certificate file holds no PEM certificate. */
+	PIER_ECERTFILE,
+	/* A key file holds no PEM private key (or only an encrypted one). */
+	PIER_EKEYFILE,
+	/* The private key is not the one of the certificate. */
+	PIER_EKEYMISMATCH,
+	/* A TLS listener has no certificate and key to show
+	 * (pier_config_set_tls_cert()). */
+	PIER_ENOCERT,
 	PIER_ERROR_END_ /* one past the last code; not an error itself */
 };
 

@@ -214,6 +214,9 @@ PIER_EXPORT int pier_config_set_tls_ca(pier_config *cfg, const char *file, const
 
 	if (!cfg || (file && !*file) || (dir && !*dir))
 		return -EINVAL;
+	/* Read now, to say which file is wrong; again on each use. */
+	if ((r = tls_check_ca(file, dir)) < 0 && r != -PIER_ETLSUNAVAILABLE)
+		return r;
 	if (!(s = tls_settings_edit(cfg, &r)))
 		return r;
 	return set_strings((char **[]){ &s->ca_file, &s->ca_dir },
@@ -228,6 +231,8 @@ PIER_EXPORT int pier_config_set_tls_cert(pier_config *cfg, const char *cert_file
 
 	if (!cfg || !cert_file != !key_file || (cert_file && (!*cert_file || !*key_file)))
 		return -EINVAL;
+	if ((r = tls_check_cert(cert_file, key_file)) < 0 && r != -PIER_ETLSUNAVAILABLE)
+		return r;
 	if (!(s = tls_settings_edit(cfg, &r)))
 		return r;
 	return set_strings((char **[]){ &s->cert_file, &s->key_file },

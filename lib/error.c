@@ -41,10 +41,18 @@ static const char *const pier_messages[] = {
 		"Certificate does not match the host name or address",
 	[PIER_ECERTEXPIRED - PIER_ESHORTFRAME] =
 		"Certificate expired or not yet valid",
-	[PIER_ECERTINVALID - PIER_ESHORTFRAME] = "Invalid certificate or key",
+	[PIER_ECERTINVALID - PIER_ESHORTFRAME] = "Certificate failed verification",
 	[PIER_ECERTREQUIRED - PIER_ESHORTFRAME] =
 		"The remote requires a certificate and none was sent",
 	[PIER_ECERTREFUSED - PIER_ESHORTFRAME] = "The remote refused the certificate sent",
+	[PIER_ECERTFILE - PIER_ESHORTFRAME] =
+		"The file holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+	[PIER_EKEYFILE - PIER_ESHORTFRAME] =
+		"The file holds no unencrypted PEM private key",
+	[PIER_EKEYMISMATCH - PIER_ESHORTFRAME] =
+		"The private key does not belong to the certificate",
+	[PIER_ENOCERT - PIER_ESHORTFRAME] =
+		"A TLS listener needs a certificate and key (pier_config_set_tls_cert)",
 };
 
 _Static_assert(PIER_ARRAY_SIZE(pier_messages) == PIER_ERROR_END_ - PIER_ESHORTFRAME,

@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -34,31 +36,84 @@ struct tls {
 
 /* --- contexts ------------------------------------------------------------ */
 
-/* Why loading a file failed: errno when it could not be read. */
-static int load_error(const char *path)
+/* Why a file could not be used: errno when it cannot be read, or what is
+ * wrong with its content. */
+static int file_error(const char *path, int what)
 {
+	struct stat st;
+
 	ERR_clear_error();
-	if (path && access(path, R_OK) < 0)
+	if (stat(path, &st) < 0 || access(path, R_OK) < 0)
 		return -errno;
-	return -PIER_ECERTINVALID;
+	return S_ISDIR(st.st_mode) ? -EISDIR : what;
+}
+
+/* An encrypted key fails to load instead of OpenSSL asking for its
+ * passphrase on the terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	return -1;
+}
+
+static int load_ca(SSL_CTX *ctx, const char *file, const char *dir)
+{
+	struct stat st;
+
+	if (!file && !dir) {
+		if (SSL_CTX_set_default_verify_paths(ctx))
+			return 0;
+		ERR_clear_error();
+		return -PIER_ECERTINVALID;
+	}
+	/* OpenSSL looks into a directory only when it verifies. */
+	if (dir && stat(dir, &st) < 0)
+		return -errno;
+	if (dir && !S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (dir && access(dir, R_OK | X_OK) < 0)
+		return -errno;
+	if (!SSL_CTX_load_verify_locations(ctx, file, dir))
+		return file_error(file ? file : dir, -PIER_ECERTFILE);
+	return 0;
+}
+
+static int load_cert(SSL_CTX *ctx, const char *cert, const char *key)
+{
+	EVP_PKEY *pkey = NULL;
+	BIO *b;
+	int ok;
+
+	if (!SSL_CTX_use_certificate_chain_file(ctx, cert))
+		return file_error(cert, -PIER_ECERTFILE);
+	b = BIO_new_file(key, "r");
+	if (b)
+		pkey = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+	BIO_free(b);
+	if (!pkey)
+		return file_error(key, -PIER_EKEYFILE);
+	ok = SSL_CTX_use_PrivateKey(ctx, pkey) && SSL_CTX_check_private_key(ctx);
+	EVP_PKEY_free(pkey);
+	if (!ok) {
+		ERR_clear_error();
+		return -PIER_EKEYMISMATCH;
+	}
+	return 0;
 }
 
 static int load_files(SSL_CTX *ctx, const struct tls_settings *s, bool server)
 {
-	bool own_ca = s && (s->ca_file || s->ca_dir);
+	int r;
 
-	if (own_ca ? !SSL_CTX_load_verify_locations(ctx, s->ca_file, s->ca_dir)
-		   : !SSL_CTX_set_default_verify_paths(ctx))
-		return load_error(own_ca ? (s->ca_file ? s->ca_file : s->ca_dir) : NULL);
+	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+	r = load_ca(ctx, s ? s->ca_file : NULL, s ? s->ca_dir : NULL);
+	if (r < 0)
+		return r;
 	if (s && s->cert_file) {
-		if (!SSL_CTX_use_certificate_chain_file(ctx, s->cert_file))
-			return load_error(s->cert_file);
-		if (!SSL_CTX_use_PrivateKey_file(ctx, s->key_file, SSL_FILETYPE_PEM))
-			return load_error(s->key_file);
-		if (!SSL_CTX_check_private_key(ctx))
-			return load_error(NULL);
+		r = load_cert(ctx, s->cert_file, s->key_file);
+		if (r < 0)
+			return r;
 	} else if (server) {
-		return -ENOKEY;
+		return -PIER_ENOCERT;
 	}
 	if (server && s && s->client_auth != PIER_TLS_CLIENT_CERT_NONE) {
 		int mode = SSL_VERIFY_PEER;
@@ -75,6 +130,34 @@ static int load_files(SSL_CTX *ctx, const struct tls_settings *s, bool server)
 		}
 	}
 	return 0;
+}
+
+/* Loads the files into a context made for the purpose, to tell at once
+ * what is wrong with them: check(ctx, a, b) on a throwaway context. */
+static int check_files(int (*check)(SSL_CTX *, const char *, const char *), const char *a,
+		       const char *b)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+	int r;
+
+	if (!ctx) {
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+	r = check(ctx, a, b);
+	SSL_CTX_free(ctx);
+	return r;
+}
+
+int tls_check_ca(const char *file, const char *dir)
+{
+	return file || dir ? check_files(load_ca, file, dir) : 0;
+}
+
+int tls_check_cert(const char *cert_file, const char *key_file)
+{
+	return cert_file ? check_files(load_cert, cert_file, key_file) : 0;
 }
 
 int tls_ctx_new(struct tls_ctx **out, const struct tls_settings *s, bool server)

@@ -35,10 +35,19 @@ void tls_settings_free(struct tls_settings *s);
 
 #ifdef HAVE_OPENSSL
 
+/* Checks files before the settings take them, so that the setter reports
+ * what is wrong: -errno for a file or directory that cannot be read,
+ * -EISDIR / -ENOTDIR for the wrong kind, -PIER_ECERTFILE for a CA or
+ * certificate file that holds no PEM certificate, -PIER_EKEYFILE for a key
+ * file that holds no unencrypted PEM key, -PIER_EKEYMISMATCH for a key
+ * that is not the certificate's.  NULL files are fine. */
+int tls_check_ca(const char *file, const char *dir);
+int tls_check_cert(const char *cert_file, const char *key_file);
+
 /* A context: settings loaded (CA store, certificate and key).  s may be
- * NULL (the defaults).  Fails with -errno for a file that cannot be read,
- * -PIER_ECERTINVALID for one that does not parse or a key that does not
- * match, -ENOKEY for a server without a certificate. */
+ * NULL (the defaults).  Fails like the checks above (the files may have
+ * changed since), or with -PIER_ENOCERT for a server without a
+ * certificate. */
 int tls_ctx_new(struct tls_ctx **out, const struct tls_settings *s, bool server);
 void tls_ctx_free(struct tls_ctx *ctx);
 /* The client context of s (NULL: the defaults, once per process), built
@@ -76,6 +85,14 @@ char *tls_subject(const struct tls *t);
 
 struct tls;
 
+static inline int tls_check_ca(const char *file, const char *dir)
+{
+	return -PIER_ETLSUNAVAILABLE;
+}
+static inline int tls_check_cert(const char *cert_file, const char *key_file)
+{
+	return -PIER_ETLSUNAVAILABLE;
+}
 static inline int tls_client_ctx(struct tls_ctx **out, struct tls_settings *s)
 {
 	return -PIER_ETLSUNAVAILABLE;

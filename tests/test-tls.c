@@ -30,6 +30,7 @@
 #include "pki.h"
 
 #ifdef HAVE_OPENSSL
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #endif
 
@@ -144,33 +145,135 @@ START_TEST(settings_checked)
 	ck_assert_int_eq(pier_config_set_tls_ca(cfg, NULL, NULL), 0);
 	ck_assert_int_eq(pier_config_set_tls_server_name(cfg, NULL), 0);
 
-	/* A listener needs a certificate, and loads it at once. */
-	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", cfg), -ENOKEY);
-	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", NULL), -ENOKEY);
-	ck_assert_int_eq(pier_config_set_tls_cert(cfg, "/nonexistent/cert.pem", pki->server_key), 0);
-	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", cfg), -ENOENT);
-	/* Not a certificate; a key that does not match. */
-	ck_assert_int_eq(pier_config_set_tls_cert(cfg, pki->server_key, pki->server_key), 0);
-	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", cfg), -PIER_ECERTINVALID);
-	ck_assert_int_eq(pier_config_set_tls_cert(cfg, pki->server, pki->client_key), 0);
-	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", cfg), -PIER_ECERTINVALID);
+	/* A listener needs a certificate. */
+	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", cfg), -PIER_ENOCERT);
+	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", NULL), -PIER_ENOCERT);
 	pier_config_free(cfg);
+}
+END_TEST
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char buf[8192];
+	FILE *f = fopen(from, "r");
+	size_t n;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	write_file(to, buf);
+}
+
+/* The key in key_file, written to path encrypted with a passphrase. */
+static void write_encrypted_key(const char *key_file, const char *path)
+{
+	FILE *f = fopen(key_file, "r");
+	EVP_PKEY *pkey;
+
+	ck_assert_ptr_nonnull(f);
+	pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	ck_assert_ptr_nonnull(pkey);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(PEM_write_PrivateKey(f, pkey, EVP_aes_128_cbc(),
+					      (unsigned char *)"secret", 6, NULL, NULL), 1);
+	fclose(f);
+	EVP_PKEY_free(pkey);
+}
+
+/* Each file is read when it is set, and the setter says what is wrong with
+ * it; a refused setting leaves the previous one in place. */
+START_TEST(file_errors_when_set)
+{
+	const struct pki *pki = pki_get();
+	pier_config *cfg = server_config(pki->server, pki->server_key);
+	char notpem[128], encrypted[128], addr[128];
+
+	snprintf(notpem, sizeof(notpem), "%s/not-pem.txt", pki->dir);
+	write_file(notpem, "not a certificate\n");
+	snprintf(encrypted, sizeof(encrypted), "%s/encrypted.key", pki->dir);
+	write_encrypted_key(pki->server_key, encrypted);
+
+	ck_assert_int_eq(pier_config_set_tls_ca(cfg, "/nonexistent/ca.pem", NULL), -ENOENT);
+	ck_assert_int_eq(pier_config_set_tls_ca(cfg, notpem, NULL), -PIER_ECERTFILE);
+	ck_assert_int_eq(pier_config_set_tls_ca(cfg, pki->server_key, NULL), -PIER_ECERTFILE);
+	ck_assert_int_eq(pier_config_set_tls_ca(cfg, pki->dir, NULL), -EISDIR);
+	ck_assert_int_eq(pier_config_set_tls_ca(cfg, NULL, "/nonexistent"), -ENOENT);
+	ck_assert_int_eq(pier_config_set_tls_ca(cfg, NULL, pki->ca), -ENOTDIR);
+
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, "/nonexistent/c.pem", pki->server_key),
+			 -ENOENT);
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, pki->server, "/nonexistent/k.pem"), -ENOENT);
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, notpem, pki->server_key), -PIER_ECERTFILE);
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, pki->server_key, pki->server_key),
+			 -PIER_ECERTFILE);
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, pki->server, notpem), -PIER_EKEYFILE);
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, pki->server, pki->server), -PIER_EKEYFILE);
+	/* Refused, not a passphrase asked for on the terminal. */
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, pki->server, encrypted), -PIER_EKEYFILE);
+	ck_assert_int_eq(pier_config_set_tls_cert(cfg, pki->server, pki->client_key),
+			 -PIER_EKEYMISMATCH);
+
+	/* The settings are still the good ones. */
+	pier_listener_free(listen_tls(cfg, addr, sizeof(addr)));
+	pier_config_free(cfg);
+}
+END_TEST
+
+/* The files are read again on use: a file changed since it was set is
+ * reported then, with the same codes. */
+START_TEST(file_errors_when_used)
+{
+	const struct pki *pki = pki_get();
+	char cert[128], key[128], ca[128];
+	pier_config *scfg, *ccfg;
+	pier_listener *l;
+	pier_peer *p;
+
+	snprintf(cert, sizeof(cert), "%s/used.pem", pki->dir);
+	snprintf(key, sizeof(key), "%s/used.key", pki->dir);
+	snprintf(ca, sizeof(ca), "%s/used-ca.pem", pki->dir);
+	copy_file(pki->server, cert);
+	copy_file(pki->server_key, key);
+	copy_file(pki->ca, ca);
+	scfg = server_config(cert, key);
+	ccfg = client_config(ca);
+
+	copy_file(pki->client_key, key);
+	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", scfg), -PIER_EKEYMISMATCH);
+	write_file(key, "gone\n");
+	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", scfg), -PIER_EKEYFILE);
+	write_file(cert, "gone\n");
+	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", scfg), -PIER_ECERTFILE);
+	unlink(cert);
+	ck_assert_int_eq(pier_listener_new(&l, "tls://127.0.0.1:0", scfg), -ENOENT);
+
+	/* A client loads its CA on connect, before any connection is made. */
+	unlink(ca);
+	ck_assert_int_eq(pier_peer_connect(&p, "tls://127.0.0.1:1", ccfg), -ENOENT);
+	pier_config_free(scfg);
+	pier_config_free(ccfg);
 }
 END_TEST
 
 START_TEST(client_settings_checked)
 {
 	const struct pki *pki = pki_get();
-	pier_config *cfg = client_config("/nonexistent/ca.pem");
+	pier_config *cfg = client_config(pki->ca);
 	pier_peer *p;
 
-	/* Loaded on connect, before any connection is made. */
-	ck_assert_int_eq(pier_peer_connect(&p, "tls://127.0.0.1:1", cfg), -ENOENT);
-	ck_assert_int_eq(pier_config_set_tls_ca(cfg, pki->ca, NULL), 0);
-	ck_assert_int_eq(pier_config_set_tls_cert(cfg, pki->client, pki->server_key), 0);
-	ck_assert_int_eq(pier_peer_connect(&p, "tls://127.0.0.1:1", cfg), -PIER_ECERTINVALID);
 	/* No name to check the certificate against. */
-	ck_assert_int_eq(pier_config_set_tls_cert(cfg, NULL, NULL), 0);
 	ck_assert_int_eq(pier_peer_connect(&p, "tls://:1", cfg), -EINVAL);
 	pier_config_free(cfg);
 }
@@ -906,6 +1009,8 @@ int main(void)
 #ifdef HAVE_OPENSSL
 	tcase_add_test(tc, settings_checked);
 	tcase_add_test(tc, client_settings_checked);
+	tcase_add_test(tc, file_errors_when_set);
+	tcase_add_test(tc, file_errors_when_used);
 	tcase_add_test(tc, unknown_ca);
 	tcase_add_test(tc, wrong_name);
 	tcase_add_test(tc, expired_certificate);

@@ -22,6 +22,39 @@
 
 /* --- shared helpers ------------------------------------------------------ */
 
+/* What to do about a TLS file the library refused. */
+static const char *tls_file_hint(int err)
+{
+	switch (err) {
+	case -PIER_ECERTFILE:
+		return ": give the certificate in PEM (openssl x509 -inform der -in FILE "
+		       "converts a DER one)";
+	case -PIER_EKEYFILE:
+		return ": give the key in PEM, unencrypted (openssl pkey -in FILE decrypts "
+		       "one)";
+	default:
+		return "";
+	}
+}
+
+/* Says which TLS file is wrong and how, then exits. */
+static void tls_file_fail(const struct tool_opts *o, bool ca, int err)
+{
+	if (err == -PIER_EKEYMISMATCH) {
+		fprintf(stderr, "pier: --key %s, --cert %s: %s: give the key the certificate was "
+				"made for\n", o->key, o->cert, pier_strerror(err));
+	} else {
+		/* A file that cannot be read is the certificate or the key:
+		 * the first that cannot be. */
+		bool key = !ca && (err == -PIER_EKEYFILE ||
+				   (err != -PIER_ECERTFILE && access(o->cert, R_OK) == 0));
+
+		fprintf(stderr, "pier: %s %s: %s%s\n", ca ? "--ca" : key ? "--key" : "--cert",
+			ca ? o->ca : key ? o->key : o->cert, pier_strerror(err), tls_file_hint(err));
+	}
+	exit(EXIT_USAGE);
+}
+
 pier_config *tool_config(const struct tool_opts *o)
 {
 	pier_config *cfg;
@@ -33,10 +66,14 @@ pier_config *tool_config(const struct tool_opts *o)
 		r = pier_config_set_max_body(cfg, o->max_body, o->max_body);
 	if (r == 0 && o->timeout_ms >= 0)
 		r = pier_config_set_connect_timeout(cfg, o->timeout_ms);
-	if (r == 0 && o->ca)
-		r = pier_config_set_tls_ca(cfg, o->ca, NULL);
-	if (r == 0 && (o->cert || o->key))
-		r = pier_config_set_tls_cert(cfg, o->cert, o->key);
+	if (r == 0 && o->ca && (r = pier_config_set_tls_ca(cfg, o->ca, NULL)) < 0 &&
+	    r != -PIER_ETLSUNAVAILABLE)
+		tls_file_fail(o, true, r);
+	if (r == 0 && o->cert && o->key && (r = pier_config_set_tls_cert(cfg, o->cert, o->key)) < 0 &&
+	    r != -PIER_ETLSUNAVAILABLE)
+		tls_file_fail(o, false, r);
+	if (r == 0 && !o->cert != !o->key)
+		r = -EINVAL;
 	if (r == 0 && o->server_name)
 		r = pier_config_set_tls_server_name(cfg, o->server_name);
 	if (r == 0 && o->client_auth != PIER_TLS_CLIENT_CERT_NONE)
@@ -56,6 +93,22 @@ int tool_fail(const char *what, int err)
 {
 	fprintf(stderr, "pier: %s: %s\n", what, pier_strerror(err));
 	return EXIT_FAILURE_IO;
+}
+
+int tool_fail_listen(const char *address, int err)
+{
+	if (err == -PIER_ENOCERT) {
+		fprintf(stderr, "pier: %s: a TLS listener needs a certificate and its key: give "
+				"--cert FILE --key FILE\n", address);
+		return EXIT_USAGE;
+	}
+	if (err == -EINVAL || err == -EPROTONOSUPPORT) {
+		fprintf(stderr, "pier: %s is not an address to listen on: use tcp://HOST:PORT "
+				"(tcp://[::]:PORT for IPv6), tls://HOST:PORT, unix:///PATH or "
+				"seqpacket:///PATH\n", address);
+		return EXIT_USAGE;
+	}
+	return tool_fail(address, err);
 }
 
 void tool_print_body(FILE *f, const void *body, size_t len, bool hex)
@@ -179,31 +232,77 @@ enum { OPT_CA = 256, OPT_CERT, OPT_KEY, OPT_SERVER_NAME, OPT_CLIENT_CERT };
 	{ "client-cert", required_argument, NULL, OPT_CLIENT_CERT },  \
 	{ "help", no_argument, NULL, 'h' }
 
+/* The options every command takes (its usage tells what -t means for it). */
 static const char common_help[] =
-	"  -t, --timeout MS       wait at most MS milliseconds for each step (default 5000,\n"
-	"                         -1 for ever)\n"
 	"  -e, --byte-order ORDER little (default), big or native\n"
-	"  -m, --max-body BYTES   largest body to send and receive\n"
-	"  -x, --hex              print bodies as hex bytes\n"
-	"  -h, --help             this help\n"
-	"TLS (tls://host:port addresses):\n"
-	"  --ca FILE              trust the CA certificates in FILE (default: the\n"
+	"  -m, --max-body BYTES   largest body to send and receive (default 1 MiB,\n"
+	"                         128 KiB on seqpacket://); give both sides the same\n";
+
+static const char hex_help[] = "  -x, --hex              print bodies as hex bytes\n";
+
+static const char help_help[] = "  -h, --help             this help\n";
+
+static const char client_tls_help[] =
+	"TLS (tls://HOST:PORT addresses):\n"
+	"  --ca FILE              trust the CA certificates in FILE (PEM; default: the\n"
 	"                         system's store)\n"
-	"  --cert FILE --key FILE this side's certificate and key (a listener needs one)\n"
 	"  --server-name NAME     check the server's certificate against NAME instead\n"
 	"                         of the address's host\n"
-	"  --client-cert MODE     a listener asks clients for a certificate: none\n"
-	"                         (default), optional or required\n";
+	"  --cert FILE --key FILE a client certificate and its key (PEM), for a\n"
+	"                         listener that asks for one\n";
+
+static const char listener_tls_help[] =
+	"TLS (tls://HOST:PORT addresses):\n"
+	"  --cert FILE --key FILE the listener's certificate and key (PEM; required)\n"
+	"  --client-cert MODE     ask clients for a certificate: none (default),\n"
+	"                         optional or required\n"
+	"  --ca FILE              trust the CA certificates in FILE (PEM) to verify\n"
+	"                         client certificates (default: the system's store)\n";
+
+static void print_help(const struct tool_cmd *cmd)
+{
+	fputs(cmd->usage, stdout);
+	fputs(common_help, stdout);
+	if (cmd->opts & CMD_PRINTS)
+		fputs(hex_help, stdout);
+	fputs(help_help, stdout);
+	fputs(cmd->opts & CMD_LISTENER ? listener_tls_help : client_tls_help, stdout);
+}
+
+/* Exits when option c (a common one) does not apply to cmd. */
+static void check_applies(int c, const struct tool_cmd *cmd)
+{
+	const char *name = c == 'x'		  ? "-x" :
+			   c == OPT_SERVER_NAME	  ? "--server-name" :
+			   c == OPT_CLIENT_CERT	  ? "--client-cert" : NULL;
+	bool applies = c == 'x'		      ? cmd->opts & CMD_PRINTS :
+		       c == OPT_SERVER_NAME   ? !(cmd->opts & CMD_LISTENER) :
+		       c == OPT_CLIENT_CERT   ? cmd->opts & CMD_LISTENER : true;
+
+	if (!applies) {
+		fprintf(stderr, "%s: %s does not apply here (see '%s --help')\n", cmd->name, name,
+			cmd->name);
+		exit(EXIT_USAGE);
+	}
+}
 
 /* Handles a common option; returns false if c is not one. */
-static bool common_option(int c, struct tool_opts *o, const char *usage)
+static bool common_option(int c, struct tool_opts *o, const struct tool_cmd *cmd)
 {
 	int32_t v;
 
+	check_applies(c, cmd);
 	switch (c) {
 	case 't':
 		if (!tool_parse_i32(optarg, &v) || v < -1) {
-			fprintf(stderr, "pier: bad timeout: %s\n", optarg);
+			fprintf(stderr, "pier: -t takes milliseconds, or -1 to wait for ever, not %s\n",
+				optarg);
+			exit(EXIT_USAGE);
+		}
+		if (v == 0) {
+			/* Nothing can arrive in no time at all. */
+			fprintf(stderr, "pier: -t 0 would not wait for anything: give milliseconds, "
+					"or -1 to wait for ever\n");
 			exit(EXIT_USAGE);
 		}
 		o->timeout_ms = v;
@@ -222,7 +321,7 @@ static bool common_option(int c, struct tool_opts *o, const char *usage)
 		return true;
 	case 'm':
 		if (!tool_parse_i32(optarg, &v) || v <= 0) {
-			fprintf(stderr, "pier: bad body size: %s\n", optarg);
+			fprintf(stderr, "pier: -m takes a body size in bytes, not %s\n", optarg);
 			exit(EXIT_USAGE);
 		}
 		o->max_body = (size_t)v;
@@ -256,30 +355,54 @@ static bool common_option(int c, struct tool_opts *o, const char *usage)
 		}
 		return true;
 	case 'h':
-		fputs(usage, stdout);
-		fputs(common_help, stdout);
+		print_help(cmd);
 		exit(EXIT_OK);
 	default:
 		return false;
 	}
 }
 
-static void usage_error(const char *usage)
+static void usage_error(const struct tool_cmd *cmd)
 {
-	fputs(usage, stderr);
-	fputs("Try --help.\n", stderr);
+	fputs(cmd->usage, stderr);
+	fprintf(stderr, "Try '%s --help'.\n", cmd->name);
 	exit(EXIT_USAGE);
 }
 
-int tool_parse_args(int argc, char **argv, const char *usage, struct tool_opts *o)
+int tool_parse_args(int argc, char **argv, const struct tool_cmd *cmd, struct tool_opts *o)
 {
 	static const struct option longopts[] = { COMMON_LONG, { 0 } };
 	int c;
 
 	while ((c = getopt_long(argc, argv, "+" COMMON_SHORT, longopts, NULL)) != -1)
-		if (!common_option(c, o, usage))
-			usage_error(usage);
+		if (!common_option(c, o, cmd))
+			usage_error(cmd);
 	return optind;
+}
+
+void tool_check_args(int argc, char **argv, int first, int max, const struct tool_cmd *cmd)
+{
+	const char *missing = cmd->args;
+	int given = argc - first, len;
+
+	/* Skip the names of the arguments given. */
+	for (int i = 0; i < given && missing; i++)
+		if ((missing = strchr(missing, ' ')))
+			missing++;
+	if (given > max) {
+		fprintf(stderr, "%s: '%s' is one argument too many: it takes %s%s\n", cmd->name,
+			argv[first + max], cmd->args,
+			strstr(cmd->args, "BODY") ? " (quote a body that has spaces)" : "");
+		exit(EXIT_USAGE);
+	}
+	if (missing && *missing != '[') {
+		/* The names of the required ones only. */
+		len = strstr(missing, " [") ? (int)(strstr(missing, " [") - missing) :
+					      (int)strlen(missing);
+		fprintf(stderr, "%s: missing %.*s (%s %s; see '%s --help')\n", cmd->name, len,
+			missing, cmd->name, cmd->args, cmd->name);
+		exit(EXIT_USAGE);
+	}
 }
 
 /* --- pier call / pier send ----------------------------------------------- */
@@ -351,8 +474,9 @@ static int connect_peer(const char *address, const struct tool_opts *o, pier_pee
 
 	pier_config_free(cfg);
 	if (r == -EINVAL || r == -EPROTONOSUPPORT) {
-		fprintf(stderr, "pier: %s is not an address: use tcp://HOST:PORT, unix:///PATH "
-				"or seqpacket:///PATH\n", address);
+		fprintf(stderr, "pier: %s is not an address: use tcp://HOST:PORT (tcp://[::1]:PORT "
+				"for IPv6), tls://HOST:PORT, unix:///PATH or seqpacket:///PATH\n",
+			address);
 		return EXIT_USAGE;
 	}
 	if (r < 0) {
@@ -364,14 +488,61 @@ static int connect_peer(const char *address, const struct tool_opts *o, pier_pee
 	return 0;
 }
 
-static const char call_usage[] =
+static const struct tool_cmd call_cmd = {
+	"pier call", "ADDRESS SERVICE [BODY]",
 	"Usage: pier call [OPTIONS] ADDRESS SERVICE [BODY]\n"
-	"Send a request; print each update as it arrives, then the response.\n"
+	"Send a request to service id SERVICE (an integer); print each update as it\n"
+	"arrives, then the response.\n"
 	"Exits 1 on an error response, 3 when the connection fails or times out.\n"
-	"  -b, --body-file FILE    the body is FILE's content ('-': standard input)\n"
-	"  -u, --update SVC:TEXT   send a requester update after the request (repeatable)\n"
+	"  -b, --body-file FILE   the body is FILE's content ('-': standard input)\n"
+	"  -u, --update SVC:TEXT  send a requester update after the request (repeatable)\n"
 	"  -U, --updates-stdin SVC send each line of standard input as an update\n"
-	"  -f, --fd FILE           attach FILE, opened for reading (seqpacket; repeatable)\n";
+	"  -f, --fd FILE          attach FILE, opened for reading (seqpacket; repeatable)\n"
+	"  -t, --timeout MS       wait at most MS milliseconds to connect, and for each\n"
+	"                         update or the response (default 5000; -1: for ever)\n",
+	CMD_PRINTS,
+};
+
+/* The SERVICE argument of call and send; exits if it is not one. */
+static int32_t service_arg(const char *arg, const struct tool_cmd *cmd)
+{
+	int32_t service;
+
+	if (!tool_parse_i32(arg, &service)) {
+		fprintf(stderr, "%s: SERVICE is a service id, an integer such as 1 "
+				"(-2147483648 to 2147483647), not '%s'\n", cmd->name, arg);
+		exit(EXIT_USAGE);
+	}
+	return service;
+}
+
+/* The default body limit at address (see pier_config_set_max_body(3)). */
+static size_t default_max_body(const char *address)
+{
+	return strncmp(address, "seqpacket:", 10) == 0 ? 128u << 10 : 1u << 20;
+}
+
+/* Says why a send was refused and what to do about it; the exit status. */
+static int send_fail(const char *what, int err, const char *address, size_t len,
+		     const struct tool_opts *o)
+{
+	bool seqpacket = strncmp(address, "seqpacket:", 10) == 0;
+	size_t limit = o->max_body ? o->max_body : default_max_body(address);
+
+	if (err != -EMSGSIZE)
+		return tool_fail(what, err);
+	if (len > limit)
+		fprintf(stderr, "pier: %s: the body of %zu bytes is over the %s limit of %zu bytes: "
+				"%s\n", what, len, o->max_body ? "-m" : seqpacket ? "seqpacket" : "body",
+			limit, seqpacket ? "raise it with -m BYTES on both sides, or pass the data "
+					   "as a file with -f FILE (it travels as an fd)" :
+					   "raise it with -m BYTES on both sides");
+	else
+		fprintf(stderr, "pier: %s: the body of %zu bytes does not fit in one packet of the "
+				"socket: pass the data as a file with -f FILE (it travels as an fd)\n",
+			what, len);
+	return EXIT_FAILURE_IO;
+}
 
 static int send_stdin_updates(pier_sent_request *req, int32_t svc)
 {
@@ -414,7 +585,7 @@ static int cmd_call(int argc, char **argv, struct tool_opts *o)
 	while ((c = getopt_long(argc, argv, "+b:u:U:f:" COMMON_SHORT, longopts, NULL)) != -1) {
 		char *colon;
 
-		if (common_option(c, o, call_usage))
+		if (common_option(c, o, &call_cmd))
 			continue;
 		switch (c) {
 		case 'b':
@@ -446,13 +617,11 @@ static int cmd_call(int argc, char **argv, struct tool_opts *o)
 			break;
 		default:
 			payload_free(&p);
-			usage_error(call_usage);
+			usage_error(&call_cmd);
 		}
 	}
-	if (argc - optind < 2 || argc - optind > 3 || !tool_parse_i32(argv[optind + 1], &service)) {
-		payload_free(&p);
-		usage_error(call_usage);
-	}
+	tool_check_args(argc, argv, optind, 3, &call_cmd);
+	service = service_arg(argv[optind + 1], &call_cmd);
 	if (stdin_updates && body_file && strcmp(body_file, "-") == 0) {
 		fprintf(stderr, "pier: standard input cannot be both the body and the updates\n");
 		payload_free(&p);
@@ -467,7 +636,7 @@ static int cmd_call(int argc, char **argv, struct tool_opts *o)
 	r = pier_writer_send_request(pier_peer_get_writer(peer), service, p.body, p.len, p.fds,
 				     p.nfds, &req);
 	if (r < 0) {
-		status = tool_fail("cannot send the request", r);
+		status = send_fail("cannot send the request", r, argv[optind], p.len, o);
 		goto out;
 	}
 	for (size_t i = 0; i < nupdates && r == 0; i++)
@@ -484,6 +653,14 @@ static int cmd_call(int argc, char **argv, struct tool_opts *o)
 		bool last;
 
 		r = pier_sent_request_recv(req, &m, o->timeout_ms);
+		if (r == -PIER_ECLOSED && p.len > default_max_body(argv[optind])) {
+			/* Likely, and the remote cannot say so. */
+			fprintf(stderr, "pier: no response: %s (the body of %zu bytes may be over "
+					"the remote's limit: %zu bytes unless it was started with -m)\n",
+				pier_strerror(r), p.len, default_max_body(argv[optind]));
+			status = EXIT_FAILURE_IO;
+			break;
+		}
 		if (r < 0) {
 			status = tool_fail(r == -ETIMEDOUT ? "no answer in time" : "no response", r);
 			break;
@@ -504,11 +681,16 @@ out:
 	return status;
 }
 
-static const char send_usage[] =
+static const struct tool_cmd send_cmd = {
+	"pier send", "ADDRESS SERVICE [BODY]",
 	"Usage: pier send [OPTIONS] ADDRESS SERVICE [BODY]\n"
-	"Send one stream message.\n"
-	"  -b, --body-file FILE    the body is FILE's content ('-': standard input)\n"
-	"  -f, --fd FILE           attach FILE, opened for reading (seqpacket; repeatable)\n";
+	"Send one stream message for service id SERVICE (an integer).\n"
+	"  -b, --body-file FILE   the body is FILE's content ('-': standard input)\n"
+	"  -f, --fd FILE          attach FILE, opened for reading (seqpacket; repeatable)\n"
+	"  -t, --timeout MS       wait at most MS milliseconds to connect (default 5000;\n"
+	"                         -1: for ever)\n",
+	0,
+};
 
 static int cmd_send(int argc, char **argv, struct tool_opts *o)
 {
@@ -525,7 +707,7 @@ static int cmd_send(int argc, char **argv, struct tool_opts *o)
 	int c, r, status;
 
 	while ((c = getopt_long(argc, argv, "+b:f:" COMMON_SHORT, longopts, NULL)) != -1) {
-		if (common_option(c, o, send_usage))
+		if (common_option(c, o, &send_cmd))
 			continue;
 		if (c == 'b') {
 			body_file = optarg;
@@ -536,13 +718,11 @@ static int cmd_send(int argc, char **argv, struct tool_opts *o)
 			}
 		} else {
 			payload_free(&p);
-			usage_error(send_usage);
+			usage_error(&send_cmd);
 		}
 	}
-	if (argc - optind < 2 || argc - optind > 3 || !tool_parse_i32(argv[optind + 1], &service)) {
-		payload_free(&p);
-		usage_error(send_usage);
-	}
+	tool_check_args(argc, argv, optind, 3, &send_cmd);
+	service = service_arg(argv[optind + 1], &send_cmd);
 	status = set_body(&p, body_file, argv + optind + 2, argc - optind - 2);
 	if (status == 0)
 		status = connect_peer(argv[optind], o, &peer);
@@ -550,7 +730,7 @@ static int cmd_send(int argc, char **argv, struct tool_opts *o)
 		r = pier_writer_send_stream(pier_peer_get_writer(peer), service, p.body, p.len,
 					    p.fds, p.nfds);
 		if (r < 0)
-			status = tool_fail("cannot send", r);
+			status = send_fail("cannot send", r, argv[optind], p.len, o);
 	}
 	/* Freeing the peer flushes the message before closing. */
 	pier_peer_free(peer);
@@ -572,17 +752,22 @@ struct lpeer {
 	unsigned int id;
 };
 
-struct lreq {
-	pier_received_request *req;
-	unsigned int peer_id;
-	pier_peer *peer;
+static const struct tool_cmd listen_cmd = {
+	"pier listen", "ADDRESS",
+	"Usage: pier listen [OPTIONS] ADDRESS\n"
+	"Accept peers and print every message they send, with who sent it.  Requests\n"
+	"get an error response saying that nothing serves them, unless --echo.\n"
+	"  -E, --echo             answer each request with its own service and body\n"
+	"  -n, --count N          exit after N messages\n"
+	"  -t, --timeout MS       drop a tls:// client whose handshake takes longer than\n"
+	"                         MS milliseconds (default 5000; -1: never)\n",
+	CMD_PRINTS | CMD_LISTENER,
 };
 
-static const char listen_usage[] =
-	"Usage: pier listen [OPTIONS] ADDRESS\n"
-	"Accept peers and print every message they send, with who sent it.\n"
-	"  -E, --echo              answer each request with its own service and body\n"
-	"  -n, --count N           exit after N messages\n";
+/* What a request to a listener without --echo gets back. */
+static const char not_served[] =
+	"pier listen serves no requests: it prints them (run it with --echo to have "
+	"each answered with its own body)";
 
 static void print_peer(unsigned int id, pier_peer *p)
 {
@@ -602,26 +787,15 @@ static void print_peer(unsigned int id, pier_peer *p)
 struct listen_state {
 	struct lpeer *peers;
 	size_t npeers;
-	struct lreq *reqs;
-	size_t nreqs;
 	unsigned int next_id;
 	long count; /* messages left to print; negative: no limit */
 	bool echo, hex;
 };
 
-static void drop_req(struct listen_state *s, size_t i)
-{
-	pier_received_request_free(s->reqs[i].req);
-	s->reqs[i] = s->reqs[--s->nreqs];
-}
-
 static void drop_peer(struct listen_state *s, size_t i, int why)
 {
 	printf("peer %u closed: %s\n", s->peers[i].id, pier_strerror(why));
 	fflush(stdout);
-	for (size_t j = s->nreqs; j-- > 0;)
-		if (s->reqs[j].peer == s->peers[i].peer)
-			drop_req(s, j);
 	pier_peer_free(s->peers[i].peer);
 	s->peers[i] = s->peers[--s->npeers];
 }
@@ -656,37 +830,13 @@ static void serve_peer(struct listen_state *s, size_t i)
 
 			pier_received_request_send_response(req, pier_msg_header(m)->service_id,
 							    body, len, NULL, 0);
-			pier_received_request_free(req);
 		} else if (req) {
-			struct lreq *nr = realloc(s->reqs, (s->nreqs + 1) * sizeof(*nr));
-
-			if (!nr) {
-				pier_received_request_free(req);
-			} else {
-				s->reqs = nr;
-				s->reqs[s->nreqs++] = (struct lreq){ req, s->peers[i].id, s->peers[i].peer };
-			}
+			/* At once: the caller would otherwise wait for its
+			 * timeout, not knowing why. */
+			pier_received_request_send_error(req, not_served);
 		}
-		pier_msg_free(m);
-	}
-}
-
-static void serve_req(struct listen_state *s, size_t i)
-{
-	for (;;) {
-		pier_msg *m;
-		char prefix[64];
-		int r = pier_received_request_recv_update(s->reqs[i].req, &m, 0);
-
-		if (r == -EAGAIN)
-			return;
-		if (r < 0) {
-			drop_req(s, i);
-			return;
-		}
-		snprintf(prefix, sizeof(prefix), "peer %u: ", s->reqs[i].peer_id);
-		print_msg(prefix, m, true, s->hex);
-		counted(s);
+		if (req)
+			pier_received_request_free(req);
 		pier_msg_free(m);
 	}
 }
@@ -708,24 +858,23 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 	int32_t n;
 
 	while ((c = getopt_long(argc, argv, "+En:" COMMON_SHORT, longopts, NULL)) != -1) {
-		if (common_option(c, o, listen_usage))
+		if (common_option(c, o, &listen_cmd))
 			continue;
 		if (c == 'E') {
 			s.echo = true;
 		} else if (c == 'n' && tool_parse_i32(optarg, &n) && n > 0) {
 			s.count = n;
 		} else {
-			usage_error(listen_usage);
+			usage_error(&listen_cmd);
 		}
 	}
-	if (argc - optind != 1)
-		usage_error(listen_usage);
+	tool_check_args(argc, argv, optind, 1, &listen_cmd);
 	s.hex = o->hex;
 	cfg = tool_config(o);
 	r = pier_listener_new(&l, argv[optind], cfg);
 	pier_config_free(cfg);
 	if (r < 0)
-		return tool_fail(argv[optind], r);
+		return tool_fail_listen(argv[optind], r);
 	pier_listener_address(l, bound, sizeof(bound));
 	printf("listening on %s\n", bound);
 	fflush(stdout);
@@ -733,7 +882,7 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 	sigaction(SIGTERM, &sa, NULL);
 
 	while (!stop_requested && s.count != 0) {
-		size_t n_fds = 1 + s.npeers + s.nreqs;
+		size_t n_fds = 1 + s.npeers;
 		struct pollfd *pfd = calloc(n_fds, sizeof(*pfd));
 
 		if (!pfd)
@@ -741,17 +890,10 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 		pfd[0] = (struct pollfd){ pier_listener_fd(l), POLLIN, 0 };
 		for (size_t i = 0; i < s.npeers; i++)
 			pfd[1 + i] = (struct pollfd){ pier_peer_fd(s.peers[i].peer), POLLIN, 0 };
-		for (size_t i = 0; i < s.nreqs; i++)
-			pfd[1 + s.npeers + i] =
-				(struct pollfd){ pier_received_request_fd(s.reqs[i].req), POLLIN, 0 };
 		r = poll(pfd, n_fds, -1);
 		if (r > 0) {
-			size_t np = s.npeers, nr = s.nreqs;
+			size_t np = s.npeers;
 
-			/* Requests first: serving peers can move them. */
-			for (size_t i = nr; i-- > 0;)
-				if (pfd[1 + np + i].revents)
-					serve_req(&s, i);
 			for (size_t i = np; i-- > 0;)
 				if (pfd[1 + i].revents)
 					serve_peer(&s, i);
@@ -774,11 +916,8 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 		}
 		free(pfd);
 	}
-	while (s.nreqs)
-		drop_req(&s, s.nreqs - 1);
 	while (s.npeers)
 		drop_peer(&s, s.npeers - 1, -PIER_ESHUTDOWN);
-	free(s.reqs);
 	free(s.peers);
 	pier_listener_free(l);
 	return EXIT_OK;
@@ -797,8 +936,10 @@ static const char main_usage[] =
 	"  serve-conformance ADDRESS     serve the conformance services\n"
 	"  test-conformance ADDRESS      check a peer that serves them\n"
 	"\n"
-	"Addresses: tcp://HOST:PORT, unix:///PATH, seqpacket:///PATH (@NAME for an\n"
-	"abstract socket).  'pier COMMAND --help' tells more; see also pier(1).\n"
+	"Addresses: tcp://HOST:PORT (an IPv6 address in brackets: tcp://[::1]:PORT),\n"
+	"tls://HOST:PORT, unix:///PATH and seqpacket:///PATH (unix://@NAME for an\n"
+	"abstract socket).  'pier COMMAND --help' tells a command's options; see also\n"
+	"pier(1).\n"
 	"  -V, --version                 print the version\n";
 
 int main(int argc, char **argv)

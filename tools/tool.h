@@ -20,9 +20,26 @@ struct tool_opts {
 	enum pier_tls_client_auth client_auth;
 };
 
+/* What a command is, for its help and its errors. */
+struct tool_cmd {
+	const char *name; /* "pier call" */
+	const char *args; /* its arguments, "ADDRESS SERVICE [BODY]" */
+	const char *usage; /* what --help prints before the common options */
+	unsigned int opts; /* CMD_* */
+};
+
+enum {
+	CMD_PRINTS = 1 << 0, /* prints bodies: -x applies */
+	CMD_LISTENER = 1 << 1, /* listens: the listener's TLS options */
+};
+
 /* Parses the options every command takes; returns the index of the first
  * argument.  Exits on --help and on a bad option. */
-int tool_parse_args(int argc, char **argv, const char *usage, struct tool_opts *o);
+int tool_parse_args(int argc, char **argv, const struct tool_cmd *cmd, struct tool_opts *o);
+
+/* Exits, saying what is missing or too many, unless argv[first..argc) are
+ * the arguments cmd->args names (at most max). */
+void tool_check_args(int argc, char **argv, int first, int max, const struct tool_cmd *cmd);
 
 /* A configuration from the options; exits on failure. */
 pier_config *tool_config(const struct tool_opts *o);
@@ -30,6 +47,10 @@ pier_config *tool_config(const struct tool_opts *o);
 /* Prints why a call failed ("pier: what: reason") and returns the exit
  * status for it. */
 int tool_fail(const char *what, int err);
+
+/* Like tool_fail(), for a listener that could not be made at address:
+ * says what to do where it can. */
+int tool_fail_listen(const char *address, int err);
 
 /* Writes a body as text (non-printable bytes escaped) or as hex. */
 void tool_print_body(FILE *f, const void *body, size_t len, bool hex);
