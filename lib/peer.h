@@ -47,6 +47,10 @@ struct pier_config {
 	unsigned int max_open;
 	int send_timeout_ms;
 	int connect_timeout_ms;
+	bool connect_timeout_set; /* by the application (listeners default
+				   * to a shorter handshake deadline) */
+	pier_log_fn *log; /* or NULL */
+	void *log_data;
 	/* TLS settings, or NULL for the defaults; owned by the pier_config
 	 * object only (copies of the struct clear it). */
 	struct tls_settings *tls;
