@@ -691,6 +691,13 @@ static void serve_req(struct listen_state *s, size_t i)
 	}
 }
 
+/* The listener's log: the connections it closes unseen (TLS handshakes
+ * that failed) and why. */
+static void log_to_stderr(void *userdata, int priority, const char *message)
+{
+	fprintf(stderr, "pier: %s\n", message);
+}
+
 static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 {
 	static const struct option longopts[] = {
@@ -722,6 +729,7 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 		usage_error(listen_usage);
 	s.hex = o->hex;
 	cfg = tool_config(o);
+	pier_config_set_log(cfg, log_to_stderr, NULL);
 	r = pier_listener_new(&l, argv[optind], cfg);
 	pier_config_free(cfg);
 	if (r < 0)
