@@ -2,6 +2,7 @@
 /* Listeners: accept on the loop, hand peers out to the application. */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -212,6 +213,7 @@ static void hs_evict(struct pier_listener *l)
 static void deliver(struct pier_listener *l, struct conn *c)
 {
 	pthread_mutex_lock(&l->mu);
+	assert(l->count < QUEUE_SIZE); /* accepting stops at ACCEPT_QUEUE */
 	l->queue[(l->head + l->count) % QUEUE_SIZE] = c;
 	l->count++;
 	update_fd_locked(l);
