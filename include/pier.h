@@ -184,6 +184,13 @@ int pier_config_set_max_open_requests(pier_config *cfg, unsigned int max_open);
 int pier_config_set_send_timeout(pier_config *cfg, int timeout_ms);
 int pier_config_set_connect_timeout(pier_config *cfg, int timeout_ms);
 
+/* What the library has to say that no call returns (a listener dropped a
+ * connection it never handed out, and why): priority is a syslog(3) level
+ * (LOG_WARNING, LOG_NOTICE, ...), message one line without a newline.
+ * Called on the loop thread: it must not block, nor call into libpier. */
+typedef void pier_log_fn(void *userdata, int priority, const char *message);
+int pier_config_set_log(pier_config *cfg, pier_log_fn *fn, void *userdata);
+
 /* TLS (tls:// addresses); see pier-tls(7).  Without these calls a client
  * verifies the server against the system's CA store. */
 enum pier_tls_client_auth {

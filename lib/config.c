@@ -137,6 +137,16 @@ PIER_EXPORT int pier_config_set_connect_timeout(pier_config *cfg, int timeout_ms
 	if (!cfg || timeout_ms < -1)
 		return -EINVAL;
 	cfg->connect_timeout_ms = timeout_ms;
+	cfg->connect_timeout_set = true;
+	return 0;
+}
+
+PIER_EXPORT int pier_config_set_log(pier_config *cfg, pier_log_fn *fn, void *userdata)
+{
+	if (!cfg)
+		return -EINVAL;
+	cfg->log = fn;
+	cfg->log_data = fn ? userdata : NULL;
 	return 0;
 }
 

@@ -278,12 +278,15 @@ static void linger_expired(struct loop_timer *t)
 	conn_maybe_finish(c);
 }
 
+void conn_handshake_abort(struct conn *c, int err)
+{
+	conn_fail(c, err);
+	conn_maybe_finish(c);
+}
+
 static void hs_expired(struct loop_timer *t)
 {
-	struct conn *c = pier_container_of(t, struct conn, hs_timer);
-
-	conn_fail(c, -ETIMEDOUT);
-	conn_maybe_finish(c);
+	conn_handshake_abort(pier_container_of(t, struct conn, hs_timer), -ETIMEDOUT);
 }
 
 void conn_handshake_timeout(struct conn *c, int timeout_ms)

@@ -2,22 +2,44 @@
 /* Listeners: accept on the loop, hand peers out to the application. */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "peer.h"
 #include "private.h"
 #include "tls.h"
 
-/* Peers accepted but not yet taken by the application (or still in their
- * TLS handshake); beyond this the loop stops accepting and the kernel's
- * backlog holds the rest. */
+/* Peers accepted but not yet taken by the application; beyond this the
+ * loop stops accepting and the kernel's backlog holds the rest. */
 #define ACCEPT_QUEUE 64
 #define LISTEN_BACKLOG 128
+/* TLS handshakes under way, at most.  They do not count against the accept
+ * queue, or connections that never speak would keep real clients waiting
+ * in the backlog; one more accepted evicts one (hs_victim()).  Measured in
+ * RSS, a silent client's pending handshake costs about 16 KiB (the
+ * connection, the SSL object and its BIOs, the read buffer as far as it
+ * is touched), one that sent part of its hello about 53 KiB (OpenSSL's
+ * handshake buffers): the set holds at most about 7 MiB. */
+#define MAX_HANDSHAKES 128
+/* The queue has room for every handshake under way to finish, whoever
+ * waits in it already. */
+#define QUEUE_SIZE (ACCEPT_QUEUE + MAX_HANDSHAKES)
+/* The handshake deadline when the configuration sets no connect timeout:
+ * a handshake takes two round trips once the connection is up; this
+ * leaves room for a lost packet's retransmission on a slow link. */
+#define HANDSHAKE_TIMEOUT_MS 3000
+/* Log lines a listener says per second, at most: a flood of failing
+ * connections must not flood the application's log too. */
+#define LOG_BURST 10
+#define LOG_WINDOW_NS 1000000000
 
 struct pier_listener {
 	struct pier_loop *loop;
@@ -29,7 +51,7 @@ struct pier_listener {
 
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
-	struct conn *queue[ACCEPT_QUEUE];
+	struct conn *queue[QUEUE_SIZE];
 	unsigned int head, count;
 	int error;
 	int evfd;
@@ -39,8 +61,12 @@ struct pier_listener {
 	struct loop_op op;
 	struct loop_task start_task, stop_task, resume_task;
 	bool stopping;
-	struct conn *handshaking; /* accepted, handshake under way */
-	unsigned int nhandshaking;
+	struct conn *hs[MAX_HANDSHAKES]; /* handshakes under way, oldest first */
+	unsigned int nhs;
+	int hs_timeout_ms;
+	int64_t log_window;   /* when the current second of log lines began */
+	unsigned int log_said, log_held; /* lines said and held back in it */
+	struct loop_timer log_timer; /* says how many were held back */
 };
 
 static void start_accept(struct pier_listener *l);
@@ -71,11 +97,124 @@ static void listener_stopped(struct pier_listener *l)
 	pthread_mutex_unlock(&l->mu);
 }
 
+/* --- the log -------------------------------------------------------------- */
+
+static void log_v(struct pier_listener *l, int priority, const char *fmt, va_list ap)
+{
+	char buf[256];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	l->cfg.log(l->cfg.log_data, priority, buf);
+}
+
+static void log_say(struct pier_listener *l, int priority, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void log_say(struct pier_listener *l, int priority, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_v(l, priority, fmt, ap);
+	va_end(ap);
+}
+
+/* The second of held-back lines is over: says how many, and starts anew. */
+static void log_held_back(struct loop_timer *t)
+{
+	struct pier_listener *l = pier_container_of(t, struct pier_listener, log_timer);
+
+	log_say(l, LOG_WARNING, "%u more dropped connections were not logged (at most %d "
+		"lines a second)", l->log_held, LOG_BURST);
+	l->log_held = 0;
+	l->log_said = 0;
+	l->log_window = loop_now_ns();
+}
+
+/* Loop thread: logs a dropped connection, unless LOG_BURST lines were
+ * said this second already (then the timer says how many were not). */
+static void log_drop(struct pier_listener *l, int priority, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void log_drop(struct pier_listener *l, int priority, const char *fmt, ...)
+{
+	int64_t now;
+	va_list ap;
+
+	if (!l->cfg.log)
+		return;
+	now = loop_now_ns();
+	if (!l->log_timer.armed && now - l->log_window >= LOG_WINDOW_NS) {
+		l->log_window = now;
+		l->log_said = 0;
+	}
+	if (l->log_said == LOG_BURST) {
+		if (!l->log_held++)
+			loop_timer_arm(l->loop, &l->log_timer, l->log_window + LOG_WINDOW_NS);
+		return;
+	}
+	l->log_said++;
+	va_start(ap, fmt);
+	log_v(l, priority, fmt, ap);
+	va_end(ap);
+}
+
+/* The remote address of c without its scheme, for the log. */
+static const char *remote_of(const struct conn *c)
+{
+	const char *p = strstr(c->remote, "://");
+
+	return p ? p + 3 : c->remote;
+}
+
+/* --- handshakes under way ------------------------------------------------- */
+
+static void hs_remove(struct pier_listener *l, struct conn *c)
+{
+	for (unsigned int i = 0; i < l->nhs; i++) {
+		if (l->hs[i] == c) {
+			memmove(&l->hs[i], &l->hs[i + 1], (l->nhs - i - 1) * sizeof(l->hs[0]));
+			l->nhs--;
+			return;
+		}
+	}
+}
+
+/* The handshake to give up for a newer one: the oldest whose client has
+ * not sent its hello yet (a client that means it sends that at once), or
+ * else the oldest. */
+static struct conn *hs_victim(struct pier_listener *l)
+{
+	for (unsigned int i = 0; i < l->nhs; i++) {
+		if (!tls_hello_seen(l->hs[i]->tls))
+			return l->hs[i];
+	}
+	return l->hs[0];
+}
+
+/* The set is full: one handshake makes room for a newer one.  Its
+ * connection is closed at once, not after a graceful close's linger. */
+static void hs_evict(struct pier_listener *l)
+{
+	struct conn *c = hs_victim(l);
+	bool hello = tls_hello_seen(c->tls);
+
+	hs_remove(l, c);
+	c->hs_done = NULL;
+	log_drop(l, LOG_WARNING,
+		 "tls handshake from %s dropped for a newer connection: %d handshakes "
+		 "were under way, the most a listener keeps, and this was the oldest%s",
+		 remote_of(c), MAX_HANDSHAKES, hello ? "" : " with no client hello");
+	conn_handshake_abort(c, -ECONNABORTED);
+	pier_peer_free((pier_peer *)c);
+}
+
 /* A connection is ready for the application: into the queue. */
 static void deliver(struct pier_listener *l, struct conn *c)
 {
 	pthread_mutex_lock(&l->mu);
-	l->queue[(l->head + l->count) % ACCEPT_QUEUE] = c;
+	assert(l->count < QUEUE_SIZE); /* accepting stops at ACCEPT_QUEUE */
+	l->queue[(l->head + l->count) % QUEUE_SIZE] = c;
 	l->count++;
 	update_fd_locked(l);
 	pthread_cond_signal(&l->cond);
@@ -88,13 +227,14 @@ static void handshake_done(struct conn *c, int err)
 {
 	struct pier_listener *l = c->hs_ctx;
 
-	for (struct conn **p = &l->handshaking; *p; p = &(*p)->hs_next) {
-		if (*p == c) {
-			*p = c->hs_next;
-			break;
-		}
+	hs_remove(l, c);
+	if (err == -ETIMEDOUT) {
+		log_drop(l, LOG_NOTICE, "tls handshake from %s timed out after %d ms",
+			 remote_of(c), l->hs_timeout_ms);
+	} else if (err) {
+		log_drop(l, LOG_NOTICE, "tls handshake from %s failed: %s", remote_of(c),
+			 pier_strerror(err));
 	}
-	l->nhandshaking--;
 	if (err)
 		pier_peer_free((pier_peer *)c);
 	else
@@ -132,6 +272,8 @@ static void accept_done(struct loop_op *op, int res)
 		return;
 	}
 	l->t->prepare(res);
+	if (l->tls_ctx && l->nhs == MAX_HANDSHAKES)
+		hs_evict(l);
 	r = l->tls_ctx ? tls_new(&tls, l->tls_ctx, NULL) : 0;
 	if (r == 0) {
 		r = conn_new(&c, res, l->t, &l->cfg, loop_ref(l->loop), tls);
@@ -150,11 +292,9 @@ static void accept_done(struct loop_op *op, int res)
 		/* The application gets it once the handshake is done. */
 		c->hs_done = handshake_done;
 		c->hs_ctx = l;
-		c->hs_next = l->handshaking;
-		l->handshaking = c;
-		l->nhandshaking++;
+		l->hs[l->nhs++] = c;
 		conn_start(c);
-		conn_handshake_timeout(c, l->cfg.connect_timeout_ms);
+		conn_handshake_timeout(c, l->hs_timeout_ms);
 	} else {
 		deliver(l, c);
 		conn_start(c);
@@ -167,7 +307,7 @@ static void start_accept(struct pier_listener *l)
 	bool full;
 
 	pthread_mutex_lock(&l->mu);
-	full = l->count + l->nhandshaking >= ACCEPT_QUEUE;
+	full = l->count >= ACCEPT_QUEUE;
 	pthread_mutex_unlock(&l->mu);
 	if (full || l->op.in_flight || l->stopping)
 		return;
@@ -198,14 +338,12 @@ static void stop_task(struct loop_task *t, unsigned int events)
 
 	l->stopping = true;
 	/* Handshakes under way end with the listener. */
-	while (l->handshaking) {
-		struct conn *c = l->handshaking;
-
-		l->handshaking = c->hs_next;
-		c->hs_done = NULL;
-		pier_peer_free((pier_peer *)c);
+	for (unsigned int i = 0; i < l->nhs; i++) {
+		l->hs[i]->hs_done = NULL;
+		pier_peer_free((pier_peer *)l->hs[i]);
 	}
-	l->nhandshaking = 0;
+	l->nhs = 0;
+	loop_timer_disarm(l->loop, &l->log_timer);
 	if (l->op.in_flight)
 		loop_cancel(l->loop, &l->op); /* accept_done() finishes */
 	else
@@ -234,6 +372,9 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 	l->cfg.loop = NULL;
 	l->cfg.tls = NULL;
 	l->evfd = -1;
+	l->hs_timeout_ms = l->cfg.connect_timeout_set ? l->cfg.connect_timeout_ms
+						       : HANDSHAKE_TIMEOUT_MS;
+	l->log_timer.fn = log_held_back;
 	if (l->t->caps & TRANSPORT_TLS) {
 		/* Certificate and key load now: errors show here. */
 		r = tls_ctx_new(&l->tls_ctx, cfg ? cfg->tls : NULL, true);
@@ -301,7 +442,7 @@ PIER_EXPORT int pier_listener_accept(pier_listener *l, pier_peer **out, int time
 	if (l->count) {
 		resume = l->count == ACCEPT_QUEUE;
 		c = l->queue[l->head];
-		l->head = (l->head + 1) % ACCEPT_QUEUE;
+		l->head = (l->head + 1) % QUEUE_SIZE;
 		l->count--;
 		update_fd_locked(l);
 		r = 0;
@@ -356,7 +497,7 @@ PIER_EXPORT void pier_listener_free(pier_listener *l)
 	/* Peers nobody accepted are closed like freed peers. */
 	while (l->count) {
 		pier_peer_free((pier_peer *)l->queue[l->head]);
-		l->head = (l->head + 1) % ACCEPT_QUEUE;
+		l->head = (l->head + 1) % QUEUE_SIZE;
 		l->count--;
 	}
 	if (l->evfd >= 0)

@@ -50,6 +50,10 @@ struct pier_config {
 	unsigned int max_open;
 	int send_timeout_ms;
 	int connect_timeout_ms;
+	bool connect_timeout_set; /* by the application (listeners default
+				   * to a shorter handshake deadline) */
+	pier_log_fn *log; /* or NULL */
+	void *log_data;
 	/* TLS settings, or NULL for the defaults; owned by the pier_config
 	 * object only (copies of the struct clear it). */
 	struct tls_settings *tls;
@@ -267,7 +271,6 @@ struct conn {
 	struct loop_timer hs_timer;
 	void (*hs_done)(struct conn *c, int err);
 	void *hs_ctx;
-	struct conn *hs_next;
 };
 
 static inline struct conn *conn_of_peer(pier_peer *p)
@@ -282,6 +285,9 @@ int conn_new(struct conn **out, int fd, const struct transport *t,
 /* Loop thread: an accepted connection's handshake fails with -ETIMEDOUT
  * unless done within timeout_ms (-1: no limit). */
 void conn_handshake_timeout(struct conn *c, int timeout_ms);
+/* Loop thread: ends an accepted connection's handshake at once with err
+ * (hs_done is called with it, if still set). */
+void conn_handshake_abort(struct conn *c, int err);
 /* Waits (under mu) until the TLS handshake is done: 0, or why not. */
 int conn_wait_tls_locked(struct conn *c, const struct timespec *deadline);
 /* Loop thread: the connection starts reading (CONN_EV_START does it from

@@ -30,6 +30,7 @@ struct tls {
 	SSL *ssl;
 	BIO *in, *out; /* memory BIOs: ciphertext received, and to send */
 	bool server;
+	bool eof; /* tls_feed() was told the stream ended */
 	bool up; /* the handshake was done before the last call (a failure
 		  * may leave OpenSSL's own state uninitialised again) */
 };
@@ -279,6 +280,7 @@ int tls_feed(struct tls *t, const void *data, size_t len)
 {
 	if (len == 0) {
 		BIO_set_mem_eof_return(t->in, 0);
+		t->eof = true;
 		return 0;
 	}
 	if (BIO_write(t->in, data, (int)len) != (int)len) {
@@ -378,10 +380,20 @@ static int ssl_error(struct tls *t, int ret)
 	return r;
 }
 
+bool tls_hello_seen(const struct tls *t)
+{
+	return SSL_get_state(t->ssl) != TLS_ST_BEFORE;
+}
+
 ssize_t tls_read(struct tls *t, void *buf, size_t len)
 {
 	int n;
 
+	/* A server that has received nothing has nothing to do yet: OpenSSL
+	 * would set up its handshake buffers (about 47 KiB) for a connection
+	 * that may never say a word. */
+	if (t->server && !t->eof && !tls_hello_seen(t) && !BIO_ctrl_pending(t->in))
+		return 0;
 	ERR_clear_error();
 	n = SSL_read(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
 	if (SSL_is_init_finished(t->ssl))

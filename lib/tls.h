@@ -75,6 +75,8 @@ size_t tls_out_pending(const struct tls *t);
 size_t tls_out_take(struct tls *t, void *buf, size_t len);
 /* The handshake is done. */
 bool tls_ready(const struct tls *t);
+/* The remote's first handshake message (a client's hello) has arrived. */
+bool tls_hello_seen(const struct tls *t);
 /* Queues close_notify (after the handshake; nothing otherwise). */
 void tls_close_notify(struct tls *t);
 /* The verified subject of the remote's certificate, one line, in a new
@@ -129,6 +131,10 @@ static inline size_t tls_out_take(struct tls *t, void *buf, size_t len)
 	return 0;
 }
 static inline bool tls_ready(const struct tls *t)
+{
+	return false;
+}
+static inline bool tls_hello_seen(const struct tls *t)
 {
 	return false;
 }

@@ -22,8 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "peers.h"
@@ -125,6 +127,89 @@ static int connect_to(const char *cert, const char *key, pier_config *client)
 	pier_listener_free(l);
 	pier_config_free(scfg);
 	return r;
+}
+
+/* The lines a listener logged (pier_config_set_log()), from its loop
+ * thread. */
+#define LOG_LINES 64u
+
+struct log {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	unsigned int n;
+	char lines[LOG_LINES][256];
+	int priority[LOG_LINES];
+};
+
+static void log_collect(void *userdata, int priority, const char *message)
+{
+	struct log *log = userdata;
+
+	pthread_mutex_lock(&log->mu);
+	if (log->n < LOG_LINES) {
+		snprintf(log->lines[log->n], sizeof(log->lines[0]), "%s", message);
+		log->priority[log->n] = priority;
+	}
+	log->n++;
+	pthread_cond_broadcast(&log->cond);
+	pthread_mutex_unlock(&log->mu);
+}
+
+static void log_init(struct log *log)
+{
+	pthread_condattr_t a;
+
+	memset(log, 0, sizeof(*log));
+	pthread_mutex_init(&log->mu, NULL);
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&log->cond, &a);
+	pthread_condattr_destroy(&a);
+}
+
+/* The index of the first line logged that contains text, waiting up to
+ * WAIT for it; fails the test if none comes. */
+static unsigned int log_wait(struct log *log, const char *text)
+{
+	struct timespec deadline;
+	unsigned int i = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += WAIT / 1000;
+	pthread_mutex_lock(&log->mu);
+	for (;;) {
+		for (; i < log->n && i < LOG_LINES; i++) {
+			if (strstr(log->lines[i], text)) {
+				pthread_mutex_unlock(&log->mu);
+				return i;
+			}
+		}
+		if (pthread_cond_timedwait(&log->cond, &log->mu, &deadline) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&log->mu);
+	ck_abort_msg("no line with \"%s\" logged (%u lines)", text, log->n);
+	return 0;
+}
+
+/* The port a socket is bound to. */
+static unsigned int local_port(int fd)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	return ntohs(sin.sin_port);
+}
+
+/* The remote closed fd (or reset it): it reads the end within WAIT. */
+static void assert_closed_by_remote(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char buf[64];
+
+	ck_assert_int_eq(poll(&pfd, 1, WAIT), 1);
+	ck_assert_int_le(read(fd, buf, sizeof(buf)), 0);
 }
 
 /* --- settings ------------------------------------------------------------ */
@@ -472,9 +557,12 @@ START_TEST(listener_handshake_timeout)
 	struct pollfd pfd;
 	pier_listener *l;
 	pier_peer *b;
-	char addr[128], buf[64];
+	struct log log;
+	char addr[128], buf[64], want[128];
 	int fd;
 
+	log_init(&log);
+	ck_assert_int_eq(pier_config_set_log(scfg, log_collect, &log), 0);
 	ck_assert_int_eq(pier_config_set_connect_timeout(scfg, 200), 0);
 	l = listen_tls(scfg, addr, sizeof(addr));
 	fd = raw_connect(addr);
@@ -482,6 +570,9 @@ START_TEST(listener_handshake_timeout)
 	ck_assert_int_eq(poll(&pfd, 1, WAIT), 1);
 	ck_assert_int_le(read(fd, buf, sizeof(buf)), 0); /* the end, or a reset */
 	ck_assert_int_eq(pier_listener_accept(l, &b, 0), -EAGAIN);
+	snprintf(want, sizeof(want), "tls handshake from 127.0.0.1:%u timed out after 200 ms",
+		 local_port(fd));
+	log_wait(&log, want);
 	close(fd);
 	pier_listener_free(l);
 	pier_config_free(scfg);
@@ -507,6 +598,155 @@ START_TEST(listener_freed_during_handshakes)
 		close(fds[i]);
 	}
 	pier_config_free(scfg);
+}
+END_TEST
+
+/* A plain client at a TLS listener: the listener's log names the client's
+ * address and why its handshake failed. */
+START_TEST(failed_handshake_logged)
+{
+	const struct pki *pki = pki_get();
+	pier_config *scfg = server_config(pki->server, pki->server_key);
+	static const char frame[16] = { 4, 0, 0, 0 }; /* a plain frame's start */
+	pier_listener *l;
+	struct log log;
+	char addr[128], want[128];
+	unsigned int i;
+	int fd;
+
+	log_init(&log);
+	ck_assert_int_eq(pier_config_set_log(NULL, log_collect, &log), -EINVAL);
+	ck_assert_int_eq(pier_config_set_log(scfg, log_collect, &log), 0);
+	l = listen_tls(scfg, addr, sizeof(addr));
+	fd = raw_connect(addr);
+	ck_assert_int_eq(write(fd, frame, sizeof(frame)), sizeof(frame));
+	snprintf(want, sizeof(want), "tls handshake from 127.0.0.1:%u failed: %s",
+		 local_port(fd), pier_strerror(-PIER_ENOTLS));
+	i = log_wait(&log, want);
+	ck_assert_int_eq(log.priority[i], LOG_NOTICE);
+	assert_closed_by_remote(fd);
+	close(fd);
+	pier_listener_free(l);
+	pier_config_free(scfg);
+}
+END_TEST
+
+/* Without a log function (or with it taken away again), the same failure
+ * is dropped as quietly as before, and the listener goes on. */
+START_TEST(no_log_no_call)
+{
+	const struct pki *pki = pki_get();
+	pier_config *scfg = server_config(pki->server, pki->server_key);
+	pier_config *ccfg = client_config(pki->ca);
+	static const char frame[16] = { 4, 0, 0, 0 };
+	pier_listener *l;
+	pier_peer *a, *b;
+	struct log log;
+	char addr[128];
+	int fd;
+
+	log_init(&log);
+	ck_assert_int_eq(pier_config_set_log(scfg, log_collect, &log), 0);
+	ck_assert_int_eq(pier_config_set_log(scfg, NULL, &log), 0);
+	l = listen_tls(scfg, addr, sizeof(addr));
+	fd = raw_connect(addr);
+	ck_assert_int_eq(write(fd, frame, sizeof(frame)), sizeof(frame));
+	assert_closed_by_remote(fd);
+	ck_assert_int_eq(pier_peer_connect(&a, addr, ccfg), 0);
+	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+	ck_assert_uint_eq(log.n, 0);
+	pier_peer_free(a);
+	pier_peer_free(b);
+	close(fd);
+	pier_listener_free(l);
+	pier_config_free(scfg);
+	pier_config_free(ccfg);
+}
+END_TEST
+
+#define STALLED 400
+
+/* Kernel-level memory is not counted; what the listener's loop thread
+ * allocated is in RSS. */
+static long rss_kib(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%ld %ld", &pages, &rss), 2);
+	fclose(f);
+	return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static unsigned int open_fds(void)
+{
+	unsigned int n = 0;
+
+	for (int fd = 0; fd < 4096; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+/* 400 connections that never say a word do not keep a real client from
+ * its handshake: the listener keeps a bounded set of handshakes under
+ * way, apart from its accept queue, and closes the oldest silent one for
+ * each newer connection.  Its handshake deadline is far off here, so only
+ * eviction can let the client in before its own connect timeout. */
+START_TEST(handshake_flood)
+{
+	const struct pki *pki = pki_get();
+	pier_config *scfg = server_config(pki->server, pki->server_key);
+	pier_config *ccfg = client_config(pki->ca);
+	struct rlimit rl;
+	pier_listener *l;
+	pier_peer *a, *b;
+	struct log log;
+	char addr[128];
+	int fds[STALLED], r;
+	unsigned int before;
+	long rss;
+
+	/* The stalled clients, the listener's side of those it keeps, and a
+	 * few more. */
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < 2 * STALLED && rl.rlim_max >= 2 * STALLED) {
+		rl.rlim_cur = 2 * STALLED;
+		ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+	ck_assert_msg(rl.rlim_cur >= 2 * STALLED, "needs %d fds, the limit is %ld",
+		      2 * STALLED, (long)rl.rlim_cur);
+	log_init(&log);
+	ck_assert_int_eq(pier_config_set_log(scfg, log_collect, &log), 0);
+	ck_assert_int_eq(pier_config_set_connect_timeout(scfg, 60000), 0);
+	ck_assert_int_eq(pier_config_set_connect_timeout(ccfg, 2000), 0);
+	l = listen_tls(scfg, addr, sizeof(addr));
+	before = open_fds();
+	rss = rss_kib();
+	for (int i = 0; i < STALLED; i++)
+		fds[i] = raw_connect(addr);
+	/* The oldest went first; the newest are still held. */
+	assert_closed_by_remote(fds[0]);
+	r = pier_peer_connect(&a, addr, ccfg);
+	ck_assert_msg(r == 0, "connect: %s", pier_strerror(r));
+	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+	round_trip(a, b, "through", "the flood");
+	/* The listener holds at most its set of handshakes: 128 fds. */
+	ck_assert_uint_le(open_fds() - before, STALLED + 128 + 8);
+	if (plain_memory())
+		ck_assert_int_lt(rss_kib() - rss, 8192);
+	/* Evictions were logged, at most ten a second, then how many more
+	 * were not: far fewer lines than the 272 evictions. */
+	log_wait(&log, "dropped for a newer connection");
+	log_wait(&log, "more dropped connections were not logged");
+	ck_assert_uint_lt(log.n, 100);
+	pier_peer_free(a);
+	pier_peer_free(b);
+	pier_listener_free(l);
+	for (int i = 0; i < STALLED; i++)
+		close(fds[i]);
+	pier_config_free(scfg);
+	pier_config_free(ccfg);
 }
 END_TEST
 
@@ -1021,6 +1261,9 @@ int main(void)
 	tcase_add_test(tc, client_handshake_timeout);
 	tcase_add_test(tc, listener_handshake_timeout);
 	tcase_add_test(tc, listener_freed_during_handshakes);
+	tcase_add_test(tc, failed_handshake_logged);
+	tcase_add_test(tc, no_log_no_call);
+	tcase_add_test(tc, handshake_flood);
 	tcase_add_test(tc, corrupt_record);
 	tcase_add_test(tc, mutual_tls_subjects);
 	tcase_add_test(tc, no_fds_over_tls);

@@ -841,6 +841,13 @@ static void serve_peer(struct listen_state *s, size_t i)
 	}
 }
 
+/* The listener's log: the connections it closes unseen (TLS handshakes
+ * that failed) and why. */
+static void log_to_stderr(void *userdata, int priority, const char *message)
+{
+	fprintf(stderr, "pier: %s\n", message);
+}
+
 static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 {
 	static const struct option longopts[] = {
@@ -871,6 +878,7 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 	tool_check_args(argc, argv, optind, 1, &listen_cmd);
 	s.hex = o->hex;
 	cfg = tool_config(o);
+	pier_config_set_log(cfg, log_to_stderr, NULL);
 	r = pier_listener_new(&l, argv[optind], cfg);
 	pier_config_free(cfg);
 	if (r < 0)
