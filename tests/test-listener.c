@@ -36,6 +36,16 @@ START_TEST(bad_addresses)
 		{ "tcp://127.0.0.1", -EINVAL },
 		{ "tcp://127.0.0.1:", -EINVAL },
 		{ "tcp://127.0.0.1:12x", -EINVAL },
+		/* ports are decimal numbers of 16 bits, never service names */
+		{ "tcp://127.0.0.1:99999", -EINVAL },
+		{ "tcp://127.0.0.1:65536", -EINVAL },
+		{ "tcp://127.0.0.1:18446744073709551617", -EINVAL },
+		{ "tcp://127.0.0.1:-1", -EINVAL },
+		{ "tcp://127.0.0.1:+80", -EINVAL },
+		{ "tcp://127.0.0.1: 80", -EINVAL },
+		{ "tcp://127.0.0.1:0x50", -EINVAL },
+		{ "tcp://127.0.0.1:http", -EINVAL },
+		{ "tcp://localhost:http", -EINVAL },
 		{ "tcp://::1:5000", -EINVAL },
 		{ "tcp://[::1:5000", -EINVAL },
 		{ "unix://", -EINVAL },
@@ -56,6 +66,25 @@ START_TEST(bad_addresses)
 	ck_assert_ptr_null(l);
 	ck_assert_int_eq(pier_peer_connect(NULL, "tcp://127.0.0.1:1", NULL), -EINVAL);
 	ck_assert_int_eq(pier_peer_connect(&p, NULL, NULL), -EINVAL);
+}
+END_TEST
+
+/* Port 0 is "any free port" to a listener, and no port to connect to. */
+START_TEST(port_zero)
+{
+	char address[128];
+	pier_listener *l;
+	pier_peer *p = NULL;
+	unsigned long port;
+
+	ck_assert_int_eq(pier_peer_connect(&p, "tcp://127.0.0.1:0", NULL), -EINVAL);
+	ck_assert_int_eq(pier_peer_connect(&p, "tcp://127.0.0.1:00000", NULL), -EINVAL);
+	ck_assert_ptr_null(p);
+	ck_assert_int_eq(pier_listener_new(&l, "tcp://127.0.0.1:0", NULL), 0);
+	ck_assert_int_eq(pier_listener_address(l, address, sizeof(address)), 0);
+	port = strtoul(strrchr(address, ':') + 1, NULL, 10);
+	ck_assert(port >= 1 && port <= 65535);
+	pier_listener_free(l);
 }
 END_TEST
 
@@ -360,6 +389,7 @@ int main(void)
 	TCase *tc = th_tcase("listener", 30);
 
 	tcase_add_test(tc, bad_addresses);
+	tcase_add_test(tc, port_zero);
 	tcase_add_test(tc, connect_failures);
 	tcase_add_test(tc, accept_timeouts);
 	tcase_add_loop_test(tc, peer_info_unix, 0, 2);

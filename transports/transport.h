@@ -25,7 +25,7 @@ struct transport_addr {
 	const struct transport *t;
 	/* tcp, tls */
 	char host[256];
-	char port[32];
+	char port[8]; /* decimal, "0" to "65535" */
 	/* unix, seqpacket */
 	struct sockaddr_un un;
 	socklen_t un_len;
