@@ -116,6 +116,12 @@ enum pier_error {
 	PIER_ECERTREQUIRED,
 	/* The remote refused this side's certificate. */
 	PIER_ECERTREFUSED,
+	/* The host name does not resolve: no such name, or no address for
+	 * it. */
+	PIER_EHOSTNOTFOUND,
+	/* The host name could not be looked up: the name server did not
+	 * answer, or failed.  A later try may succeed. */
+	PIER_ERESOLVER,
 	PIER_ERROR_END_ /* one past the last code; not an error itself */
 };
 

@@ -44,6 +44,10 @@ static const char *const pier_messages[] = {
 	[PIER_ECERTREQUIRED - PIER_ESHORTFRAME] =
 		"The remote requires a certificate and none was sent",
 	[PIER_ECERTREFUSED - PIER_ESHORTFRAME] = "The remote refused the certificate sent",
+	[PIER_EHOSTNOTFOUND - PIER_ESHORTFRAME] =
+		"Host name not found (check its spelling, or use an IP address)",
+	[PIER_ERESOLVER - PIER_ESHORTFRAME] =
+		"Host name lookup failed: the name server did not answer (try again later)",
 };
 
 _Static_assert(PIER_ARRAY_SIZE(pier_messages) == PIER_ERROR_END_ - PIER_ESHORTFRAME,

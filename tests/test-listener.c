@@ -2,8 +2,10 @@
 /* Addresses, listeners, accepting, peer information, shared loops. */
 #include "config.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,21 @@ static void temp_path(char *buf, size_t len, const char *scheme)
 	static unsigned int n;
 
 	snprintf(buf, len, "%s:///tmp/pier-listener-%d-%u.sock", scheme, getpid(), n++);
+}
+
+/* The resolver, interposed: the library's calls come here, and fail with
+ * fake_gai_error when it is set. */
+static int fake_gai_error;
+
+int getaddrinfo(const char *restrict node, const char *restrict service,
+		const struct addrinfo *restrict hints, struct addrinfo **restrict res)
+{
+	int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+
+	if (fake_gai_error)
+		return fake_gai_error;
+	*(void **)&real = dlsym(RTLD_NEXT, "getaddrinfo");
+	return real(node, service, hints, res);
 }
 
 START_TEST(bad_addresses)
@@ -88,6 +105,40 @@ START_TEST(port_zero)
 }
 END_TEST
 
+/* Each resolver failure has its own code: a name that does not exist is
+ * not a route that is missing, and a resolver that did not answer is
+ * neither. */
+START_TEST(resolver_errors)
+{
+	static const struct {
+		int gai, err;
+	} cases[] = {
+		{ EAI_NONAME, -PIER_EHOSTNOTFOUND },
+		{ EAI_NODATA, -PIER_EHOSTNOTFOUND },
+		{ EAI_AGAIN, -PIER_ERESOLVER },
+		{ EAI_FAIL, -PIER_ERESOLVER },
+		{ EAI_ADDRFAMILY, -EHOSTUNREACH },
+		{ EAI_MEMORY, -ENOMEM },
+	};
+	pier_listener *l = NULL;
+	pier_peer *p = NULL;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fake_gai_error = cases[i].gai;
+		ck_assert_int_eq(pier_peer_connect(&p, "tcp://camera.example:5000", NULL),
+				 cases[i].err);
+		ck_assert_int_eq(pier_listener_new(&l, "tcp://camera.example:5000", NULL),
+				 cases[i].err);
+	}
+	ck_assert_ptr_null(p);
+	ck_assert_ptr_null(l);
+	ck_assert_str_eq(pier_strerror(-PIER_EHOSTNOTFOUND),
+			 "Host name not found (check its spelling, or use an IP address)");
+	ck_assert_str_eq(pier_strerror(PIER_ERESOLVER),
+			 "Host name lookup failed: the name server did not answer (try again later)");
+}
+END_TEST
+
 START_TEST(connect_failures)
 {
 	char address[128];
@@ -105,9 +156,10 @@ START_TEST(connect_failures)
 	ck_assert_int_eq(pier_listener_address(l, address, sizeof(address)), 0);
 	pier_listener_free(l);
 	ck_assert_int_eq(pier_peer_connect(&p, address, NULL), -ECONNREFUSED);
-	/* a name that cannot resolve (-EAGAIN where no resolver answers) */
+	/* a name that cannot resolve (.invalid never does: RFC 6761), or
+	 * PIER_ERESOLVER where no name server answers */
 	r = pier_peer_connect(&p, "tcp://no-such-host.invalid:1", NULL);
-	ck_assert_msg(r == -EHOSTUNREACH || r == -EAGAIN, "%s", pier_strerror(r));
+	ck_assert_msg(r == -PIER_EHOSTNOTFOUND || r == -PIER_ERESOLVER, "%s", pier_strerror(r));
 	ck_assert_ptr_null(p);
 }
 END_TEST
@@ -390,6 +442,7 @@ int main(void)
 
 	tcase_add_test(tc, bad_addresses);
 	tcase_add_test(tc, port_zero);
+	tcase_add_test(tc, resolver_errors);
 	tcase_add_test(tc, connect_failures);
 	tcase_add_test(tc, accept_timeouts);
 	tcase_add_loop_test(tc, peer_info_unix, 0, 2);

@@ -74,12 +74,16 @@ static int gai_errno(int r)
 #ifdef EAI_NODATA
 	case EAI_NODATA:
 #endif
+		return -PIER_EHOSTNOTFOUND;
 #ifdef EAI_ADDRFAMILY
 	case EAI_ADDRFAMILY:
-#endif
+		/* The host exists, but has no address of a family this
+		 * machine has configured. */
 		return -EHOSTUNREACH;
+#endif
 	case EAI_AGAIN:
-		return -EAGAIN;
+	case EAI_FAIL:
+		return -PIER_ERESOLVER;
 	case EAI_MEMORY:
 		return -ENOMEM;
 	case EAI_SYSTEM:
