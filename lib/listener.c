@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -17,7 +18,9 @@
  * TLS handshake); beyond this the loop stops accepting and the kernel's
  * backlog holds the rest. */
 #define ACCEPT_QUEUE 64
-#define LISTEN_BACKLOG 128
+/* The kernel clamps the backlog to net.core.somaxconn, the system's
+ * maximum: bursts of connections wait there instead of being refused. */
+#define LISTEN_BACKLOG INT_MAX
 
 struct pier_listener {
 	struct pier_loop *loop;

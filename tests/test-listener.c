@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -435,6 +436,57 @@ START_TEST(connect_timeout_full_backlog)
 }
 END_TEST
 
+/* A burst of connections to a listener whose application does not accept
+ * waits in the kernel's backlog; with a backlog of 128, the connects past
+ * that (and the 64 the listener accepts on its own) would fail with
+ * EAGAIN. */
+START_TEST(backlog_holds_bursts)
+{
+	enum { N = 1000 };
+	static int fds[N];
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	struct rlimit rl;
+	char address[128];
+	pier_listener *l;
+	int n = N, somaxconn = 0;
+	FILE *f = fopen("/proc/sys/net/core/somaxconn", "re");
+
+	if (f) {
+		if (fscanf(f, "%d", &somaxconn) != 1)
+			somaxconn = 0;
+		fclose(f);
+	}
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if ((rlim_t)n + 200 > rl.rlim_cur)
+		n = (int)rl.rlim_cur - 200;
+	if (somaxconn < n)
+		n = somaxconn;
+	if (n < 512) {
+		fprintf(stderr, "backlog_holds_bursts: skipped: room for %d connections "
+				"(net.core.somaxconn %d, fd limit %ld), too few to tell a "
+				"backlog of 128 from the system's\n",
+			n, somaxconn, (long)rl.rlim_cur);
+		return;
+	}
+	temp_path(address, sizeof(address), "unix");
+	strcpy(un.sun_path, address + strlen("unix://"));
+	ck_assert_int_eq(pier_listener_new(&l, address, NULL), 0);
+	for (int i = 0; i < n; i++) {
+		fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		ck_assert_int_ge(fds[i], 0);
+		ck_assert_msg(connect(fds[i], (struct sockaddr *)&un, sizeof(un)) == 0,
+			      "connect %d of %d: %s", i + 1, n, strerror(errno));
+	}
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	pier_listener_free(l);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("listener");
@@ -453,6 +505,7 @@ int main(void)
 	tcase_add_test(tc, adopt_ownership);
 	tcase_add_test(tc, adopt_tcp);
 	tcase_add_test(tc, connect_timeout_full_backlog);
+	tcase_add_test(tc, backlog_holds_bursts);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }
