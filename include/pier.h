@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <pier-version.h>
 
@@ -178,6 +179,9 @@ int pier_config_set_max_queued(pier_config *cfg, size_t recv_bytes, size_t send_
 int pier_config_set_max_open_requests(pier_config *cfg, unsigned int max_open);
 int pier_config_set_send_timeout(pier_config *cfg, int timeout_ms);
 int pier_config_set_connect_timeout(pier_config *cfg, int timeout_ms);
+/* The permission bits and group of a listener's Unix socket file
+ * (mode 0: as the umask leaves them; gid (gid_t)-1: left alone). */
+int pier_config_set_socket_mode(pier_config *cfg, mode_t mode, gid_t gid);
 
 /* TLS (tls:// addresses); see pier-tls(7).  Without these calls a client
  * verifies the server against the system's CA store. */

@@ -215,6 +215,17 @@ static void stop_task(struct loop_task *t, unsigned int events)
 		listener_stopped(l);
 }
 
+static int listen_socket(struct pier_listener *l)
+{
+	const struct transport_listen o = {
+		.backlog = LISTEN_BACKLOG,
+		.file_mode = l->cfg.socket_mode,
+		.file_gid = l->cfg.socket_gid,
+	};
+
+	return l->t->listen(&l->addr, &o);
+}
+
 PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 				  const pier_config *cfg)
 {
@@ -243,7 +254,7 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 		if (r < 0)
 			goto fail;
 	}
-	l->fd = l->t->listen(&l->addr, LISTEN_BACKLOG);
+	l->fd = listen_socket(l);
 	if (l->fd < 0) {
 		r = l->fd;
 		goto fail;

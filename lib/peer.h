@@ -47,6 +47,10 @@ struct pier_config {
 	unsigned int max_open;
 	int send_timeout_ms;
 	int connect_timeout_ms;
+	/* A listener's Unix socket file: 0 and (gid_t)-1 leave it as the
+	 * umask and the system make it. */
+	mode_t socket_mode;
+	gid_t socket_gid;
 	/* TLS settings, or NULL for the defaults; owned by the pier_config
 	 * object only (copies of the struct clear it). */
 	struct tls_settings *tls;

@@ -5,6 +5,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -40,6 +43,43 @@ int getaddrinfo(const char *restrict node, const char *restrict service,
 		return fake_gai_error;
 	*(void **)&real = dlsym(RTLD_NEXT, "getaddrinfo");
 	return real(node, service, hints, res);
+}
+
+/* bind() and listen(), interposed: the mode of the last Unix socket file
+ * bind() made, right after bind() and when listen() started on it. */
+static struct sockaddr_un bound;
+static mode_t mode_at_bind, mode_at_listen;
+
+static mode_t file_mode(const struct sockaddr_un *un)
+{
+	struct stat st;
+
+	return lstat(un->sun_path, &st) < 0 ? (mode_t)-1 : st.st_mode & 07777;
+}
+
+int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int (*real)(int, const struct sockaddr *, socklen_t);
+	int r;
+
+	*(void **)&real = dlsym(RTLD_NEXT, "bind");
+	r = real(fd, addr, len);
+	if (r == 0 && addr->sa_family == AF_UNIX && len <= sizeof(bound)) {
+		memset(&bound, 0, sizeof(bound));
+		memcpy(&bound, addr, len);
+		mode_at_bind = bound.sun_path[0] ? file_mode(&bound) : (mode_t)-1;
+	}
+	return r;
+}
+
+int listen(int fd, int backlog)
+{
+	int (*real)(int, int);
+
+	*(void **)&real = dlsym(RTLD_NEXT, "listen");
+	if (bound.sun_path[0])
+		mode_at_listen = file_mode(&bound);
+	return real(fd, backlog);
 }
 
 START_TEST(bad_addresses)
@@ -436,6 +476,283 @@ START_TEST(connect_timeout_full_backlog)
 }
 END_TEST
 
+/* --- socket file permissions --------------------------------------------- */
+
+START_TEST(socket_mode_arguments)
+{
+	pier_config *cfg;
+
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_socket_mode(NULL, 0660, (gid_t)-1), -EINVAL);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, 01777, (gid_t)-1), -EINVAL);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, 02770, (gid_t)-1), -EINVAL);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, 04700, (gid_t)-1), -EINVAL);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, 0140777, (gid_t)-1), -EINVAL);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, 0660, (gid_t)-1), 0);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, 0, 0), 0);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, 0777, 12345), 0);
+	pier_config_free(cfg);
+}
+END_TEST
+
+static pier_config *mode_config(mode_t mode, gid_t gid)
+{
+	pier_config *cfg;
+
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, mode, gid), 0);
+	return cfg;
+}
+
+static struct stat stat_socket(const char *address)
+{
+	struct stat st;
+
+	ck_assert_int_eq(lstat(strstr(address, "://") + 3, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	return st;
+}
+
+/* The file gets exactly the bits asked for, whatever the umask takes away
+ * or would have let through; the umask is left alone. */
+START_TEST(socket_mode_applied)
+{
+	static const struct {
+		mode_t umask, mode;
+	} cases[] = {
+		{ 022, 0660 }, /* the umask took bits away: widened */
+		{ 0, 0600 },   /* the umask let more through: narrowed */
+		{ 077, 0666 },
+		{ 0, 0 },      /* as the umask makes it */
+		{ 027, 0 },
+	};
+	const char *scheme = _i ? "seqpacket" : "unix";
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pier_config *cfg = mode_config(cases[i].mode, (gid_t)-1);
+		mode_t want = cases[i].mode ? cases[i].mode : 0777 & ~cases[i].umask;
+		char address[128];
+		pier_listener *l;
+		pier_peer *a, *b;
+
+		umask(cases[i].umask);
+		temp_path(address, sizeof(address), scheme);
+		ck_assert_int_eq(pier_listener_new(&l, address, cfg), 0);
+		ck_assert_uint_eq(umask(0), cases[i].umask);
+		ck_assert_msg((stat_socket(address).st_mode & 07777) == want,
+			      "umask %03o, mode %03o: the file has %03o", cases[i].umask,
+			      cases[i].mode, stat_socket(address).st_mode & 07777);
+		/* never looser than asked, and final before anyone can
+		 * connect */
+		ck_assert_msg((mode_at_bind & ~want) == 0, "mode %03o: %03o after bind()",
+			      cases[i].mode, mode_at_bind);
+		ck_assert_msg(mode_at_listen == want, "mode %03o: %03o at listen()",
+			      cases[i].mode, mode_at_listen);
+		/* peers ignore the setting */
+		ck_assert_int_eq(pier_peer_connect(&a, address, cfg), 0);
+		ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+		pier_peer_free(a);
+		pier_peer_free(b);
+		pier_listener_free(l);
+		pier_config_free(cfg);
+	}
+}
+END_TEST
+
+/* A group this process may give its files: any as root, else one of its
+ * supplementary groups other than the one files get anyway. */
+static bool other_group(gid_t *gid)
+{
+	gid_t groups[256];
+	int n;
+
+	if (geteuid() == 0) {
+		*gid = 4242;
+		return true;
+	}
+	n = getgroups(256, groups);
+	for (int i = 0; i < n; i++) {
+		if (groups[i] != getegid()) {
+			*gid = groups[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+START_TEST(socket_group_applied)
+{
+	char address[128];
+	pier_config *cfg;
+	pier_listener *l;
+	struct stat st;
+	gid_t gid;
+
+	if (!other_group(&gid)) {
+		fprintf(stderr, "socket_group_applied: skipped: not root and in no group "
+				"but the primary one, so no group to give a socket file\n");
+		return;
+	}
+	/* the group alone: the mode stays as the umask makes it */
+	umask(022);
+	cfg = mode_config(0, gid);
+	temp_path(address, sizeof(address), "unix");
+	ck_assert_int_eq(pier_listener_new(&l, address, cfg), 0);
+	st = stat_socket(address);
+	ck_assert_uint_eq(st.st_gid, gid);
+	ck_assert_uint_eq(st.st_mode & 07777, 0755);
+	pier_listener_free(l);
+	pier_config_free(cfg);
+	/* both */
+	cfg = mode_config(0660, gid);
+	temp_path(address, sizeof(address), "seqpacket");
+	ck_assert_int_eq(pier_listener_new(&l, address, cfg), 0);
+	st = stat_socket(address);
+	ck_assert_uint_eq(st.st_gid, gid);
+	ck_assert_uint_eq(st.st_mode & 07777, 0660);
+	pier_listener_free(l);
+	pier_config_free(cfg);
+}
+END_TEST
+
+/* In a child that runs as user 65534 with group gid and no other groups:
+ * connect() to the socket file at path; its errno, or 0. */
+static int connect_as(const char *path, gid_t gid)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	pid_t pid;
+	int status;
+
+	strcpy(un.sun_path, path);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd;
+
+		/* async-signal-safe calls only: the parent has threads */
+		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(65534) < 0)
+			_exit(100);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		_exit(connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0 ? errno : 0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_ne(WEXITSTATUS(status), 100);
+	return WEXITSTATUS(status);
+}
+
+/* The camera user and the vision user of pier_config_set_socket_mode(3): a
+ * process in the socket's group connects, any other is refused. */
+START_TEST(socket_mode_enforced)
+{
+	char address[128];
+	const char *path;
+	pier_config *cfg;
+	pier_listener *l;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "socket_mode_enforced: skipped: needs root, to connect "
+				"as other users\n");
+		return;
+	}
+	umask(022);
+	temp_path(address, sizeof(address), "unix");
+	path = address + strlen("unix://");
+	/* the default: only the owner (root) can connect */
+	ck_assert_int_eq(pier_listener_new(&l, address, NULL), 0);
+	ck_assert_int_eq(connect_as(path, 4242), EACCES);
+	pier_listener_free(l);
+	cfg = mode_config(0660, 4242);
+	ck_assert_int_eq(pier_listener_new(&l, address, cfg), 0);
+	ck_assert_int_eq(connect_as(path, 4242), 0);
+	ck_assert_int_eq(connect_as(path, 4243), EACCES);
+	pier_listener_free(l);
+	pier_config_free(cfg);
+}
+END_TEST
+
+/* Addresses without a socket file have no permissions: asking for some is
+ * refused rather than ignored. */
+START_TEST(socket_mode_without_file)
+{
+	static const char *const addresses[] = {
+		"unix://@pier-mode-test", "seqpacket://@pier-mode-test",
+		"tcp://127.0.0.1:0",
+	};
+	pier_config *mode = mode_config(0660, (gid_t)-1), *group = mode_config(0, 0);
+	pier_listener *l = NULL;
+
+	for (size_t i = 0; i < sizeof(addresses) / sizeof(addresses[0]); i++) {
+		ck_assert_int_eq(pier_listener_new(&l, addresses[i], mode), -EINVAL);
+		ck_assert_int_eq(pier_listener_new(&l, addresses[i], group), -EINVAL);
+	}
+	ck_assert_ptr_null(l);
+	pier_config_free(mode);
+	pier_config_free(group);
+}
+END_TEST
+
+/* The number of open fds. */
+static int open_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+/* pier_listener_new() with a group that may not be given: its error (0 if
+ * it succeeded); the socket file and fds must be gone. */
+static int listen_with_forbidden_group(void)
+{
+	char address[128];
+	pier_config *cfg;
+	pier_listener *l = NULL;
+	int fds = open_fds(), r;
+	gid_t gid = 0;
+
+	while (gid == getegid() || group_member(gid))
+		gid++;
+	temp_path(address, sizeof(address), "seqpacket");
+	cfg = mode_config(0660, gid);
+	r = pier_listener_new(&l, address, cfg);
+	pier_config_free(cfg);
+	if (r == 0)
+		pier_listener_free(l);
+	else if (access(strstr(address, "://") + 3, F_OK) == 0 || fds != open_fds())
+		r = -EEXIST; /* something was left behind */
+	return r;
+}
+
+START_TEST(socket_group_refused)
+{
+	pid_t pid;
+	int status;
+
+	if (geteuid() != 0) {
+		ck_assert_int_eq(listen_with_forbidden_group(), -EPERM);
+		return;
+	}
+	/* Root may give any group: try as another user, in a child that
+	 * has no threads yet. */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(100);
+		_exit(-listen_with_forbidden_group() == EPERM ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_msg(WEXITSTATUS(status) == 0, "as user 65534: %s",
+		      WEXITSTATUS(status) == 100 ? "cannot become that user"
+						 : "no -EPERM, or something left behind");
+}
+END_TEST
+
+/* --- bursts ------------------------------------------- */
+
 /* A burst of connections to a listener whose application does not accept
  * waits in the kernel's backlog; with a backlog of 128, the connects past
  * that (and the 64 the listener accepts on its own) would fail with
@@ -505,6 +822,12 @@ int main(void)
 	tcase_add_test(tc, adopt_ownership);
 	tcase_add_test(tc, adopt_tcp);
 	tcase_add_test(tc, connect_timeout_full_backlog);
+	tcase_add_test(tc, socket_mode_arguments);
+	tcase_add_loop_test(tc, socket_mode_applied, 0, 2);
+	tcase_add_test(tc, socket_group_applied);
+	tcase_add_test(tc, socket_mode_enforced);
+	tcase_add_test(tc, socket_mode_without_file);
+	tcase_add_test(tc, socket_group_refused);
 	tcase_add_test(tc, backlog_holds_bursts);
 	suite_add_tcase(s, tc);
 	return th_run(s);

@@ -136,7 +136,7 @@ static int tcp_connect(const struct transport_addr *a, int timeout_ms)
 	return fd;
 }
 
-static int tcp_listen(const struct transport_addr *a, int backlog)
+static int tcp_listen(const struct transport_addr *a, const struct transport_listen *o)
 {
 	struct addrinfo hints = {
 		.ai_socktype = SOCK_STREAM,
@@ -145,6 +145,8 @@ static int tcp_listen(const struct transport_addr *a, int backlog)
 	struct addrinfo *res;
 	int r, fd, one = 1;
 
+	if (o->file_mode || o->file_gid != (gid_t)-1)
+		return -EINVAL; /* no socket file: anyone on the network may connect */
 	r = getaddrinfo(a->host[0] ? a->host : NULL, a->port, &hints, &res);
 	if (r != 0)
 		return gai_errno(r);
@@ -154,7 +156,7 @@ static int tcp_listen(const struct transport_addr *a, int backlog)
 		goto out;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, o->backlog) < 0) {
 		r = -errno;
 		close(fd);
 		goto out;
