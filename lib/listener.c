@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -28,6 +29,9 @@ struct pier_listener {
 	struct pier_config cfg;
 	int fd;
 	struct transport_addr addr;
+	/* The socket file, by its absolute path (the working directory may
+	 * change before it is removed), or NULL. */
+	char *file;
 	struct tls_ctx *tls_ctx; /* tls:// */
 
 	pthread_mutex_t mu;
@@ -215,6 +219,20 @@ static void stop_task(struct loop_task *t, unsigned int events)
 		listener_stopped(l);
 }
 
+/* The absolute path of a relative socket file path, as it is now. */
+static char *absolute_path(const char *path)
+{
+	char *cwd, *abs = NULL;
+
+	if (path[0] == '/')
+		return strdup(path);
+	cwd = getcwd(NULL, 0);
+	if (cwd && asprintf(&abs, "%s/%s", cwd, path) < 0)
+		abs = NULL;
+	free(cwd);
+	return abs;
+}
+
 static int listen_socket(struct pier_listener *l)
 {
 	const struct transport_listen o = {
@@ -223,6 +241,11 @@ static int listen_socket(struct pier_listener *l)
 		.file_gid = l->cfg.socket_gid,
 	};
 
+	if (l->addr.un.sun_family == AF_UNIX && !l->addr.abstract) {
+		l->file = absolute_path(l->addr.un.sun_path);
+		if (!l->file)
+			return errno ? -errno : -ENOMEM;
+	}
 	return l->t->listen(&l->addr, &o);
 }
 
@@ -279,11 +302,12 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 
 fail_fd:
 	close(l->fd);
-	if (!l->addr.abstract && l->addr.un.sun_path[0])
-		unlink(l->addr.un.sun_path);
+	if (l->file)
+		unlink(l->file);
 fail:
 	if (l->tls_ctx)
 		tls_ctx_free(l->tls_ctx);
+	free(l->file);
 	free(l);
 	return r;
 }
@@ -365,8 +389,8 @@ PIER_EXPORT void pier_listener_free(pier_listener *l)
 		pthread_cond_wait(&l->cond, &l->mu);
 	pthread_mutex_unlock(&l->mu);
 	close(l->fd);
-	if (!l->addr.abstract && l->addr.un.sun_path[0])
-		unlink(l->addr.un.sun_path);
+	if (l->file)
+		unlink(l->file);
 	/* Peers nobody accepted are closed like freed peers. */
 	while (l->count) {
 		pier_peer_free((pier_peer *)l->queue[l->head]);
@@ -380,5 +404,6 @@ PIER_EXPORT void pier_listener_free(pier_listener *l)
 	loop_unref(l->loop);
 	if (l->tls_ctx)
 		tls_ctx_free(l->tls_ctx);
+	free(l->file);
 	free(l);
 }

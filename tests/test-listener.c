@@ -751,7 +751,31 @@ START_TEST(socket_group_refused)
 }
 END_TEST
 
-/* --- bursts ------------------------------------------- */
+/* --- relative paths and bursts ------------------------------------------- */
+
+/* A relative socket path is where it was when the listener was made: a
+ * later chdir() neither loses the file nor removes another one. */
+START_TEST(relative_socket_path)
+{
+	char dir[] = "/tmp/pier-rel-XXXXXX", file[64], address[128];
+	pier_listener *l;
+	pier_peer *a, *b;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(chdir(dir), 0);
+	ck_assert_int_eq(pier_listener_new(&l, "unix://rel.sock", NULL), 0);
+	ck_assert_int_eq(chdir("/"), 0);
+	snprintf(file, sizeof(file), "%s/rel.sock", dir);
+	snprintf(address, sizeof(address), "unix://%s", file);
+	ck_assert_int_eq(pier_peer_connect(&a, address, NULL), 0);
+	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+	pier_peer_free(a);
+	pier_peer_free(b);
+	pier_listener_free(l);
+	ck_assert_msg(access(file, F_OK) < 0 && errno == ENOENT, "%s is left behind", file);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
 
 /* A burst of connections to a listener whose application does not accept
  * waits in the kernel's backlog; with a backlog of 128, the connects past
@@ -828,6 +852,7 @@ int main(void)
 	tcase_add_test(tc, socket_mode_enforced);
 	tcase_add_test(tc, socket_mode_without_file);
 	tcase_add_test(tc, socket_group_refused);
+	tcase_add_test(tc, relative_socket_path);
 	tcase_add_test(tc, backlog_holds_bursts);
 	suite_add_tcase(s, tc);
 	return th_run(s);
