@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <pier-version.h>
 
@@ -125,6 +126,12 @@ enum pier_error {
 	/* A TLS listener has no certificate and key to show
 	 * (pier_config_set_tls_cert()). */
 	PIER_ENOCERT,
+	/* The host name does not resolve: no such name, or no address for
+	 * it. */
+	PIER_EHOSTNOTFOUND,
+	/* The host name could not be looked up: the name server did not
+	 * answer, or failed.  A later try may succeed. */
+	PIER_ERESOLVER,
 	PIER_ERROR_END_ /* one past the last code; not an error itself */
 };
 
@@ -183,6 +190,9 @@ int pier_config_set_max_queued_fds(pier_config *cfg, unsigned int recv_fds,
 int pier_config_set_max_open_requests(pier_config *cfg, unsigned int max_open);
 int pier_config_set_send_timeout(pier_config *cfg, int timeout_ms);
 int pier_config_set_connect_timeout(pier_config *cfg, int timeout_ms);
+/* The permission bits and group of a listener's Unix socket file
+ * (mode 0: as the umask leaves them; gid (gid_t)-1: left alone). */
+int pier_config_set_socket_mode(pier_config *cfg, mode_t mode, gid_t gid);
 
 /* What the library has to say that no call returns (a listener dropped a
  * connection it never handed out, and why): priority is a syslog(3) level

@@ -21,6 +21,7 @@ void config_defaults(struct pier_config *c)
 		.max_open = PIER_DEFAULT_MAX_OPEN,
 		.send_timeout_ms = -1,
 		.connect_timeout_ms = PIER_DEFAULT_CONNECT_TIMEOUT_MS,
+		.socket_gid = (gid_t)-1,
 	};
 }
 
@@ -147,6 +148,17 @@ PIER_EXPORT int pier_config_set_log(pier_config *cfg, pier_log_fn *fn, void *use
 		return -EINVAL;
 	cfg->log = fn;
 	cfg->log_data = fn ? userdata : NULL;
+	return 0;
+}
+
+PIER_EXPORT int pier_config_set_socket_mode(pier_config *cfg, mode_t mode, gid_t gid)
+{
+	/* Permission bits only: set-id and sticky bits mean nothing on a
+	 * socket. */
+	if (!cfg || (mode & ~(mode_t)0777))
+		return -EINVAL;
+	cfg->socket_mode = mode;
+	cfg->socket_gid = gid;
 	return 0;
 }
 

@@ -53,6 +53,10 @@ static const char *const pier_messages[] = {
 		"The private key does not belong to the certificate",
 	[PIER_ENOCERT - PIER_ESHORTFRAME] =
 		"A TLS listener needs a certificate and key (pier_config_set_tls_cert)",
+	[PIER_EHOSTNOTFOUND - PIER_ESHORTFRAME] =
+		"Host name not found (check its spelling, or use an IP address)",
+	[PIER_ERESOLVER - PIER_ESHORTFRAME] =
+		"Host name lookup failed: the name server did not answer (try again later)",
 };
 
 _Static_assert(PIER_ARRAY_SIZE(pier_messages) == PIER_ERROR_END_ - PIER_ESHORTFRAME,

@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,9 @@
 /* Peers accepted but not yet taken by the application; beyond this the
  * loop stops accepting and the kernel's backlog holds the rest. */
 #define ACCEPT_QUEUE 64
-#define LISTEN_BACKLOG 128
+/* The kernel clamps the backlog to net.core.somaxconn, the system's
+ * maximum: bursts of connections wait there instead of being refused. */
+#define LISTEN_BACKLOG INT_MAX
 /* TLS handshakes under way, at most.  They do not count against the accept
  * queue, or connections that never speak would keep real clients waiting
  * in the backlog; one more accepted evicts one (hs_victim()).  Measured in
@@ -47,6 +50,9 @@ struct pier_listener {
 	struct pier_config cfg;
 	int fd;
 	struct transport_addr addr;
+	/* The socket file, by its absolute path (the working directory may
+	 * change before it is removed), or NULL. */
+	char *file;
 	struct tls_ctx *tls_ctx; /* tls:// */
 
 	pthread_mutex_t mu;
@@ -350,6 +356,36 @@ static void stop_task(struct loop_task *t, unsigned int events)
 		listener_stopped(l);
 }
 
+/* The absolute path of a relative socket file path, as it is now. */
+static char *absolute_path(const char *path)
+{
+	char *cwd, *abs = NULL;
+
+	if (path[0] == '/')
+		return strdup(path);
+	cwd = getcwd(NULL, 0);
+	if (cwd && asprintf(&abs, "%s/%s", cwd, path) < 0)
+		abs = NULL;
+	free(cwd);
+	return abs;
+}
+
+static int listen_socket(struct pier_listener *l)
+{
+	const struct transport_listen o = {
+		.backlog = LISTEN_BACKLOG,
+		.file_mode = l->cfg.socket_mode,
+		.file_gid = l->cfg.socket_gid,
+	};
+
+	if (l->addr.un.sun_family == AF_UNIX && !l->addr.abstract) {
+		l->file = absolute_path(l->addr.un.sun_path);
+		if (!l->file)
+			return errno ? -errno : -ENOMEM;
+	}
+	return l->t->listen(&l->addr, &o);
+}
+
 PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 				  const pier_config *cfg)
 {
@@ -381,7 +417,7 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 		if (r < 0)
 			goto fail;
 	}
-	l->fd = l->t->listen(&l->addr, LISTEN_BACKLOG);
+	l->fd = listen_socket(l);
 	if (l->fd < 0) {
 		r = l->fd;
 		goto fail;
@@ -406,11 +442,12 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 
 fail_fd:
 	close(l->fd);
-	if (!l->addr.abstract && l->addr.un.sun_path[0])
-		unlink(l->addr.un.sun_path);
+	if (l->file)
+		unlink(l->file);
 fail:
 	if (l->tls_ctx)
 		tls_ctx_free(l->tls_ctx);
+	free(l->file);
 	free(l);
 	return r;
 }
@@ -492,8 +529,8 @@ PIER_EXPORT void pier_listener_free(pier_listener *l)
 		pthread_cond_wait(&l->cond, &l->mu);
 	pthread_mutex_unlock(&l->mu);
 	close(l->fd);
-	if (!l->addr.abstract && l->addr.un.sun_path[0])
-		unlink(l->addr.un.sun_path);
+	if (l->file)
+		unlink(l->file);
 	/* Peers nobody accepted are closed like freed peers. */
 	while (l->count) {
 		pier_peer_free((pier_peer *)l->queue[l->head]);
@@ -507,5 +544,6 @@ PIER_EXPORT void pier_listener_free(pier_listener *l)
 	loop_unref(l->loop);
 	if (l->tls_ctx)
 		tls_ctx_free(l->tls_ctx);
+	free(l->file);
 	free(l);
 }

@@ -54,6 +54,10 @@ struct pier_config {
 				   * to a shorter handshake deadline) */
 	pier_log_fn *log; /* or NULL */
 	void *log_data;
+	/* A listener's Unix socket file: 0 and (gid_t)-1 leave it as the
+	 * umask and the system make it. */
+	mode_t socket_mode;
+	gid_t socket_gid;
 	/* TLS settings, or NULL for the defaults; owned by the pier_config
 	 * object only (copies of the struct clear it). */
 	struct tls_settings *tls;

@@ -2,15 +2,21 @@
 /* Addresses, listeners, accepting, peer information, shared loops. */
 #include "config.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -22,6 +28,58 @@ static void temp_path(char *buf, size_t len, const char *scheme)
 	static unsigned int n;
 
 	snprintf(buf, len, "%s:///tmp/pier-listener-%d-%u.sock", scheme, getpid(), n++);
+}
+
+/* The resolver, interposed: the library's calls come here, and fail with
+ * fake_gai_error when it is set. */
+static int fake_gai_error;
+
+int getaddrinfo(const char *restrict node, const char *restrict service,
+		const struct addrinfo *restrict hints, struct addrinfo **restrict res)
+{
+	int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+
+	if (fake_gai_error)
+		return fake_gai_error;
+	*(void **)&real = dlsym(RTLD_NEXT, "getaddrinfo");
+	return real(node, service, hints, res);
+}
+
+/* bind() and listen(), interposed: the mode of the last Unix socket file
+ * bind() made, right after bind() and when listen() started on it. */
+static struct sockaddr_un bound;
+static mode_t mode_at_bind, mode_at_listen;
+
+static mode_t file_mode(const struct sockaddr_un *un)
+{
+	struct stat st;
+
+	return lstat(un->sun_path, &st) < 0 ? (mode_t)-1 : st.st_mode & 07777;
+}
+
+int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int (*real)(int, const struct sockaddr *, socklen_t);
+	int r;
+
+	*(void **)&real = dlsym(RTLD_NEXT, "bind");
+	r = real(fd, addr, len);
+	if (r == 0 && addr->sa_family == AF_UNIX && len <= sizeof(bound)) {
+		memset(&bound, 0, sizeof(bound));
+		memcpy(&bound, addr, len);
+		mode_at_bind = bound.sun_path[0] ? file_mode(&bound) : (mode_t)-1;
+	}
+	return r;
+}
+
+int listen(int fd, int backlog)
+{
+	int (*real)(int, int);
+
+	*(void **)&real = dlsym(RTLD_NEXT, "listen");
+	if (bound.sun_path[0])
+		mode_at_listen = file_mode(&bound);
+	return real(fd, backlog);
 }
 
 START_TEST(bad_addresses)
@@ -36,6 +94,16 @@ START_TEST(bad_addresses)
 		{ "tcp://127.0.0.1", -EINVAL },
 		{ "tcp://127.0.0.1:", -EINVAL },
 		{ "tcp://127.0.0.1:12x", -EINVAL },
+		/* ports are decimal numbers of 16 bits, never service names */
+		{ "tcp://127.0.0.1:99999", -EINVAL },
+		{ "tcp://127.0.0.1:65536", -EINVAL },
+		{ "tcp://127.0.0.1:18446744073709551617", -EINVAL },
+		{ "tcp://127.0.0.1:-1", -EINVAL },
+		{ "tcp://127.0.0.1:+80", -EINVAL },
+		{ "tcp://127.0.0.1: 80", -EINVAL },
+		{ "tcp://127.0.0.1:0x50", -EINVAL },
+		{ "tcp://127.0.0.1:http", -EINVAL },
+		{ "tcp://localhost:http", -EINVAL },
 		{ "tcp://::1:5000", -EINVAL },
 		{ "tcp://[::1:5000", -EINVAL },
 		{ "unix://", -EINVAL },
@@ -59,6 +127,59 @@ START_TEST(bad_addresses)
 }
 END_TEST
 
+/* Port 0 is "any free port" to a listener, and no port to connect to. */
+START_TEST(port_zero)
+{
+	char address[128];
+	pier_listener *l;
+	pier_peer *p = NULL;
+	unsigned long port;
+
+	ck_assert_int_eq(pier_peer_connect(&p, "tcp://127.0.0.1:0", NULL), -EINVAL);
+	ck_assert_int_eq(pier_peer_connect(&p, "tcp://127.0.0.1:00000", NULL), -EINVAL);
+	ck_assert_ptr_null(p);
+	ck_assert_int_eq(pier_listener_new(&l, "tcp://127.0.0.1:0", NULL), 0);
+	ck_assert_int_eq(pier_listener_address(l, address, sizeof(address)), 0);
+	port = strtoul(strrchr(address, ':') + 1, NULL, 10);
+	ck_assert(port >= 1 && port <= 65535);
+	pier_listener_free(l);
+}
+END_TEST
+
+/* Each resolver failure has its own code: a name that does not exist is
+ * not a route that is missing, and a resolver that did not answer is
+ * neither. */
+START_TEST(resolver_errors)
+{
+	static const struct {
+		int gai, err;
+	} cases[] = {
+		{ EAI_NONAME, -PIER_EHOSTNOTFOUND },
+		{ EAI_NODATA, -PIER_EHOSTNOTFOUND },
+		{ EAI_AGAIN, -PIER_ERESOLVER },
+		{ EAI_FAIL, -PIER_ERESOLVER },
+		{ EAI_ADDRFAMILY, -EHOSTUNREACH },
+		{ EAI_MEMORY, -ENOMEM },
+	};
+	pier_listener *l = NULL;
+	pier_peer *p = NULL;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fake_gai_error = cases[i].gai;
+		ck_assert_int_eq(pier_peer_connect(&p, "tcp://camera.example:5000", NULL),
+				 cases[i].err);
+		ck_assert_int_eq(pier_listener_new(&l, "tcp://camera.example:5000", NULL),
+				 cases[i].err);
+	}
+	ck_assert_ptr_null(p);
+	ck_assert_ptr_null(l);
+	ck_assert_str_eq(pier_strerror(-PIER_EHOSTNOTFOUND),
+			 "Host name not found (check its spelling, or use an IP address)");
+	ck_assert_str_eq(pier_strerror(PIER_ERESOLVER),
+			 "Host name lookup failed: the name server did not answer (try again later)");
+}
+END_TEST
+
 START_TEST(connect_failures)
 {
 	char address[128];
@@ -76,9 +197,10 @@ START_TEST(connect_failures)
 	ck_assert_int_eq(pier_listener_address(l, address, sizeof(address)), 0);
 	pier_listener_free(l);
 	ck_assert_int_eq(pier_peer_connect(&p, address, NULL), -ECONNREFUSED);
-	/* a name that cannot resolve (-EAGAIN where no resolver answers) */
+	/* a name that cannot resolve (.invalid never does: RFC 6761), or
+	 * PIER_ERESOLVER where no name server answers */
 	r = pier_peer_connect(&p, "tcp://no-such-host.invalid:1", NULL);
-	ck_assert_msg(r == -EHOSTUNREACH || r == -EAGAIN, "%s", pier_strerror(r));
+	ck_assert_msg(r == -PIER_EHOSTNOTFOUND || r == -PIER_ERESOLVER, "%s", pier_strerror(r));
 	ck_assert_ptr_null(p);
 }
 END_TEST
@@ -354,12 +476,366 @@ START_TEST(connect_timeout_full_backlog)
 }
 END_TEST
 
+/* --- socket file permissions --------------------------------------------- */
+
+START_TEST(socket_mode_arguments)
+{
+	pier_config *cfg;
+
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_socket_mode(NULL, 0660, (gid_t)-1), -EINVAL);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, 01777, (gid_t)-1), -EINVAL);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, 02770, (gid_t)-1), -EINVAL);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, 04700, (gid_t)-1), -EINVAL);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, 0140777, (gid_t)-1), -EINVAL);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, 0660, (gid_t)-1), 0);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, 0, 0), 0);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, 0777, 12345), 0);
+	pier_config_free(cfg);
+}
+END_TEST
+
+static pier_config *mode_config(mode_t mode, gid_t gid)
+{
+	pier_config *cfg;
+
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_socket_mode(cfg, mode, gid), 0);
+	return cfg;
+}
+
+static struct stat stat_socket(const char *address)
+{
+	struct stat st;
+
+	ck_assert_int_eq(lstat(strstr(address, "://") + 3, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	return st;
+}
+
+/* The file gets exactly the bits asked for, whatever the umask takes away
+ * or would have let through; the umask is left alone. */
+START_TEST(socket_mode_applied)
+{
+	static const struct {
+		mode_t umask, mode;
+	} cases[] = {
+		{ 022, 0660 }, /* the umask took bits away: widened */
+		{ 0, 0600 },   /* the umask let more through: narrowed */
+		{ 077, 0666 },
+		{ 0, 0 },      /* as the umask makes it */
+		{ 027, 0 },
+	};
+	const char *scheme = _i ? "seqpacket" : "unix";
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pier_config *cfg = mode_config(cases[i].mode, (gid_t)-1);
+		mode_t want = cases[i].mode ? cases[i].mode : 0777 & ~cases[i].umask;
+		char address[128];
+		pier_listener *l;
+		pier_peer *a, *b;
+
+		umask(cases[i].umask);
+		temp_path(address, sizeof(address), scheme);
+		ck_assert_int_eq(pier_listener_new(&l, address, cfg), 0);
+		ck_assert_uint_eq(umask(0), cases[i].umask);
+		ck_assert_msg((stat_socket(address).st_mode & 07777) == want,
+			      "umask %03o, mode %03o: the file has %03o", cases[i].umask,
+			      cases[i].mode, stat_socket(address).st_mode & 07777);
+		/* never looser than asked, and final before anyone can
+		 * connect */
+		ck_assert_msg((mode_at_bind & ~want) == 0, "mode %03o: %03o after bind()",
+			      cases[i].mode, mode_at_bind);
+		ck_assert_msg(mode_at_listen == want, "mode %03o: %03o at listen()",
+			      cases[i].mode, mode_at_listen);
+		/* peers ignore the setting */
+		ck_assert_int_eq(pier_peer_connect(&a, address, cfg), 0);
+		ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+		pier_peer_free(a);
+		pier_peer_free(b);
+		pier_listener_free(l);
+		pier_config_free(cfg);
+	}
+}
+END_TEST
+
+/* A group this process may give its files: any as root, else one of its
+ * supplementary groups other than the one files get anyway. */
+static bool other_group(gid_t *gid)
+{
+	gid_t groups[256];
+	int n;
+
+	if (geteuid() == 0) {
+		*gid = 4242;
+		return true;
+	}
+	n = getgroups(256, groups);
+	for (int i = 0; i < n; i++) {
+		if (groups[i] != getegid()) {
+			*gid = groups[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+START_TEST(socket_group_applied)
+{
+	char address[128];
+	pier_config *cfg;
+	pier_listener *l;
+	struct stat st;
+	gid_t gid;
+
+	if (!other_group(&gid)) {
+		fprintf(stderr, "socket_group_applied: skipped: not root and in no group "
+				"but the primary one, so no group to give a socket file\n");
+		return;
+	}
+	/* the group alone: the mode stays as the umask makes it */
+	umask(022);
+	cfg = mode_config(0, gid);
+	temp_path(address, sizeof(address), "unix");
+	ck_assert_int_eq(pier_listener_new(&l, address, cfg), 0);
+	st = stat_socket(address);
+	ck_assert_uint_eq(st.st_gid, gid);
+	ck_assert_uint_eq(st.st_mode & 07777, 0755);
+	pier_listener_free(l);
+	pier_config_free(cfg);
+	/* both */
+	cfg = mode_config(0660, gid);
+	temp_path(address, sizeof(address), "seqpacket");
+	ck_assert_int_eq(pier_listener_new(&l, address, cfg), 0);
+	st = stat_socket(address);
+	ck_assert_uint_eq(st.st_gid, gid);
+	ck_assert_uint_eq(st.st_mode & 07777, 0660);
+	pier_listener_free(l);
+	pier_config_free(cfg);
+}
+END_TEST
+
+/* In a child that runs as user 65534 with group gid and no other groups:
+ * connect() to the socket file at path; its errno, or 0. */
+static int connect_as(const char *path, gid_t gid)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	pid_t pid;
+	int status;
+
+	strcpy(un.sun_path, path);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd;
+
+		/* async-signal-safe calls only: the parent has threads */
+		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(65534) < 0)
+			_exit(100);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		_exit(connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0 ? errno : 0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_ne(WEXITSTATUS(status), 100);
+	return WEXITSTATUS(status);
+}
+
+/* The camera user and the vision user of pier_config_set_socket_mode(3): a
+ * process in the socket's group connects, any other is refused. */
+START_TEST(socket_mode_enforced)
+{
+	char address[128];
+	const char *path;
+	pier_config *cfg;
+	pier_listener *l;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "socket_mode_enforced: skipped: needs root, to connect "
+				"as other users\n");
+		return;
+	}
+	umask(022);
+	temp_path(address, sizeof(address), "unix");
+	path = address + strlen("unix://");
+	/* the default: only the owner (root) can connect */
+	ck_assert_int_eq(pier_listener_new(&l, address, NULL), 0);
+	ck_assert_int_eq(connect_as(path, 4242), EACCES);
+	pier_listener_free(l);
+	cfg = mode_config(0660, 4242);
+	ck_assert_int_eq(pier_listener_new(&l, address, cfg), 0);
+	ck_assert_int_eq(connect_as(path, 4242), 0);
+	ck_assert_int_eq(connect_as(path, 4243), EACCES);
+	pier_listener_free(l);
+	pier_config_free(cfg);
+}
+END_TEST
+
+/* Addresses without a socket file have no permissions: asking for some is
+ * refused rather than ignored. */
+START_TEST(socket_mode_without_file)
+{
+	static const char *const addresses[] = {
+		"unix://@pier-mode-test", "seqpacket://@pier-mode-test",
+		"tcp://127.0.0.1:0",
+	};
+	pier_config *mode = mode_config(0660, (gid_t)-1), *group = mode_config(0, 0);
+	pier_listener *l = NULL;
+
+	for (size_t i = 0; i < sizeof(addresses) / sizeof(addresses[0]); i++) {
+		ck_assert_int_eq(pier_listener_new(&l, addresses[i], mode), -EINVAL);
+		ck_assert_int_eq(pier_listener_new(&l, addresses[i], group), -EINVAL);
+	}
+	ck_assert_ptr_null(l);
+	pier_config_free(mode);
+	pier_config_free(group);
+}
+END_TEST
+
+/* The number of open fds. */
+static int open_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+/* pier_listener_new() with a group that may not be given: its error (0 if
+ * it succeeded); the socket file and fds must be gone. */
+static int listen_with_forbidden_group(void)
+{
+	char address[128];
+	pier_config *cfg;
+	pier_listener *l = NULL;
+	int fds = open_fds(), r;
+	gid_t gid = 0;
+
+	while (gid == getegid() || group_member(gid))
+		gid++;
+	temp_path(address, sizeof(address), "seqpacket");
+	cfg = mode_config(0660, gid);
+	r = pier_listener_new(&l, address, cfg);
+	pier_config_free(cfg);
+	if (r == 0)
+		pier_listener_free(l);
+	else if (access(strstr(address, "://") + 3, F_OK) == 0 || fds != open_fds())
+		r = -EEXIST; /* something was left behind */
+	return r;
+}
+
+START_TEST(socket_group_refused)
+{
+	pid_t pid;
+	int status;
+
+	if (geteuid() != 0) {
+		ck_assert_int_eq(listen_with_forbidden_group(), -EPERM);
+		return;
+	}
+	/* Root may give any group: try as another user, in a child that
+	 * has no threads yet. */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(100);
+		_exit(-listen_with_forbidden_group() == EPERM ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_msg(WEXITSTATUS(status) == 0, "as user 65534: %s",
+		      WEXITSTATUS(status) == 100 ? "cannot become that user"
+						 : "no -EPERM, or something left behind");
+}
+END_TEST
+
+/* --- relative paths and bursts ------------------------------------------- */
+
+/* A relative socket path is where it was when the listener was made: a
+ * later chdir() neither loses the file nor removes another one. */
+START_TEST(relative_socket_path)
+{
+	char dir[] = "/tmp/pier-rel-XXXXXX", file[64], address[128];
+	pier_listener *l;
+	pier_peer *a, *b;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(chdir(dir), 0);
+	ck_assert_int_eq(pier_listener_new(&l, "unix://rel.sock", NULL), 0);
+	ck_assert_int_eq(chdir("/"), 0);
+	snprintf(file, sizeof(file), "%s/rel.sock", dir);
+	snprintf(address, sizeof(address), "unix://%s", file);
+	ck_assert_int_eq(pier_peer_connect(&a, address, NULL), 0);
+	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
+	pier_peer_free(a);
+	pier_peer_free(b);
+	pier_listener_free(l);
+	ck_assert_msg(access(file, F_OK) < 0 && errno == ENOENT, "%s is left behind", file);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/* A burst of connections to a listener whose application does not accept
+ * waits in the kernel's backlog; with a backlog of 128, the connects past
+ * that (and the 64 the listener accepts on its own) would fail with
+ * EAGAIN. */
+START_TEST(backlog_holds_bursts)
+{
+	enum { N = 1000 };
+	static int fds[N];
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	struct rlimit rl;
+	char address[128];
+	pier_listener *l;
+	int n = N, somaxconn = 0;
+	FILE *f = fopen("/proc/sys/net/core/somaxconn", "re");
+
+	if (f) {
+		if (fscanf(f, "%d", &somaxconn) != 1)
+			somaxconn = 0;
+		fclose(f);
+	}
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if ((rlim_t)n + 200 > rl.rlim_cur)
+		n = (int)rl.rlim_cur - 200;
+	if (somaxconn < n)
+		n = somaxconn;
+	if (n < 512) {
+		fprintf(stderr, "backlog_holds_bursts: skipped: room for %d connections "
+				"(net.core.somaxconn %d, fd limit %ld), too few to tell a "
+				"backlog of 128 from the system's\n",
+			n, somaxconn, (long)rl.rlim_cur);
+		return;
+	}
+	temp_path(address, sizeof(address), "unix");
+	strcpy(un.sun_path, address + strlen("unix://"));
+	ck_assert_int_eq(pier_listener_new(&l, address, NULL), 0);
+	for (int i = 0; i < n; i++) {
+		fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		ck_assert_int_ge(fds[i], 0);
+		ck_assert_msg(connect(fds[i], (struct sockaddr *)&un, sizeof(un)) == 0,
+			      "connect %d of %d: %s", i + 1, n, strerror(errno));
+	}
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	pier_listener_free(l);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("listener");
 	TCase *tc = th_tcase("listener", 30);
 
 	tcase_add_test(tc, bad_addresses);
+	tcase_add_test(tc, port_zero);
+	tcase_add_test(tc, resolver_errors);
 	tcase_add_test(tc, connect_failures);
 	tcase_add_test(tc, accept_timeouts);
 	tcase_add_loop_test(tc, peer_info_unix, 0, 2);
@@ -370,6 +846,14 @@ int main(void)
 	tcase_add_test(tc, adopt_ownership);
 	tcase_add_test(tc, adopt_tcp);
 	tcase_add_test(tc, connect_timeout_full_backlog);
+	tcase_add_test(tc, socket_mode_arguments);
+	tcase_add_loop_test(tc, socket_mode_applied, 0, 2);
+	tcase_add_test(tc, socket_group_applied);
+	tcase_add_test(tc, socket_mode_enforced);
+	tcase_add_test(tc, socket_mode_without_file);
+	tcase_add_test(tc, socket_group_refused);
+	tcase_add_test(tc, relative_socket_path);
+	tcase_add_test(tc, backlog_holds_bursts);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -87,6 +88,22 @@ pier_config *tool_config(const struct tool_opts *o)
 		exit(EXIT_USAGE);
 	}
 	return cfg;
+}
+
+/* The address as a person should read it in an error: a relative Unix
+ * socket path made absolute, as the library resolves it. */
+static const char *shown_address(const char *address, char *buf, size_t len)
+{
+	const char *sep = strstr(address, "://"), *path;
+	char cwd[PATH_MAX];
+
+	if (!sep || (strncmp(address, "unix:", 5) != 0 && strncmp(address, "seqpacket:", 10) != 0))
+		return address;
+	path = sep + 3;
+	if (*path == '/' || *path == '@' || *path == '\0' || !getcwd(cwd, sizeof(cwd)))
+		return address;
+	snprintf(buf, len, "%.*s%s/%s", (int)(path - address), address, cwd, path);
+	return buf;
 }
 
 int tool_fail(const char *what, int err)
@@ -480,9 +497,10 @@ static int connect_peer(const char *address, const struct tool_opts *o, pier_pee
 		return EXIT_USAGE;
 	}
 	if (r < 0) {
-		char what[300];
+		char what[PATH_MAX + 300], buf[PATH_MAX + 200];
 
-		snprintf(what, sizeof(what), "cannot connect to %s", address);
+		snprintf(what, sizeof(what), "cannot connect to %s",
+			 shown_address(address, buf, sizeof(buf)));
 		return tool_fail(what, r);
 	}
 	return 0;
@@ -759,6 +777,9 @@ static const struct tool_cmd listen_cmd = {
 	"get an error response saying that nothing serves them, unless --echo.\n"
 	"  -E, --echo             answer each request with its own service and body\n"
 	"  -n, --count N          exit after N messages\n"
+	"  --mode MODE            the socket file's permissions, in octal (0660: its\n"
+	"                         owner and group may connect)\n"
+	"  --group GROUP          the socket file's group, a name or a number\n"
 	"  -t, --timeout MS       drop a tls:// client whose handshake takes longer than\n"
 	"                         MS milliseconds (default 5000; -1: never)\n",
 	CMD_PRINTS | CMD_LISTENER,
@@ -848,19 +869,76 @@ static void log_to_stderr(void *userdata, int priority, const char *message)
 	fprintf(stderr, "pier: %s\n", message);
 }
 
+/* The octal permission bits of --mode; exits if MODE is not that. */
+static mode_t parse_mode(const char *s)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 8);
+
+	if (*s < '0' || *s > '7' || *end != '\0' || v > 0777) {
+		fprintf(stderr, "pier: --mode takes permission bits in octal, such as 0660, "
+				"not %s\n", s);
+		exit(EXIT_USAGE);
+	}
+	return (mode_t)v;
+}
+
+/* The group id of --group, a name or a number; exits if there is none. */
+static gid_t parse_group(const char *s)
+{
+	struct group *g = getgrnam(s);
+	char *end;
+	unsigned long v;
+
+	if (g)
+		return g->gr_gid;
+	v = strtoul(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end != '\0' || v >= (gid_t)-1) {
+		fprintf(stderr, "pier: --group: no group %s\n", s);
+		exit(EXIT_USAGE);
+	}
+	return (gid_t)v;
+}
+
+/* Why listening failed, in the words of the options given. */
+static int listen_failed(const char *address, int err, mode_t mode, gid_t gid)
+{
+	char buf[PATH_MAX + 200];
+
+	address = shown_address(address, buf, sizeof(buf));
+	if (err == -EINVAL && (mode || gid != (gid_t)-1)) {
+		fprintf(stderr, "pier: %s: --mode and --group need a socket file (unix:///PATH "
+				"or seqpacket:///PATH); abstract and TCP sockets have no "
+				"permissions\n", address);
+		return EXIT_USAGE;
+	}
+	if (err == -EPERM && gid != (gid_t)-1) {
+		fprintf(stderr, "pier: %s: cannot give the socket file group %u: %s (you can only give "
+				"a group you are a member of)\n", address, (unsigned int)gid,
+			pier_strerror(err));
+		return EXIT_FAILURE_IO;
+	}
+	return tool_fail_listen(address, err);
+}
+
 static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 {
+	enum { OPT_MODE = 512, OPT_GROUP };
 	static const struct option longopts[] = {
 		{ "echo", no_argument, NULL, 'E' },
 		{ "count", required_argument, NULL, 'n' },
+		{ "mode", required_argument, NULL, OPT_MODE },
+		{ "group", required_argument, NULL, OPT_GROUP },
 		COMMON_LONG,
 		{ 0 },
 	};
+	mode_t mode = 0;
+	gid_t gid = (gid_t)-1;
 	struct listen_state s = { .count = -1 };
 	struct sigaction sa = { .sa_handler = on_signal };
 	pier_listener *l;
 	pier_config *cfg;
-	char bound[256];
+	char bound[256], buf[PATH_MAX + 200];
 	int c, r;
 	int32_t n;
 
@@ -869,6 +947,10 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 			continue;
 		if (c == 'E') {
 			s.echo = true;
+		} else if (c == OPT_MODE) {
+			mode = parse_mode(optarg);
+		} else if (c == OPT_GROUP) {
+			gid = parse_group(optarg);
 		} else if (c == 'n' && tool_parse_i32(optarg, &n) && n > 0) {
 			s.count = n;
 		} else {
@@ -879,12 +961,14 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 	s.hex = o->hex;
 	cfg = tool_config(o);
 	pier_config_set_log(cfg, log_to_stderr, NULL);
-	r = pier_listener_new(&l, argv[optind], cfg);
+	r = pier_config_set_socket_mode(cfg, mode, gid);
+	if (r == 0)
+		r = pier_listener_new(&l, argv[optind], cfg);
 	pier_config_free(cfg);
 	if (r < 0)
-		return tool_fail_listen(argv[optind], r);
+		return listen_failed(argv[optind], r, mode, gid);
 	pier_listener_address(l, bound, sizeof(bound));
-	printf("listening on %s\n", bound);
+	printf("listening on %s\n", shown_address(bound, buf, sizeof(buf)));
 	fflush(stdout);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);

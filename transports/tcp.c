@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* TCP: tcp://host:port, where host is a name, an IPv4 address, or an IPv6
- * address in brackets; "*" or an empty host listens on every address.
+ * address in brackets; "*" or an empty host listens on every address.  The
+ * port is a decimal number, 1 to 65535, or 0 on a listener for any free one.
  * TLS: tls://host:port, the same TCP socket with a TLS session over it
  * (lib/tls.h); in a build without OpenSSL every tls:// address fails with
  * -PIER_ETLSUNAVAILABLE. */
@@ -12,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,6 +21,21 @@
 
 #include "private.h"
 #include "transport.h"
+
+/* A port number in decimal, 0 to 65535, kept in its plain form.  Service
+ * names are refused: what they mean depends on /etc/services. */
+static int parse_port(const char *s, struct transport_addr *a)
+{
+	unsigned long v;
+
+	if (*s == '\0' || strspn(s, "0123456789") != strlen(s))
+		return -EINVAL;
+	v = strtoul(s, NULL, 10); /* ULONG_MAX when far too long */
+	if (v > 65535)
+		return -EINVAL;
+	snprintf(a->port, sizeof(a->port), "%lu", v);
+	return 0;
+}
 
 static int tcp_parse(const struct transport *t, const char *rest, struct transport_addr *a)
 {
@@ -38,13 +55,12 @@ static int tcp_parse(const struct transport *t, const char *rest, struct transpo
 		if (memchr(rest, ':', (size_t)(colon - rest)))
 			return -EINVAL; /* a bare IPv6 address needs brackets */
 	}
-	if ((size_t)(host_end - host) >= sizeof(a->host) || strlen(colon + 1) >= sizeof(a->port))
+	if ((size_t)(host_end - host) >= sizeof(a->host))
 		return -ENAMETOOLONG;
-	if (colon[1] == '\0' || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+	if (parse_port(colon + 1, a) < 0)
 		return -EINVAL;
 	memcpy(a->host, host, (size_t)(host_end - host));
 	a->host[host_end - host] = '\0';
-	strcpy(a->port, colon + 1);
 	if (strcmp(a->host, "*") == 0)
 		a->host[0] = '\0';
 	return 0;
@@ -58,12 +74,16 @@ static int gai_errno(int r)
 #ifdef EAI_NODATA
 	case EAI_NODATA:
 #endif
+		return -PIER_EHOSTNOTFOUND;
 #ifdef EAI_ADDRFAMILY
 	case EAI_ADDRFAMILY:
-#endif
+		/* The host exists, but has no address of a family this
+		 * machine has configured. */
 		return -EHOSTUNREACH;
+#endif
 	case EAI_AGAIN:
-		return -EAGAIN;
+	case EAI_FAIL:
+		return -PIER_ERESOLVER;
 	case EAI_MEMORY:
 		return -ENOMEM;
 	case EAI_SYSTEM:
@@ -83,10 +103,15 @@ static void tcp_prepare(int fd)
 
 static int tcp_connect(const struct transport_addr *a, int timeout_ms)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+	struct addrinfo hints = {
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV,
+	};
 	struct addrinfo *res, *ai;
 	int r, fd = -1, err = -ECONNREFUSED;
 
+	if (strcmp(a->port, "0") == 0)
+		return -EINVAL; /* "any port" means something to a listener only */
 	r = getaddrinfo(a->host[0] ? a->host : NULL, a->port, &hints, &res);
 	if (r != 0)
 		return gai_errno(r);
@@ -111,15 +136,17 @@ static int tcp_connect(const struct transport_addr *a, int timeout_ms)
 	return fd;
 }
 
-static int tcp_listen(const struct transport_addr *a, int backlog)
+static int tcp_listen(const struct transport_addr *a, const struct transport_listen *o)
 {
 	struct addrinfo hints = {
 		.ai_socktype = SOCK_STREAM,
-		.ai_flags = AI_PASSIVE | AI_ADDRCONFIG,
+		.ai_flags = AI_PASSIVE | AI_ADDRCONFIG | AI_NUMERICSERV,
 	};
 	struct addrinfo *res;
 	int r, fd, one = 1;
 
+	if (o->file_mode || o->file_gid != (gid_t)-1)
+		return -EINVAL; /* no socket file: anyone on the network may connect */
 	r = getaddrinfo(a->host[0] ? a->host : NULL, a->port, &hints, &res);
 	if (r != 0)
 		return gai_errno(r);
@@ -129,7 +156,7 @@ static int tcp_listen(const struct transport_addr *a, int backlog)
 		goto out;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, o->backlog) < 0) {
 		r = -errno;
 		close(fd);
 		goto out;

@@ -25,11 +25,22 @@ struct transport_addr {
 	const struct transport *t;
 	/* tcp, tls */
 	char host[256];
-	char port[32];
+	char port[8]; /* decimal, "0" to "65535" */
 	/* unix, seqpacket */
 	struct sockaddr_un un;
 	socklen_t un_len;
 	bool abstract;
+};
+
+/* How a listening socket is made. */
+struct transport_listen {
+	int backlog;
+	/* The socket file's permission bits, exactly (0: as the umask leaves
+	 * them), and its group ((gid_t)-1: as the system gives it).  Only
+	 * Unix sockets with a path have a file; the others fail with -EINVAL
+	 * when either is set. */
+	mode_t file_mode;
+	gid_t file_gid;
 };
 
 struct transport {
@@ -40,8 +51,9 @@ struct transport {
 	int (*parse)(const struct transport *t, const char *rest, struct transport_addr *a);
 	/* A connected socket (non-blocking, close-on-exec), or -errno. */
 	int (*connect)(const struct transport_addr *a, int timeout_ms);
-	/* A listening socket (non-blocking, close-on-exec), or -errno. */
-	int (*listen)(const struct transport_addr *a, int backlog);
+	/* A listening socket (non-blocking, close-on-exec), or -errno; on
+	 * failure, nothing is left behind (no fd, no socket file). */
+	int (*listen)(const struct transport_addr *a, const struct transport_listen *o);
 	/* Readies an accepted or adopted socket (options such as TCP_NODELAY). */
 	void (*prepare)(int fd);
 	/* Formats the local or remote address of fd as an address string. */

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -98,20 +99,61 @@ static int remove_stale(const struct transport_addr *a)
 	return unlink(a->un.sun_path) < 0 && errno != ENOENT ? -errno : 0;
 }
 
-static int unix_listen(const struct transport_addr *a, int backlog)
+/* Gives the socket file bind() just made its group, then its exact mode
+ * (the umask may have taken bits away).  Nobody can connect before
+ * listen(), so until then the file's permissions do not matter yet.  The
+ * path is the file bind() made unless someone who may write the directory
+ * swapped it; such a one could replace the socket anyway, but must not
+ * get a file of ours chmod'ed: only a socket is touched. */
+static int set_file_perms(const char *path, const struct transport_listen *o)
+{
+	struct stat st;
+
+	if (o->file_gid != (gid_t)-1 &&
+	    fchownat(AT_FDCWD, path, (uid_t)-1, o->file_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!o->file_mode)
+		return 0;
+	if (lstat(path, &st) < 0)
+		return -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EADDRINUSE;
+	if ((st.st_mode & 07777) != o->file_mode && chmod(path, o->file_mode) < 0)
+		return -errno;
+	return 0;
+}
+
+static int unix_listen(const struct transport_addr *a, const struct transport_listen *o)
 {
 	int fd, r;
 
+	if (a->abstract && (o->file_mode || o->file_gid != (gid_t)-1))
+		return -EINVAL; /* no file, no permissions: anyone may connect */
 	r = remove_stale(a);
 	if (r < 0)
 		return r;
 	fd = unix_socket(a, SOCK_NONBLOCK);
 	if (fd < 0)
 		return fd;
-	if (bind(fd, (const struct sockaddr *)&a->un, a->un_len) < 0 ||
-	    listen(fd, backlog) < 0) {
+	/* Linux gives the file this inode's mode less the umask: from its
+	 * first moment it is never looser than asked. */
+	if (o->file_mode && fchmod(fd, o->file_mode) < 0) {
 		r = -errno;
 		close(fd);
+		return r;
+	}
+	if (bind(fd, (const struct sockaddr *)&a->un, a->un_len) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	r = a->abstract ? 0 : set_file_perms(a->un.sun_path, o);
+	if (r == 0 && listen(fd, o->backlog) < 0)
+		r = -errno;
+	if (r < 0) {
+		close(fd);
+		if (!a->abstract)
+			unlink(a->un.sun_path);
 		return r;
 	}
 	return fd;
