@@ -10,11 +10,14 @@ packages="build-essential autoconf automake libtool pkg-config liburing-dev chec
 #   --with-fuzzing      clang and its runtimes, for the fuzz targets and TSan
 #   --with-bench-peers  ZeroMQ and nng, which make bench compares with
 #   --with-valgrind     valgrind, for make check-valgrind
+#   --with-netns        iproute2, to run the tests in a network namespace
+#                       without IPv6 (as CI does)
 for opt in "$@"; do
 	case "$opt" in
 	--with-fuzzing) packages="$packages clang libclang-rt-14-dev" ;;
 	--with-valgrind) packages="$packages valgrind" ;;
 	--with-bench-peers) packages="$packages libzmq3-dev libnng-dev" ;;
+	--with-netns) packages="$packages iproute2" ;;
 	*) echo "setup-debian: unknown option $opt" >&2; exit 2 ;;
 	esac
 done

@@ -29,9 +29,15 @@ enum pair_kind {
 extern const char *const pair_kind_name[PAIR_KINDS];
 
 bool pair_kind_has_fds(enum pair_kind kind);
+/* Whether this machine has an IPv6 loopback (containers and build servers
+ * often have none): 0, or the negative errno of binding [::1]:0. */
+int ipv6_loopback(void);
+
 /* Connects *a (configured by ca) to *b (configured by cb); NULL configs
  * mean the defaults.  For PAIR_TLS, the test PKI's settings are added to
- * the configs given (server certificate on cb, CA on ca). */
+ * the configs given (server certificate on cb, CA on ca).  Where this
+ * machine cannot make the pair (PAIR_TCP6 without an IPv6 loopback), it
+ * prints why and ends the test there, as a pass. */
 void make_pair_cfg(enum pair_kind kind, const pier_config *ca, const pier_config *cb,
 		   pier_peer **a, pier_peer **b);
 void make_pair(enum pair_kind kind, pier_peer **a, pier_peer **b);

@@ -106,7 +106,9 @@ static void kill_remote(pid_t pid, int notify)
 
 	kill(pid, SIGKILL);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFSIGNALED(status));
+	ck_assert_msg(WIFSIGNALED(status),
+		      "the remote exited with status %d before it was killed (its stderr says why)",
+		      WEXITSTATUS(status));
 	close(notify);
 }
 
@@ -216,19 +218,35 @@ END_TEST
 
 enum { FDS_PER_MSG = 5 };
 
-/* Sends messages with fds as fast as it can, forever. */
+/* Sends messages with fds as fast as the reader takes them, forever.  It
+ * must still be sending when it is killed, so it keeps few fds queued and
+ * in flight: without CAP_SYS_RESOURCE, the kernel refuses to pass more fds
+ * than RLIMIT_NOFILE in flight at once for the user (ETOOMANYREFS), and the
+ * library's queue holds a copy of every fd it keeps. */
 static void fd_flood_remote(int fd, int notify)
 {
-	int fds[FDS_PER_MSG];
+	int fds[FDS_PER_MSG], r, smallest = 1, sock = dup(fd);
+	pier_config *cfg;
 	pier_peer *p;
 
 	for (int i = 0; i < FDS_PER_MSG; i++)
 		fds[i] = memfd_with("flood");
-	if (pier_peer_adopt(&p, fd, NULL) < 0 || write(notify, "s", 1) != 1)
+	/* A one-byte send queue limit lets one message wait in the library,
+	 * and the kernel's smallest send buffer takes a few more.  The buffer
+	 * is shrunk (through a second fd, as adopting takes fd) after the
+	 * library has sized it for its largest packet. */
+	if (pier_config_new(&cfg) < 0 || pier_config_set_max_queued(cfg, 4u << 20, 1) < 0 ||
+	    pier_peer_adopt(&p, fd, cfg) < 0 ||
+	    setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &smallest, sizeof(smallest)) < 0 ||
+	    write(notify, "s", 1) != 1)
 		_exit(1);
-	for (int i = 0;; i++)
-		if (pier_writer_send_stream(pier_peer_get_writer(p), i, "f", 1, fds, FDS_PER_MSG) < 0)
+	for (int i = 0;; i++) {
+		r = pier_writer_send_stream(pier_peer_get_writer(p), i, "f", 1, fds, FDS_PER_MSG);
+		if (r < 0) {
+			fprintf(stderr, "the flood's send %d failed: %s\n", i, pier_strerror(r));
 			_exit(1);
+		}
+	}
 }
 
 /* Every message that arrives carries all of its fds; then the end. */

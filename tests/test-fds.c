@@ -181,6 +181,30 @@ START_TEST(stream_transports_refuse_fds)
 }
 END_TEST
 
+enum { FILLERS_MAX = 4096 };
+
+/* Fills the fd table (with copies of fd 0) to near the open-file limit,
+ * so that a limit lowered to what is open is still a high one: the kernel
+ * also compares it with the fds the user has in flight in all of its
+ * processes when this one sends (unless it has CAP_SYS_RESOURCE), and a
+ * low one fails the send with ETOOMANYREFS whenever other tests pass fds
+ * at the same time.  Returns how many fds it opened. */
+static int fill_fd_table(int *fillers)
+{
+	struct rlimit rl;
+	int n = 0;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	/* Room left for what the test and its loops open meanwhile. */
+	while (n < FILLERS_MAX && (rlim_t)n + 64 < rl.rlim_cur) {
+		fillers[n] = dup(0);
+		ck_assert_int_ge(fillers[n], 0);
+		if ((rlim_t)fillers[n++] + 64 >= rl.rlim_cur)
+			break;
+	}
+	return n;
+}
+
 /* The receiver is at its open-file limit: the kernel cannot pass every fd
  * (MSG_CTRUNC), and the message is never delivered short of them. */
 START_TEST(fds_lost_at_the_limit)
@@ -189,7 +213,7 @@ START_TEST(fds_lost_at_the_limit)
 	pier_received_request *rr;
 	pier_msg *m;
 	struct rlimit rl;
-	int fds[16], fd = memfd_with("lost"), lowest_free;
+	int fds[16], fd = memfd_with("lost"), lowest_free, fillers[FILLERS_MAX], nfillers;
 
 	for (int i = 0; i < 16; i++)
 		fds[i] = fd;
@@ -198,6 +222,7 @@ START_TEST(fds_lost_at_the_limit)
 	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, "warm", 4, NULL, 0), 0);
 	ck_assert_int_eq(pier_peer_recv(b, &m, &rr, WAIT), 0);
 	pier_msg_free(m);
+	nfillers = fill_fd_table(fillers);
 	/* New fds take the lowest free numbers below the limit. */
 	lowest_free = dup(0);
 	ck_assert_int_ge(lowest_free, 0);
@@ -209,6 +234,8 @@ START_TEST(fds_lost_at_the_limit)
 		/* valgrind keeps the kernel's open-file limit to itself and
 		 * applies the process's only to the calls it sees, which
 		 * excludes the fds the kernel installs on recvmsg. */
+		for (int i = 0; i < nfillers; i++)
+			close(fillers[i]);
 		close(fd);
 		pier_peer_free(a);
 		pier_peer_free(b);
@@ -216,6 +243,8 @@ START_TEST(fds_lost_at_the_limit)
 	}
 	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, "x", 1, fds, 16), 0);
 	ck_assert_int_eq(pier_peer_recv(b, &m, &rr, WAIT), -PIER_EFDTRUNC);
+	for (int i = 0; i < nfillers; i++)
+		close(fillers[i]);
 	close(fd);
 	pier_peer_free(a);
 	pier_peer_free(b);
