@@ -43,6 +43,10 @@
  * connections must not flood the application's log too. */
 #define LOG_BURST 10
 #define LOG_WINDOW_NS 1000000000
+/* How long accepting pauses when it fails for want of fds or memory: from
+ * the first, doubling up to the last while it keeps failing. */
+#define ACCEPT_PAUSE_MIN_MS 5u
+#define ACCEPT_PAUSE_MAX_MS 500u
 
 struct pier_listener {
 	struct pier_loop *loop;
@@ -73,6 +77,9 @@ struct pier_listener {
 	int64_t log_window;   /* when the current second of log lines began */
 	unsigned int log_said, log_held; /* lines said and held back in it */
 	struct loop_timer log_timer; /* says how many were held back */
+	/* Accepting failed for want of fds or memory: it pauses. */
+	struct loop_timer pause_timer;
+	unsigned int pause_ms; /* the last pause; 0 once accepting works */
 };
 
 static void start_accept(struct pier_listener *l);
@@ -130,15 +137,16 @@ static void log_held_back(struct loop_timer *t)
 {
 	struct pier_listener *l = pier_container_of(t, struct pier_listener, log_timer);
 
-	log_say(l, LOG_WARNING, "%u more dropped connections were not logged (at most %d "
-		"lines a second)", l->log_held, LOG_BURST);
+	log_say(l, LOG_WARNING, "%u more lines about dropped connections were not logged "
+		"(at most %d lines a second)", l->log_held, LOG_BURST);
 	l->log_held = 0;
 	l->log_said = 0;
 	l->log_window = loop_now_ns();
 }
 
-/* Loop thread: logs a dropped connection, unless LOG_BURST lines were
- * said this second already (then the timer says how many were not). */
+/* Loop thread: logs a dropped connection (or a failed accept), unless
+ * LOG_BURST lines were said this second already (then the timer says how
+ * many were not). */
 static void log_drop(struct pier_listener *l, int priority, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -248,6 +256,24 @@ static void handshake_done(struct conn *c, int err)
 	start_accept(l);
 }
 
+/* Accepting failed for want of fds or memory: tries again after a pause
+ * that doubles while it keeps failing, up to ACCEPT_PAUSE_MAX_MS. */
+static void accept_pause(struct pier_listener *l, int err)
+{
+	l->pause_ms = l->pause_ms ? l->pause_ms * 2 : ACCEPT_PAUSE_MIN_MS;
+	if (l->pause_ms > ACCEPT_PAUSE_MAX_MS)
+		l->pause_ms = ACCEPT_PAUSE_MAX_MS;
+	log_drop(l, LOG_WARNING, "cannot accept connections: %s; trying again in %u ms",
+		 pier_strerror(err), l->pause_ms);
+	loop_timer_arm(l->loop, &l->pause_timer,
+		       loop_now_ns() + (int64_t)l->pause_ms * 1000000);
+}
+
+static void accept_resume(struct loop_timer *t)
+{
+	start_accept(pier_container_of(t, struct pier_listener, pause_timer));
+}
+
 static void accept_done(struct loop_op *op, int res)
 {
 	struct pier_listener *l = pier_container_of(op, struct pier_listener, op);
@@ -262,10 +288,15 @@ static void accept_done(struct loop_op *op, int res)
 		return;
 	}
 	if (res < 0) {
-		/* Out of fds or memory, or the connection went away before it
-		 * was accepted: none of these ends the listener. */
-		if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM ||
-		    res == -ECONNABORTED || res == -EINTR || res == -EAGAIN || res == -EPERM ||
+		/* Out of fds or memory: the connection waits in the backlog,
+		 * and accepting again at once would fail again at once, so
+		 * the listener pauses.  Gone before it was accepted: the next
+		 * one.  Neither ends the listener. */
+		if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+			accept_pause(l, res);
+			return;
+		}
+		if (res == -ECONNABORTED || res == -EINTR || res == -EAGAIN || res == -EPERM ||
 		    res == -EPROTO) {
 			start_accept(l);
 			return;
@@ -277,6 +308,7 @@ static void accept_done(struct loop_op *op, int res)
 		pthread_mutex_unlock(&l->mu);
 		return;
 	}
+	l->pause_ms = 0;
 	l->t->prepare(res);
 	if (l->tls_ctx && l->nhs == MAX_HANDSHAKES)
 		hs_evict(l);
@@ -315,7 +347,7 @@ static void start_accept(struct pier_listener *l)
 	pthread_mutex_lock(&l->mu);
 	full = l->count >= ACCEPT_QUEUE;
 	pthread_mutex_unlock(&l->mu);
-	if (full || l->op.in_flight || l->stopping)
+	if (full || l->op.in_flight || l->stopping || l->pause_timer.armed)
 		return;
 	l->op = (struct loop_op){
 		.cb = accept_done,
@@ -350,6 +382,7 @@ static void stop_task(struct loop_task *t, unsigned int events)
 	}
 	l->nhs = 0;
 	loop_timer_disarm(l->loop, &l->log_timer);
+	loop_timer_disarm(l->loop, &l->pause_timer);
 	if (l->op.in_flight)
 		loop_cancel(l->loop, &l->op); /* accept_done() finishes */
 	else
@@ -411,6 +444,7 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 	l->hs_timeout_ms = l->cfg.connect_timeout_set ? l->cfg.connect_timeout_ms
 						       : HANDSHAKE_TIMEOUT_MS;
 	l->log_timer.fn = log_held_back;
+	l->pause_timer.fn = accept_resume;
 	if (l->t->caps & TRANSPORT_TLS) {
 		/* Certificate and key load now: errors show here. */
 		r = tls_ctx_new(&l->tls_ctx, cfg ? cfg->tls : NULL, true);

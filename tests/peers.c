@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "peers.h"
@@ -251,4 +252,54 @@ bool plain_memory(void)
 #endif
 #endif
 	return !under_valgrind();
+}
+
+void test_log_collect(void *userdata, int priority, const char *message)
+{
+	struct test_log *log = userdata;
+
+	pthread_mutex_lock(&log->mu);
+	if (log->n < TEST_LOG_LINES) {
+		snprintf(log->lines[log->n], sizeof(log->lines[0]), "%s", message);
+		log->priority[log->n] = priority;
+		clock_gettime(CLOCK_MONOTONIC, &log->when[log->n]);
+	}
+	log->n++;
+	pthread_cond_broadcast(&log->cond);
+	pthread_mutex_unlock(&log->mu);
+}
+
+void test_log_init(struct test_log *log)
+{
+	pthread_condattr_t a;
+
+	memset(log, 0, sizeof(*log));
+	pthread_mutex_init(&log->mu, NULL);
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&log->cond, &a);
+	pthread_condattr_destroy(&a);
+}
+
+unsigned int test_log_wait(struct test_log *log, const char *text, unsigned int from)
+{
+	struct timespec deadline;
+	unsigned int i = from;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += WAIT / 1000;
+	pthread_mutex_lock(&log->mu);
+	for (;;) {
+		for (; i < log->n && i < TEST_LOG_LINES; i++) {
+			if (strstr(log->lines[i], text)) {
+				pthread_mutex_unlock(&log->mu);
+				return i;
+			}
+		}
+		if (pthread_cond_timedwait(&log->cond, &log->mu, &deadline) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&log->mu);
+	ck_abort_msg("no line with \"%s\" logged (%u lines)", text, log->n);
+	return 0;
 }

@@ -4,6 +4,7 @@
 #ifndef PIER_TEST_PEERS_H
 #define PIER_TEST_PEERS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #include <pier.h>
@@ -73,5 +74,24 @@ bool under_valgrind(void);
  * RSS measures what the library uses, and an address-space limit makes
  * large allocations fail with NULL. */
 bool plain_memory(void);
+
+/* The lines a listener or peer logged (pier_config_set_log()), from its
+ * loop thread: pass test_log_collect with the struct as userdata. */
+#define TEST_LOG_LINES 64u
+
+struct test_log {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	unsigned int n; /* lines logged, kept or not */
+	char lines[TEST_LOG_LINES][256];
+	int priority[TEST_LOG_LINES];
+	struct timespec when[TEST_LOG_LINES]; /* CLOCK_MONOTONIC */
+};
+
+void test_log_init(struct test_log *log);
+void test_log_collect(void *userdata, int priority, const char *message);
+/* The index of the first line from index from on that contains text,
+ * waiting up to WAIT ms for it; fails the test if none comes. */
+unsigned int test_log_wait(struct test_log *log, const char *text, unsigned int from);
 
 #endif

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,12 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include "loop.h"
 #include "peers.h"
 
 static void temp_path(char *buf, size_t len, const char *scheme)
@@ -828,6 +831,79 @@ START_TEST(backlog_holds_bursts)
 }
 END_TEST
 
+static double ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1e3 + (b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+/* Accepting fails for want of fds (EMFILE): the listener says so and
+ * pauses instead of trying again at once, which would fail again at once
+ * and spin the loop thread; once fds are free, the connection waiting in
+ * the backlog is accepted. */
+START_TEST(accept_pauses_without_fds)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	struct test_log log;
+	struct rlimit saved, low;
+	struct timespec cpu0, cpu1, wall0, wall1;
+	char address[128];
+	pier_listener *l;
+	pier_config *cfg;
+	pier_loop *loop;
+	pier_peer *p;
+	clockid_t loop_cpu;
+	unsigned int first, third;
+	int fd, lowest_free;
+	double cpu_ms, wall_ms, pauses_ms;
+
+	test_log_init(&log);
+	temp_path(address, sizeof(address), "unix");
+	strcpy(un.sun_path, address + strlen("unix://"));
+	ck_assert_int_eq(pier_loop_new(&loop), 0);
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_loop(cfg, loop), 0);
+	ck_assert_int_eq(pier_config_set_log(cfg, test_log_collect, &log), 0);
+	ck_assert_int_eq(pier_listener_new(&l, address, cfg), 0);
+	pier_config_free(cfg);
+	ck_assert_int_eq(pthread_getcpuclockid(((struct pier_loop *)loop)->thread, &loop_cpu), 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+
+	/* No fd number is free below the limit: accept4() fails. */
+	lowest_free = fcntl(0, F_DUPFD_CLOEXEC, 3);
+	ck_assert_int_ge(lowest_free, 3);
+	close(lowest_free);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	low = saved;
+	low.rlim_cur = (rlim_t)lowest_free;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&un, sizeof(un)), 0);
+	first = test_log_wait(&log, "cannot accept connections: Too many open files", 0);
+	clock_gettime(loop_cpu, &cpu0);
+	clock_gettime(CLOCK_MONOTONIC, &wall0);
+	/* Two pauses later (of 5 and 10 ms): the loop thread slept meanwhile
+	 * rather than spin. */
+	third = test_log_wait(&log, "cannot accept connections",
+			      test_log_wait(&log, "cannot accept connections", first + 1) + 1);
+	clock_gettime(loop_cpu, &cpu1);
+	clock_gettime(CLOCK_MONOTONIC, &wall1);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	pauses_ms = ms_between(&log.when[first], &log.when[third]);
+	ck_assert_msg(pauses_ms >= 15, "three failed accepts within %.1f ms: no pauses",
+		      pauses_ms);
+	cpu_ms = ms_between(&cpu0, &cpu1);
+	wall_ms = ms_between(&wall0, &wall1);
+	ck_assert_msg(cpu_ms < wall_ms / 2, "the loop thread ran %.1f ms of %.1f ms", cpu_ms,
+		      wall_ms);
+
+	ck_assert_int_eq(pier_listener_accept(l, &p, WAIT), 0);
+	pier_peer_free(p);
+	close(fd);
+	pier_listener_free(l);
+	pier_loop_unref(loop);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("listener");
@@ -852,6 +928,7 @@ int main(void)
 	tcase_add_test(tc, socket_mode_enforced);
 	tcase_add_test(tc, socket_mode_without_file);
 	tcase_add_test(tc, socket_group_refused);
+	tcase_add_test(tc, accept_pauses_without_fds);
 	tcase_add_test(tc, relative_socket_path);
 	tcase_add_test(tc, backlog_holds_bursts);
 	suite_add_tcase(s, tc);

@@ -129,69 +129,6 @@ static int connect_to(const char *cert, const char *key, pier_config *client)
 	return r;
 }
 
-/* The lines a listener logged (pier_config_set_log()), from its loop
- * thread. */
-#define LOG_LINES 64u
-
-struct log {
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	unsigned int n;
-	char lines[LOG_LINES][256];
-	int priority[LOG_LINES];
-};
-
-static void log_collect(void *userdata, int priority, const char *message)
-{
-	struct log *log = userdata;
-
-	pthread_mutex_lock(&log->mu);
-	if (log->n < LOG_LINES) {
-		snprintf(log->lines[log->n], sizeof(log->lines[0]), "%s", message);
-		log->priority[log->n] = priority;
-	}
-	log->n++;
-	pthread_cond_broadcast(&log->cond);
-	pthread_mutex_unlock(&log->mu);
-}
-
-static void log_init(struct log *log)
-{
-	pthread_condattr_t a;
-
-	memset(log, 0, sizeof(*log));
-	pthread_mutex_init(&log->mu, NULL);
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&log->cond, &a);
-	pthread_condattr_destroy(&a);
-}
-
-/* The index of the first line logged that contains text, waiting up to
- * WAIT for it; fails the test if none comes. */
-static unsigned int log_wait(struct log *log, const char *text)
-{
-	struct timespec deadline;
-	unsigned int i = 0;
-
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += WAIT / 1000;
-	pthread_mutex_lock(&log->mu);
-	for (;;) {
-		for (; i < log->n && i < LOG_LINES; i++) {
-			if (strstr(log->lines[i], text)) {
-				pthread_mutex_unlock(&log->mu);
-				return i;
-			}
-		}
-		if (pthread_cond_timedwait(&log->cond, &log->mu, &deadline) == ETIMEDOUT)
-			break;
-	}
-	pthread_mutex_unlock(&log->mu);
-	ck_abort_msg("no line with \"%s\" logged (%u lines)", text, log->n);
-	return 0;
-}
-
 /* The port a socket is bound to. */
 static unsigned int local_port(int fd)
 {
@@ -557,12 +494,12 @@ START_TEST(listener_handshake_timeout)
 	struct pollfd pfd;
 	pier_listener *l;
 	pier_peer *b;
-	struct log log;
+	struct test_log log;
 	char addr[128], buf[64], want[128];
 	int fd;
 
-	log_init(&log);
-	ck_assert_int_eq(pier_config_set_log(scfg, log_collect, &log), 0);
+	test_log_init(&log);
+	ck_assert_int_eq(pier_config_set_log(scfg, test_log_collect, &log), 0);
 	ck_assert_int_eq(pier_config_set_connect_timeout(scfg, 200), 0);
 	l = listen_tls(scfg, addr, sizeof(addr));
 	fd = raw_connect(addr);
@@ -572,7 +509,7 @@ START_TEST(listener_handshake_timeout)
 	ck_assert_int_eq(pier_listener_accept(l, &b, 0), -EAGAIN);
 	snprintf(want, sizeof(want), "tls handshake from 127.0.0.1:%u timed out after 200 ms",
 		 local_port(fd));
-	log_wait(&log, want);
+	test_log_wait(&log, want, 0);
 	close(fd);
 	pier_listener_free(l);
 	pier_config_free(scfg);
@@ -609,20 +546,20 @@ START_TEST(failed_handshake_logged)
 	pier_config *scfg = server_config(pki->server, pki->server_key);
 	static const char frame[16] = { 4, 0, 0, 0 }; /* a plain frame's start */
 	pier_listener *l;
-	struct log log;
+	struct test_log log;
 	char addr[128], want[128];
 	unsigned int i;
 	int fd;
 
-	log_init(&log);
-	ck_assert_int_eq(pier_config_set_log(NULL, log_collect, &log), -EINVAL);
-	ck_assert_int_eq(pier_config_set_log(scfg, log_collect, &log), 0);
+	test_log_init(&log);
+	ck_assert_int_eq(pier_config_set_log(NULL, test_log_collect, &log), -EINVAL);
+	ck_assert_int_eq(pier_config_set_log(scfg, test_log_collect, &log), 0);
 	l = listen_tls(scfg, addr, sizeof(addr));
 	fd = raw_connect(addr);
 	ck_assert_int_eq(write(fd, frame, sizeof(frame)), sizeof(frame));
 	snprintf(want, sizeof(want), "tls handshake from 127.0.0.1:%u failed: %s",
 		 local_port(fd), pier_strerror(-PIER_ENOTLS));
-	i = log_wait(&log, want);
+	i = test_log_wait(&log, want, 0);
 	ck_assert_int_eq(log.priority[i], LOG_NOTICE);
 	assert_closed_by_remote(fd);
 	close(fd);
@@ -641,12 +578,12 @@ START_TEST(no_log_no_call)
 	static const char frame[16] = { 4, 0, 0, 0 };
 	pier_listener *l;
 	pier_peer *a, *b;
-	struct log log;
+	struct test_log log;
 	char addr[128];
 	int fd;
 
-	log_init(&log);
-	ck_assert_int_eq(pier_config_set_log(scfg, log_collect, &log), 0);
+	test_log_init(&log);
+	ck_assert_int_eq(pier_config_set_log(scfg, test_log_collect, &log), 0);
 	ck_assert_int_eq(pier_config_set_log(scfg, NULL, &log), 0);
 	l = listen_tls(scfg, addr, sizeof(addr));
 	fd = raw_connect(addr);
@@ -701,7 +638,7 @@ START_TEST(handshake_flood)
 	struct rlimit rl;
 	pier_listener *l;
 	pier_peer *a, *b;
-	struct log log;
+	struct test_log log;
 	char addr[128];
 	int fds[STALLED], r;
 	unsigned int before;
@@ -716,8 +653,8 @@ START_TEST(handshake_flood)
 	}
 	ck_assert_msg(rl.rlim_cur >= 2 * STALLED, "needs %d fds, the limit is %ld",
 		      2 * STALLED, (long)rl.rlim_cur);
-	log_init(&log);
-	ck_assert_int_eq(pier_config_set_log(scfg, log_collect, &log), 0);
+	test_log_init(&log);
+	ck_assert_int_eq(pier_config_set_log(scfg, test_log_collect, &log), 0);
 	ck_assert_int_eq(pier_config_set_connect_timeout(scfg, 60000), 0);
 	ck_assert_int_eq(pier_config_set_connect_timeout(ccfg, 2000), 0);
 	l = listen_tls(scfg, addr, sizeof(addr));
@@ -737,8 +674,8 @@ START_TEST(handshake_flood)
 		ck_assert_int_lt(rss_kib() - rss, 8192);
 	/* Evictions were logged, at most ten a second, then how many more
 	 * were not: far fewer lines than the 272 evictions. */
-	log_wait(&log, "dropped for a newer connection");
-	log_wait(&log, "more dropped connections were not logged");
+	test_log_wait(&log, "dropped for a newer connection", 0);
+	test_log_wait(&log, "more lines about dropped connections were not logged", 0);
 	ck_assert_uint_lt(log.n, 100);
 	pier_peer_free(a);
 	pier_peer_free(b);
