@@ -633,8 +633,7 @@ static unsigned int open_fds(void)
 START_TEST(handshake_flood)
 {
 	const struct pki *pki = pki_get();
-	pier_config *scfg = server_config(pki->server, pki->server_key);
-	pier_config *ccfg = client_config(pki->ca);
+	pier_config *scfg, *ccfg;
 	struct rlimit rl;
 	pier_listener *l;
 	pier_peer *a, *b;
@@ -651,8 +650,13 @@ START_TEST(handshake_flood)
 		rl.rlim_cur = 2 * STALLED;
 		ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
 	}
-	ck_assert_msg(rl.rlim_cur >= 2 * STALLED, "needs %d fds, the limit is %ld",
-		      2 * STALLED, (long)rl.rlim_cur);
+	if (rl.rlim_cur < 2 * STALLED) {
+		fprintf(stderr, "handshake_flood: skipped: needs %d fds, and the hard limit "
+				"(ulimit -Hn) is %ld\n", 2 * STALLED, (long)rl.rlim_max);
+		return;
+	}
+	scfg = server_config(pki->server, pki->server_key);
+	ccfg = client_config(pki->ca);
 	test_log_init(&log);
 	ck_assert_int_eq(pier_config_set_log(scfg, test_log_collect, &log), 0);
 	ck_assert_int_eq(pier_config_set_connect_timeout(scfg, 60000), 0);
