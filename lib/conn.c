@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,6 +203,7 @@ static void conn_destroy(struct conn *c)
 	free(c->wcmsg);
 	if (c->wake_fd >= 0)
 		close(c->wake_fd);
+	free(c->fd_packets);
 	tls_free(c->tls);
 	free(c->tls_obuf);
 	free(c->tls_subject);
@@ -895,9 +897,94 @@ static void frame_free(struct out_frame *f)
 	free(f);
 }
 
+/* --- fds in flight -------------------------------------------------------
+ *
+ * Nothing tells a sender when the remote has read the fds it sent: the
+ * kernel only says how much the socket holds unread (SIOCOUTQ: on a Unix
+ * socket, the memory of the packets not yet read).  So while packets with
+ * fds may be unread, every send is measured: what the socket holds after
+ * it less what it held after the one before (or, for the first, just
+ * before it) is that packet's memory, or less when the remote read
+ * meanwhile.  Their sum since the oldest such packet went
+ * (conn->charged) is at most what those packets really took; less what the
+ * socket holds now, it is at most what the remote has read of them.  A
+ * packet with fds whose running sum is within that has been read, and its
+ * fds handed over, however busy the socket stays with other messages.
+ */
+
+/* Under out_mu: what the socket holds unread, or -1 when it cannot say. */
+static int sock_unread_locked(const struct conn *c)
+{
+	int unread;
+
+	if (c->fd < 0 || ioctl(c->fd, SIOCOUTQ, &unread) < 0)
+		return -1;
+	return unread;
+}
+
+/* Under out_mu: what the socket held unread before a packet with nfds
+ * fds about to go, for fd_packet_sent_locked(): measured after the last
+ * packet while packets with fds are tracked (nothing else went since), or
+ * now for the first of them; -1 when it need not be known. */
+static int unread_before_locked(const struct conn *c, size_t nfds)
+{
+	if (!c->packets || (!nfds && !c->fdp_count))
+		return -1;
+	return c->fdp_count ? c->unread_last : sock_unread_locked(c);
+}
+
+/* Under out_mu: a packet with nfds fds went, the socket holding
+ * unread_before just before: counts its memory, and records it if it
+ * carried fds. */
+static void fd_packet_sent_locked(struct conn *c, unsigned int nfds, int unread_before)
+{
+	unsigned int cap = c->cfg.max_send_fds + 1;
+	int unread_after;
+
+	if (!nfds && !c->fdp_count)
+		return;
+	unread_after = sock_unread_locked(c);
+	c->unread_last = unread_after;
+	if (!c->fdp_count)
+		c->charged = 0;
+	if (unread_before >= 0 && unread_after > unread_before)
+		c->charged += unread_after - unread_before;
+	if (!nfds)
+		return;
+	if (!c->fd_packets)
+		c->fd_packets = malloc(cap * sizeof(*c->fd_packets));
+	if (c->fd_packets && c->fdp_count < cap)
+		c->fd_packets[(c->fdp_head + c->fdp_count++) % cap] =
+			(struct fd_packet){ nfds, c->charged };
+	/* Else it cannot be tracked: its fds count until the socket is
+	 * empty. */
+	c->fds_in_flight += nfds;
+}
+
+/* Under out_mu: forgets the packets with fds that the remote has read. */
+static void fds_refresh_locked(struct conn *c)
+{
+	unsigned int cap = c->cfg.max_send_fds + 1;
+	int64_t read_at_least;
+	int unread;
+
+	if (!c->fds_in_flight || (unread = sock_unread_locked(c)) < 0)
+		return;
+	if (unread == 0) {
+		c->fdp_count = 0;
+		c->fds_in_flight = 0;
+		return;
+	}
+	read_at_least = c->charged - unread;
+	while (c->fdp_count && c->fd_packets[c->fdp_head].charged <= read_at_least) {
+		c->fds_in_flight -= c->fd_packets[c->fdp_head].nfds;
+		c->fdp_head = (c->fdp_head + 1) % cap;
+		c->fdp_count--;
+	}
+}
+
 /* Under out_mu: the queue's head frame is all written; takes it off the
- * queue and its counts (the caller frees it).  Its fds went to the kernel,
- * which holds them until the remote reads them. */
+ * queue and its counts (the caller frees it). */
 static void frame_done_locked(struct conn *c, struct out_frame *f)
 {
 	assert(f == c->out_head && f->sent == f->len);
@@ -906,18 +993,6 @@ static void frame_done_locked(struct conn *c, struct out_frame *f)
 		c->out_tail = &c->out_head;
 	c->out_bytes -= f->size - f->len;
 	c->out_fds -= f->nfds;
-	c->fds_in_flight += f->nfds;
-}
-
-/* Under out_mu: forgets the fds in flight once the remote has read all
- * that was sent (nothing waits in the socket), which is when the kernel
- * has handed them over. */
-static void fds_refresh_locked(struct conn *c)
-{
-	int unread;
-
-	if (c->fds_in_flight && c->fd >= 0 && ioctl(c->fd, SIOCOUTQ, &unread) == 0 && unread == 0)
-		c->fds_in_flight = 0;
 }
 
 /* Loop thread: writes again a while after the kernel refused fds. */
@@ -998,6 +1073,7 @@ static void start_write(struct conn *c)
 		c->wiov[n++] = (struct iovec){ f->data + f->sent, f->len - f->sent };
 		if (c->packets) {
 			put_fds(&c->wmsg, c->wcmsg, c->wcmsg_size, f->fds, f->nfds);
+			c->wr_unread_before = unread_before_locked(c, f->nfds);
 			break;
 		}
 	}
@@ -1016,7 +1092,6 @@ static void write_done(struct loop_op *op, int res)
 	/* The kernel is done with the frames this write pointed into. */
 	pthread_mutex_lock(&c->out_mu);
 	c->wr_frames = 0;
-	c->fds_refused = res == -ETOOMANYREFS;
 	pthread_mutex_unlock(&c->out_mu);
 	if (res == -ETOOMANYREFS) {
 		/* This user has too many fds in flight on Unix sockets: not
@@ -1049,6 +1124,8 @@ static void write_done(struct loop_op *op, int res)
 		c->out_bytes -= rest;
 		f->sent = f->len;
 		frame_done_locked(c, f);
+		if (c->packets)
+			fd_packet_sent_locked(c, f->nfds, c->wr_unread_before);
 		*done_tail = f;
 		done_tail = &f->next;
 		*done_tail = NULL;
@@ -1146,7 +1223,7 @@ static bool over_limits_locked(struct conn *c, size_t total, size_t nfds)
 
 	if (c->out_head && c->out_bytes + queue_cost_locked(c, total, nfds) > c->cfg.max_send_queued)
 		return true;
-	if (!nfds)
+	if (!nfds || c->out_fds + c->fds_in_flight + nfds <= c->cfg.max_send_fds)
 		return false;
 	fds_refresh_locked(c);
 	fds = c->out_fds + c->fds_in_flight;
@@ -1342,19 +1419,20 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
 		ssize_t n;
 
+		int unread_before = unread_before_locked(c, nfds);
+
 		put_fds(&mh, cmsg, sizeof(cmsg), fds, nfds);
 		do
 			n = sendmsg(c->fd, &mh, MSG_DONTWAIT | SEND_FLAGS);
 		while (n < 0 && errno == EINTR);
-		if (n == (ssize_t)(head_len + len)) {
-			c->fds_in_flight += (unsigned int)nfds;
+		if (n > 0 && c->packets)
+			fd_packet_sent_locked(c, (unsigned int)nfds, unread_before);
+		if (n == (ssize_t)(head_len + len))
 			goto sent;
-		}
 		if (n < 0 && errno == ETOOMANYREFS) {
 			/* This user has too many fds in flight: the frame
 			 * waits in the queue, like one the socket has no room
-			 * for, and the loop tries again. */
-			c->fds_refused = true;
+			 * for, and the loop tries again on a timer. */
 		} else if (n < 0 && errno != EAGAIN) {
 			/* -EMSGSIZE (a packet the socket cannot take) refuses
 			 * this message only; anything else means the
@@ -1367,7 +1445,6 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 		}
 		if (n > 0) {
 			sent = (size_t)n;
-			c->fds_in_flight += (unsigned int)nfds;
 			nfds = 0; /* they went with the first byte */
 		}
 		if (sent && !control && c->cfg.send_timeout_ms != 0 &&

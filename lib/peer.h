@@ -186,6 +186,12 @@ struct pier_writer {
 	struct conn *conn;
 };
 
+/* A packet with fds sent: how many, and conn->charged once it went. */
+struct fd_packet {
+	unsigned int nfds;
+	int64_t charged;
+};
+
 struct conn {
 	struct pier_loop *loop;
 	const struct transport *t;
@@ -229,12 +235,19 @@ struct conn {
 	struct out_frame *out_head, **out_tail;
 	size_t out_bytes; /* memory the queued frames hold (not yet written) */
 	unsigned int out_fds; /* fds the queued frames hold */
-	/* fds sent since the remote was last seen to have read everything
-	 * (SIOCOUTQ 0): the kernel holds them for the remote meanwhile. */
+	/* Packets with fds the remote may not have read yet (the kernel
+	 * holds their fds meanwhile), oldest first, in a ring of
+	 * max_send_fds + 1 made on the first one: see fds_refresh_locked().
+	 * fds_in_flight sums their fds. */
+	struct fd_packet *fd_packets;
+	unsigned int fdp_head, fdp_count;
 	unsigned int fds_in_flight;
-	/* The kernel refused the last packet with fds (ETOOMANYREFS: this
-	 * user has too many in flight): the loop tries again on a timer. */
-	bool fds_refused;
+	/* While fdp_count > 0: the memory of the packets sent since the
+	 * oldest of them, as measured (a lower bound); what the socket held
+	 * unread after the last packet; and before the loop's write in
+	 * flight. */
+	int64_t charged;
+	int unread_last, wr_unread_before;
 	bool writing; /* the loop, or a direct writer, owns the queue head */
 	bool direct;  /* a sender writes its frame itself, out_mu released */
 	bool direct_finish; /* the loop waits for that sender to be done */
@@ -249,7 +262,7 @@ struct conn {
 	struct loop_task task;
 	struct loop_op rd, wr;
 	struct loop_timer linger;
-	struct loop_timer fd_retry; /* fds_refused: writes again when it fires */
+	struct loop_timer fd_retry; /* after ETOOMANYREFS: writes again */
 	unsigned int fd_retry_ms;   /* the next wait, doubling up to a cap */
 	struct wire_parser parser;
 	struct wire_body_alloc body_alloc;
