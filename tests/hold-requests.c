@@ -9,6 +9,12 @@
  *
  * Usage: hold-requests ADDRESS N.  Exits 0 if every request was answered
  * one way or the other and at least one was kept.
+ *
+ * hold-requests --unread ADDRESS MIB: a client that never reads.  It sends
+ * MIB MiB of 64 KiB stream messages to service 7, which the server echoes
+ * on service 8, reads none of the echoes, says "sent" and waits for
+ * standard input to end.  Sends that the server stops taking (it ended the
+ * connection, or stopped reading it) end the sending early.
  */
 #include "config.h"
 
@@ -43,6 +49,31 @@ static int echo(pier_peer *peer)
 	return r;
 }
 
+static int unread(const char *address, long mib)
+{
+	static char body[64 << 10];
+	pier_config *cfg;
+	pier_peer *peer;
+	char buf[64];
+	int r;
+
+	if ((r = pier_config_new(&cfg)) < 0 || (r = pier_config_set_send_timeout(cfg, 2000)) < 0)
+		return fail("config", r);
+	r = pier_peer_connect(&peer, address, cfg);
+	pier_config_free(cfg);
+	if (r < 0)
+		return fail(address, r);
+	for (long i = 0; i < mib * 16 && r == 0; i++)
+		r = pier_writer_send_stream(pier_peer_get_writer(peer), 7, body, sizeof(body),
+					    NULL, 0);
+	printf("sent\n");
+	fflush(stdout);
+	while (read(STDIN_FILENO, buf, sizeof(buf)) > 0)
+		;
+	pier_peer_free(peer);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	pier_sent_request **reqs;
@@ -52,8 +83,10 @@ int main(int argc, char **argv)
 	char buf[64];
 	int r;
 
+	if (argc == 4 && strcmp(argv[1], "--unread") == 0 && atol(argv[3]) > 0)
+		return unread(argv[2], atol(argv[3]));
 	if (n <= 0) {
-		fputs("usage: hold-requests ADDRESS N\n", stderr);
+		fputs("usage: hold-requests ADDRESS N | --unread ADDRESS MIB\n", stderr);
 		return 2;
 	}
 	if (!(reqs = calloc((size_t)n, sizeof(*reqs))))

@@ -95,7 +95,7 @@ static long long file_length(int fd)
 
 /*
  * The thread that accepts also reads every connection, never blocking; a
- * fixed pool of workers sends, since a send can wait for a slow reader.
+ * fixed pool of workers sends (never waiting: see sent()).
  * Each connection's jobs go to one worker, in order (stream echoes and
  * countdown updates must not overtake each other), and a connection whose
  * worker has MAX_JOBS queued is not read until it catches up.
@@ -110,6 +110,7 @@ enum {
 	WORKERS = 4,
 	MAX_WAITING = 64, /* waiting requests per connection */
 	MAX_JOBS = 256, /* queued per worker */
+	SEND_QUEUE = 16 << 20, /* bytes a client may leave unread */
 	READ_BURST = 32, /* messages read from one connection per turn */
 };
 
@@ -180,12 +181,13 @@ static long long now_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-/* A send that waited out the send timeout: the client does not read.  Its
- * connection ends, so that its next jobs fail at once instead of holding
- * the worker as long again. */
+/* Workers never wait for a client: sends queue (up to SEND_QUEUE bytes a
+ * connection) and fail with -EAGAIN past that, when the client has left
+ * that much unread.  Its connection ends then, so that its next jobs fail
+ * at once and the worker's other connections are served meanwhile. */
 static void sent(pier_writer *w, int r)
 {
-	if (r == -ETIMEDOUT)
+	if (r == -EAGAIN)
 		pier_writer_abort(w);
 }
 
@@ -756,8 +758,8 @@ static const struct tool_cmd serve_cmd = {
 	"Usage: pier serve-conformance [OPTIONS] ADDRESS\n"
 	"Serve the conformance services on ADDRESS until interrupted.\n"
 	"  -t, --timeout MS       wait at most MS milliseconds for a client to answer\n"
-	"                         ask-back's ping, or to read what is sent to it (then\n"
-	"                         its connection ends); default 5000, -1: for ever\n",
+	"                         ask-back's ping; default 5000, -1: for ever.  A client\n"
+	"                         that leaves 16 MiB of answers unread is disconnected\n",
 	CMD_LISTENER,
 };
 
@@ -775,8 +777,9 @@ int cmd_serve_conformance(int argc, char **argv, const struct tool_opts *opts)
 	tool_check_args(argc, argv, first, 1, &serve_cmd);
 	timeout_ms = o.timeout_ms;
 	cfg = tool_config(&o);
-	/* A client that does not read holds a worker this long at most. */
-	r = pier_config_set_send_timeout(cfg, timeout_ms);
+	r = pier_config_set_send_timeout(cfg, 0);
+	if (r == 0)
+		r = pier_config_set_max_queued(cfg, 4 << 20, SEND_QUEUE);
 	if (r == 0)
 		r = pier_listener_new(&l, argv[first], cfg);
 	pier_config_free(cfg);
