@@ -65,7 +65,8 @@ pier_config *tool_config(const struct tool_opts *o)
 		r = pier_config_set_byte_order(cfg, o->order);
 	if (r == 0 && o->max_body)
 		r = pier_config_set_max_body(cfg, o->max_body, o->max_body);
-	if (r == 0 && o->timeout_ms >= 0)
+	/* -1 too: a listener's own default handshake deadline is shorter. */
+	if (r == 0)
 		r = pier_config_set_connect_timeout(cfg, o->timeout_ms);
 	if (r == 0 && o->ca && (r = pier_config_set_tls_ca(cfg, o->ca, NULL)) < 0 &&
 	    r != -PIER_ETLSUNAVAILABLE)
