@@ -11,7 +11,6 @@
 #include <poll.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include <unistd.h>
 #include <linux/capability.h>
 
+#include "loop.h"
 #include "peer.h"
 #include "peers.h"
 #include "wire.h"
@@ -38,16 +38,18 @@ static void use_backend(int i)
 
 /* --- holding the loop thread still --------------------------------------- */
 
-/* A signal handler that parks the loop thread until released, so that a
- * test can change the connection under a write the loop has in flight
- * without racing it.  The pipes make it async-signal-safe. */
+/* A task the loop thread runs between its I/O, where it holds no lock,
+ * that parks it until released: a test can then change the connection
+ * under a write the loop has in flight without racing it. */
 static int park_req[2], park_ack[2];
+static struct loop_task park_task;
 
-static void park_handler(int sig)
+static void park_fn(struct loop_task *t, unsigned int events)
 {
 	char c = 'p';
 
-	(void)sig;
+	(void)t;
+	(void)events;
 	if (write(park_ack[1], &c, 1) != 1)
 		_exit(3);
 	while (read(park_req[0], &c, 1) < 0 && errno == EINTR)
@@ -56,28 +58,25 @@ static void park_handler(int sig)
 
 static void park_setup(void)
 {
-	struct sigaction sa = { .sa_handler = park_handler };
-
 	ck_assert_int_eq(pipe2(park_req, O_CLOEXEC), 0);
 	ck_assert_int_eq(pipe2(park_ack, O_CLOEXEC), 0);
-	ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+	park_task = (struct loop_task){ .fn = park_fn };
 }
 
 static void park_teardown(void)
 {
-	signal(SIGUSR1, SIG_DFL);
 	close(park_req[0]);
 	close(park_req[1]);
 	close(park_ack[0]);
 	close(park_ack[1]);
 }
 
-/* Stops the loop thread of c where it is; returns once it is stopped. */
+/* Has the loop thread of c park; returns once it is parked. */
 static void park(struct conn *c)
 {
 	char b;
 
-	ck_assert_int_eq(pthread_kill(c->loop->thread, SIGUSR1), 0);
+	loop_post(c->loop, &park_task, 1);
 	ck_assert_int_eq(read(park_ack[0], &b, 1), 1);
 }
 
