@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <sys/resource.h>
 
 #include <pier.h>
 
@@ -93,5 +94,14 @@ void test_log_collect(void *userdata, int priority, const char *message);
 /* The index of the first line from index from on that contains text,
  * waiting up to WAIT ms for it; fails the test if none comes. */
 unsigned int test_log_wait(struct test_log *log, const char *text, unsigned int from);
+
+/* The process's resident memory in KiB. */
+long rss_kib(void);
+/* How many fds the process has open (and one for the listing). */
+int open_fd_count(void);
+/* Lowers RLIMIT_NOFILE to the lowest free fd number, so that no new fd can
+ * be made (accept, dup, socket fail with EMFILE); *saved is the limit to
+ * put back. */
+void no_fd_left(struct rlimit *saved);
 
 #endif

@@ -48,17 +48,6 @@ static long vm_size_kib(void)
 	return pages * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static long rss_kib(void)
-{
-	long pages = 0, rss = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fscanf(f, "%ld %ld", &pages, &rss), 2);
-	fclose(f);
-	return rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 /* What a connection that died under us may report. */
 static bool is_end(int r)
 {

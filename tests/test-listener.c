@@ -695,16 +695,6 @@ START_TEST(socket_mode_without_file)
 }
 END_TEST
 
-/* The number of open fds. */
-static int open_fds(void)
-{
-	int n = 0;
-
-	for (int fd = 0; fd < 1024; fd++)
-		n += fcntl(fd, F_GETFD) >= 0;
-	return n;
-}
-
 /* pier_listener_new() with a group that may not be given: its error (0 if
  * it succeeded); the socket file and fds must be gone. */
 static int listen_with_forbidden_group(void)
@@ -712,7 +702,7 @@ static int listen_with_forbidden_group(void)
 	char address[128];
 	pier_config *cfg;
 	pier_listener *l = NULL;
-	int fds = open_fds(), r;
+	int fds = open_fd_count(), r;
 	gid_t gid = 0;
 
 	while (gid == getegid() || group_member(gid))
@@ -723,7 +713,7 @@ static int listen_with_forbidden_group(void)
 	pier_config_free(cfg);
 	if (r == 0)
 		pier_listener_free(l);
-	else if (access(strstr(address, "://") + 3, F_OK) == 0 || fds != open_fds())
+	else if (access(strstr(address, "://") + 3, F_OK) == 0 || fds != open_fd_count())
 		r = -EEXIST; /* something was left behind */
 	return r;
 }
@@ -844,7 +834,7 @@ START_TEST(accept_pauses_without_fds)
 {
 	struct sockaddr_un un = { .sun_family = AF_UNIX };
 	struct test_log log;
-	struct rlimit saved, low;
+	struct rlimit saved;
 	struct timespec cpu0, cpu1, wall0, wall1;
 	char address[128];
 	pier_listener *l;
@@ -853,7 +843,7 @@ START_TEST(accept_pauses_without_fds)
 	pier_peer *p;
 	clockid_t loop_cpu;
 	unsigned int first, third;
-	int fd, lowest_free;
+	int fd;
 	double cpu_ms, wall_ms, pauses_ms;
 
 	test_log_init(&log);
@@ -869,14 +859,7 @@ START_TEST(accept_pauses_without_fds)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(fd, 0);
 
-	/* No fd number is free below the limit: accept4() fails. */
-	lowest_free = fcntl(0, F_DUPFD_CLOEXEC, 3);
-	ck_assert_int_ge(lowest_free, 3);
-	close(lowest_free);
-	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
-	low = saved;
-	low.rlim_cur = (rlim_t)lowest_free;
-	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	no_fd_left(&saved); /* accept4() fails */
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&un, sizeof(un)), 0);
 	first = test_log_wait(&log, "cannot accept connections: Too many open files", 0);
 	clock_gettime(loop_cpu, &cpu0);

@@ -229,18 +229,6 @@ END_TEST
 
 enum { FDS_PER_FRAME = 4 };
 
-static int open_fd_count(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 /* Sends a stream message with FDS_PER_FRAME dups of fd. */
 static int send_with_fds(pier_peer *p, int fd)
 {
@@ -418,9 +406,9 @@ END_TEST
  * the send fails with -EMFILE (not -ENOMEM), and the connection goes on. */
 START_TEST(no_fd_to_queue_is_emfile)
 {
-	struct rlimit saved, low;
+	struct rlimit saved;
 	pier_peer *p;
-	int remote, memfd = memfd_with("frame"), lowest_free, r;
+	int remote, memfd = memfd_with("frame"), r;
 	size_t junk;
 
 	p = seqpacket_peer(NULL, &remote);
@@ -428,14 +416,7 @@ START_TEST(no_fd_to_queue_is_emfile)
 	junk = 0;
 	while (send(conn_of_peer(p)->fd, "junk", 4, MSG_DONTWAIT) == 4)
 		junk++;
-	/* No fd number is free below the limit. */
-	lowest_free = fcntl(0, F_DUPFD_CLOEXEC, 3);
-	ck_assert_int_ge(lowest_free, 3);
-	close(lowest_free);
-	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
-	low = saved;
-	low.rlim_cur = (rlim_t)lowest_free;
-	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	no_fd_left(&saved);
 	r = send_with_fds(p, memfd);
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
 	ck_assert_msg(r == -EMFILE, "%s", pier_strerror(r));
@@ -705,17 +686,6 @@ START_TEST(fd_sends_go_on_beside_other_traffic)
 END_TEST
 
 /* --- memory --------------------------------------------------------------- */
-
-static long rss_kib(void)
-{
-	long pages = 0, rss = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fscanf(f, "%ld %ld", &pages, &rss), 2);
-	fclose(f);
-	return rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
 
 /* Tiny messages to a remote that reads nothing: every queued packet is an
  * allocation of its own, and the send limit counts what they really take,

@@ -603,28 +603,6 @@ END_TEST
 
 #define STALLED 400
 
-/* Kernel-level memory is not counted; what the listener's loop thread
- * allocated is in RSS. */
-static long rss_kib(void)
-{
-	long pages = 0, rss = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fscanf(f, "%ld %ld", &pages, &rss), 2);
-	fclose(f);
-	return rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-static unsigned int open_fds(void)
-{
-	unsigned int n = 0;
-
-	for (int fd = 0; fd < 4096; fd++)
-		n += fcntl(fd, F_GETFD) >= 0;
-	return n;
-}
-
 /* 400 connections that never say a word do not keep a real client from
  * its handshake: the listener keeps a bounded set of handshakes under
  * way, apart from its accept queue, and closes the oldest silent one for
@@ -662,7 +640,7 @@ START_TEST(handshake_flood)
 	ck_assert_int_eq(pier_config_set_connect_timeout(scfg, 60000), 0);
 	ck_assert_int_eq(pier_config_set_connect_timeout(ccfg, 2000), 0);
 	l = listen_tls(scfg, addr, sizeof(addr));
-	before = open_fds();
+	before = (unsigned int)open_fd_count();
 	rss = rss_kib();
 	for (int i = 0; i < STALLED; i++)
 		fds[i] = raw_connect(addr);
@@ -673,7 +651,7 @@ START_TEST(handshake_flood)
 	ck_assert_int_eq(pier_listener_accept(l, &b, WAIT), 0);
 	round_trip(a, b, "through", "the flood");
 	/* The listener holds at most its set of handshakes: 128 fds. */
-	ck_assert_uint_le(open_fds() - before, STALLED + 128 + 8);
+	ck_assert_uint_le((unsigned int)open_fd_count() - before, STALLED + 128 + 8);
 	if (plain_memory())
 		ck_assert_int_lt(rss_kib() - rss, 8192);
 	/* Evictions were logged, at most ten a second, then how many more
