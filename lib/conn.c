@@ -768,6 +768,25 @@ static int take_fds(struct conn *c, int *fds, unsigned int max)
 	return (int)n;
 }
 
+/* A packet of len bytes is over the read limit, which ends the connection:
+ * if it was a request, its sender learns why first, from an error response
+ * (sent if the socket takes it at once; the connection closes next).  A
+ * stream cannot say so: its frame's header is still unread. */
+static void refuse_oversized(struct conn *c, size_t len)
+{
+	struct pier_header h;
+	char why[200];
+
+	if (wire_header_decode(&h, c->rbuf, c->cfg.order) < 0 || h.type != PIER_MSG_REQUEST)
+		return;
+	snprintf(why, sizeof(why),
+		 "request refused: its body of %zu bytes is over this peer's read limit of "
+		 "%zu bytes (pier_config_set_max_body(); or pass large data in a memfd)",
+		 len - WIRE_HEADER_SIZE, c->cfg.max_body_read);
+	h = (struct pier_header){ PIER_MSG_RESPONSE, h.request_id, PIER_SERVICE_ERROR };
+	conn_send(c, &h, why, strlen(why), NULL, 0, true);
+}
+
 static int read_packet(struct conn *c, size_t len)
 {
 	int fds[WIRE_MAX_FDS];
@@ -778,9 +797,10 @@ static int read_packet(struct conn *c, size_t len)
 	nfds = take_fds(c, fds, c->cfg.max_fds);
 	if (nfds < 0)
 		return nfds;
-	if (len >= c->rbuf_size || (c->rmsg.msg_flags & MSG_TRUNC))
+	if (len >= c->rbuf_size || (c->rmsg.msg_flags & MSG_TRUNC)) {
+		refuse_oversized(c, len);
 		r = -PIER_EBODYLIMIT;
-	else
+	} else
 		r = wire_packet_parse(c->rbuf, len, c->cfg.order, c->cfg.max_body_read, &pkt);
 	m = r < 0 ? NULL : msg_new(pkt.body_len, (unsigned int)nfds);
 	if (!m) {

@@ -404,6 +404,41 @@ START_TEST(body_limits)
 }
 END_TEST
 
+/* A limit raised on one side only: on seqpacket, the receiver answers the
+ * oversized request with an error response that names its limit before
+ * the connection ends, so the sender learns why. */
+START_TEST(oversized_request_says_why)
+{
+	static char body[200 << 10];
+	pier_config *ca;
+	pier_peer *a, *b;
+	pier_sent_request *sr;
+	pier_received_request *rr;
+	pier_msg *m;
+	size_t len;
+	const char *text;
+	int r;
+
+	ck_assert_int_eq(pier_config_new(&ca), 0);
+	ck_assert_int_eq(pier_config_set_max_body(ca, sizeof(body), sizeof(body)), 0);
+	make_pair_cfg(PAIR_SEQPACKET_FD, ca, NULL, &a, &b);
+	pier_config_free(ca);
+	ck_assert_int_eq(pier_writer_send_request(pier_peer_get_writer(a), 1, body, sizeof(body),
+						  NULL, 0, &sr), 0);
+	ck_assert_int_eq(pier_peer_recv(b, &m, &rr, WAIT), -PIER_EBODYLIMIT);
+	r = pier_sent_request_recv_response(sr, &m, WAIT);
+	ck_assert_msg(r == 0, "no response: %s", pier_strerror(r));
+	ck_assert(pier_msg_is_error(m));
+	text = pier_msg_body(m, &len);
+	ck_assert_msg(len > 0 && memmem(text, len, "read limit of 131072 bytes", 26),
+		      "the error response says: %.*s", (int)len, text);
+	pier_msg_free(m);
+	pier_sent_request_free(sr);
+	pier_peer_free(a);
+	pier_peer_free(b);
+}
+END_TEST
+
 /* Big-endian and native byte orders end to end. */
 START_TEST(byte_orders)
 {
@@ -731,6 +766,7 @@ int main(void)
 	tcase_add_loop_test(tc, local_abort, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, graceful_close, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, body_limits, 0, PAIR_KINDS);
+	tcase_add_test(tc, oversized_request_says_why);
 	tcase_add_loop_test(tc, byte_orders, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, equal_ids_both_directions, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, handles_freed_in_flight, 0, PAIR_KINDS);
