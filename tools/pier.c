@@ -113,6 +113,28 @@ int tool_fail(const char *what, int err)
 	return EXIT_FAILURE_IO;
 }
 
+/* Whether a tcp:// or tls:// address has a port that is no port: not
+ * decimal, or out of range (0 only for listening); then says so. */
+static bool bad_port(const char *address, bool listening)
+{
+	const char *colon, *p;
+	unsigned long port;
+	char *end;
+
+	if (strncmp(address, "tcp://", 6) != 0 && strncmp(address, "tls://", 6) != 0)
+		return false;
+	colon = strrchr(address + 6, ':');
+	if (!colon || strchr(colon, ']'))
+		return false; /* no port at all, or an IPv6 address without one */
+	p = colon + 1;
+	port = strtoul(p, &end, 10);
+	if (*p >= '0' && *p <= '9' && *end == '\0' && port <= 65535 && (port > 0 || listening))
+		return false;
+	fprintf(stderr, "pier: %s: the port must be a decimal number from %d to 65535, not "
+			"'%s'\n", address, listening ? 0 : 1, p);
+	return true;
+}
+
 int tool_fail_listen(const char *address, int err)
 {
 	if (err == -PIER_ENOCERT) {
@@ -120,6 +142,8 @@ int tool_fail_listen(const char *address, int err)
 				"--cert FILE --key FILE\n", address);
 		return EXIT_USAGE;
 	}
+	if (err == -EINVAL && bad_port(address, true))
+		return EXIT_USAGE;
 	if (err == -EINVAL || err == -EPROTONOSUPPORT) {
 		fprintf(stderr, "pier: %s is not an address to listen on: use tcp://HOST:PORT "
 				"(tcp://[::]:PORT for IPv6), tls://HOST:PORT, unix:///PATH or "
@@ -491,6 +515,8 @@ static int connect_peer(const char *address, const struct tool_opts *o, pier_pee
 	int r = pier_peer_connect(peer, address, cfg);
 
 	pier_config_free(cfg);
+	if (r == -EINVAL && bad_port(address, false))
+		return EXIT_USAGE;
 	if (r == -EINVAL || r == -EPROTONOSUPPORT) {
 		fprintf(stderr, "pier: %s is not an address: use tcp://HOST:PORT (tcp://[::1]:PORT "
 				"for IPv6), tls://HOST:PORT, unix:///PATH or seqpacket:///PATH\n",
