@@ -574,6 +574,14 @@ static int send_fail(const char *what, int err, const char *address, size_t len,
 	bool seqpacket = strncmp(address, "seqpacket:", 10) == 0;
 	size_t limit = o->max_body ? o->max_body : default_max_body(address);
 
+	if ((err == -EPIPE || err == -ECONNRESET || err == -PIER_EPARTIAL || err == -PIER_ECLOSED) &&
+	    len > default_max_body(address)) {
+		/* The remote closed while the body went: likely its limit. */
+		fprintf(stderr, "pier: %s: %s (the body of %zu bytes may be over the remote's "
+				"limit: %zu bytes unless it was started with -m)\n",
+			what, pier_strerror(err), len, default_max_body(address));
+		return EXIT_FAILURE_IO;
+	}
 	if (err != -EMSGSIZE)
 		return tool_fail(what, err);
 	if (len > limit)
@@ -699,7 +707,7 @@ static int cmd_call(int argc, char **argv, struct tool_opts *o)
 
 		r = pier_sent_request_recv(req, &m, o->timeout_ms);
 		if (r == -PIER_ECLOSED && p.len > default_max_body(argv[optind])) {
-			/* Likely, and the remote cannot say so. */
+			/* Likely; a remote over a stream cannot say so. */
 			fprintf(stderr, "pier: no response: %s (the body of %zu bytes may be over "
 					"the remote's limit: %zu bytes unless it was started with -m)\n",
 				pier_strerror(r), p.len, default_max_body(argv[optind]));
