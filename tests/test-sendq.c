@@ -493,7 +493,7 @@ START_TEST(kernel_fd_refusal_is_a_wait)
 	struct rlimit saved, low;
 	pier_config *cfg;
 	pier_peer *p;
-	int remote, other[2], memfd = memfd_with("frame"), filled;
+	int remote, other[2], memfd, filled;
 
 	if (under_valgrind()) {
 		/* It keeps the fd limit to itself: the kernel never sees it. */
@@ -502,6 +502,7 @@ START_TEST(kernel_fd_refusal_is_a_wait)
 		return;
 	}
 	use_backend(_i);
+	memfd = memfd_with("frame");
 	drop_fd_caps();
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
 	low = saved;
