@@ -74,6 +74,9 @@ START_TEST(strerror_errno_and_unknown)
 	ck_assert_str_eq(pier_strerror(-EINVAL), "Invalid argument");
 	ck_assert_str_eq(pier_strerror(EINVAL), "Invalid argument");
 	ck_assert_str_eq(pier_strerror(-ENOMEM), "Cannot allocate memory");
+	/* Not "cannot splice": what it means for fds sent on Unix sockets. */
+	ck_assert_ptr_nonnull(strstr(pier_strerror(-ETOOMANYREFS), "file descriptors in flight"));
+	ck_assert_str_eq(pier_strerror(-EMFILE), "Too many open files");
 	ck_assert_str_eq(pier_strerror(0), "Success");
 	ck_assert_str_eq(pier_strerror(-PIER_ERROR_END_), "Unknown error");
 	ck_assert_str_eq(pier_strerror(INT_MIN), "Unknown error");
