@@ -568,14 +568,20 @@ static size_t default_max_body(const char *address)
 }
 
 /* Says why a send was refused and what to do about it; the exit status. */
+/* Whether err says the remote ended the connection (as it does when a
+ * body is over its limit, which it cannot say on a stream). */
+static bool ended_by_remote(int err)
+{
+	return err == -PIER_ECLOSED || err == -EPIPE || err == -ECONNRESET;
+}
+
 static int send_fail(const char *what, int err, const char *address, size_t len,
 		     const struct tool_opts *o)
 {
 	bool seqpacket = strncmp(address, "seqpacket:", 10) == 0;
 	size_t limit = o->max_body ? o->max_body : default_max_body(address);
 
-	if ((err == -EPIPE || err == -ECONNRESET || err == -PIER_EPARTIAL || err == -PIER_ECLOSED) &&
-	    len > default_max_body(address)) {
+	if (ended_by_remote(err) && len > default_max_body(address)) {
 		/* The remote closed while the body went: likely its limit. */
 		fprintf(stderr, "pier: %s: %s (the body of %zu bytes may be over the remote's "
 				"limit: %zu bytes unless it was started with -m)\n",
@@ -706,7 +712,7 @@ static int cmd_call(int argc, char **argv, struct tool_opts *o)
 		bool last;
 
 		r = pier_sent_request_recv(req, &m, o->timeout_ms);
-		if (r == -PIER_ECLOSED && p.len > default_max_body(argv[optind])) {
+		if (ended_by_remote(r) && p.len > default_max_body(argv[optind])) {
 			/* Likely; a remote over a stream cannot say so. */
 			fprintf(stderr, "pier: no response: %s (the body of %zu bytes may be over "
 					"the remote's limit: %zu bytes unless it was started with -m)\n",
