@@ -968,8 +968,9 @@ START_TEST(interop_s_server)
 				NULL },
 		    &to, &from);
 	snprintf(addr, sizeof(addr), "tls://127.0.0.1:%s", port);
-	/* It takes a moment to listen. */
-	for (int i = 0; i < 100 && r < 0; i++) {
+	/* It takes a moment to listen: a long one under valgrind, which runs
+	 * the openssl command too. */
+	for (int i = 0; i < (under_valgrind() ? 1200 : 200) && r < 0; i++) {
 		r = pier_peer_connect(&a, addr, ccfg);
 		if (r < 0)
 			usleep(50000);
