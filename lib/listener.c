@@ -113,6 +113,9 @@ static void listener_stopped(struct pier_listener *l)
 /* --- the log -------------------------------------------------------------- */
 
 static void log_v(struct pier_listener *l, int priority, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void log_v(struct pier_listener *l, int priority, const char *fmt, va_list ap)
 {
 	char buf[256];
 
