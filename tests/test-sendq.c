@@ -264,6 +264,24 @@ static int read_packet_fds(int fd)
 	return n;
 }
 
+/* One packet of len bytes with nfds (at most 16) fds, sent on a raw
+ * socket without waiting: sendmsg()'s result. */
+static ssize_t raw_send_fds(int sock, const void *buf, size_t len, const int *fds, size_t nfds)
+{
+	char cbuf[CMSG_SPACE(16 * sizeof(int))] = { 0 };
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = CMSG_SPACE(nfds * sizeof(int)) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	ck_assert_uint_le(nfds, 16);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+	return sendmsg(sock, &mh, MSG_DONTWAIT);
+}
+
 /* A peer over one end of a seqpacket socketpair; *remote is the other. */
 static pier_peer *seqpacket_peer(const pier_config *cfg, int *remote)
 {
@@ -465,18 +483,9 @@ static int fill_fds_in_flight(int fd, int memfd)
 	for (int i = 0; i < FILL_FDS; i++)
 		fds[i] = memfd;
 	for (;;) {
-		char cbuf[CMSG_SPACE(sizeof(fds))] = { 0 };
 		char byte = 1;
-		struct iovec iov = { &byte, 1 };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-				     .msg_controllen = sizeof(cbuf) };
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(fds));
-		memcpy(CMSG_DATA(cm), fds, sizeof(fds));
-		if (sendmsg(fd, &mh, MSG_DONTWAIT) != 1)
+		if (raw_send_fds(fd, &byte, 1, fds, FILL_FDS) != 1)
 			break;
 		n++;
 	}
@@ -558,18 +567,10 @@ START_TEST(reading_ahead_stops_at_the_fd_limit)
 	for (int i = 0; i < FRAMES; i++) {
 		unsigned char pkt[WIRE_HEADER_SIZE];
 		struct pier_header h = { .type = PIER_MSG_STREAM, .service_id = 1 };
-		char cbuf[CMSG_SPACE(sizeof(fds))] = { 0 };
-		struct iovec iov = { pkt, sizeof(pkt) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-				     .msg_controllen = sizeof(cbuf) };
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 
 		wire_header_encode(pkt, &h, PIER_BYTE_ORDER_LITTLE);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(fds));
-		memcpy(CMSG_DATA(cm), fds, sizeof(fds));
-		ck_assert_int_eq(sendmsg(remote, &mh, MSG_DONTWAIT), (ssize_t)sizeof(pkt));
+		ck_assert_int_eq(raw_send_fds(remote, pkt, sizeof(pkt), fds, FDS_PER_FRAME),
+				 (ssize_t)sizeof(pkt));
 	}
 	while (!paused) {
 		ck_assert_msg(now_ms() < deadline, "reading never paused");
