@@ -6,9 +6,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "peer.h"
+#include "conf.h"
 #include "private.h"
-#include "tls.h"
+#include "tls-session.h"
 #include "wire.h"
 
 void config_defaults(struct pier_config *c)

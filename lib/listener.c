@@ -14,9 +14,11 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "peer.h"
+#include "clock.h"
 #include "private.h"
-#include "tls.h"
+#include "route.h"
+#include "tls-session.h"
+#include "transport.h"
 
 /* Peers accepted but not yet taken by the application; beyond this the
  * loop stops accepting and the kernel's backlog holds the rest. */
@@ -61,7 +63,7 @@ struct pier_listener {
 
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
-	struct conn *queue[QUEUE_SIZE];
+	struct pier_peer *queue[QUEUE_SIZE]; /* owned until accepted */
 	unsigned int head, count;
 	int error;
 	int evfd;
@@ -71,7 +73,7 @@ struct pier_listener {
 	struct loop_op op;
 	struct loop_task start_task, stop_task, resume_task;
 	bool stopping;
-	struct conn *hs[MAX_HANDSHAKES]; /* handshakes under way, oldest first */
+	struct pier_peer *hs[MAX_HANDSHAKES]; /* handshakes under way, oldest first; owned */
 	unsigned int nhs;
 	int hs_timeout_ms;
 	int64_t log_window;   /* when the current second of log lines began */
@@ -144,7 +146,7 @@ static void log_held_back(struct loop_timer *t)
 		"(at most %d lines a second)", l->log_held, LOG_BURST);
 	l->log_held = 0;
 	l->log_said = 0;
-	l->log_window = loop_now_ns();
+	l->log_window = clock_now_ns();
 }
 
 /* Loop thread: logs a dropped connection (or a failed accept), unless
@@ -160,7 +162,7 @@ static void log_drop(struct pier_listener *l, int priority, const char *fmt, ...
 
 	if (!l->cfg.log)
 		return;
-	now = loop_now_ns();
+	now = clock_now_ns();
 	if (!l->log_timer.armed && now - l->log_window >= LOG_WINDOW_NS) {
 		l->log_window = now;
 		l->log_said = 0;
@@ -176,20 +178,20 @@ static void log_drop(struct pier_listener *l, int priority, const char *fmt, ...
 	va_end(ap);
 }
 
-/* The remote address of c without its scheme, for the log. */
-static const char *remote_of(const struct conn *c)
+/* The remote address of p without its scheme, for the log. */
+static const char *remote_of(const struct pier_peer *p)
 {
-	const char *p = strstr(c->remote, "://");
+	const char *rest = strstr(p->conn.remote, "://");
 
-	return p ? p + 3 : c->remote;
+	return rest ? rest + 3 : p->conn.remote;
 }
 
 /* --- handshakes under way ------------------------------------------------- */
 
-static void hs_remove(struct pier_listener *l, struct conn *c)
+static void hs_remove(struct pier_listener *l, struct pier_peer *p)
 {
 	for (unsigned int i = 0; i < l->nhs; i++) {
-		if (l->hs[i] == c) {
+		if (l->hs[i] == p) {
 			memmove(&l->hs[i], &l->hs[i + 1], (l->nhs - i - 1) * sizeof(l->hs[0]));
 			l->nhs--;
 			return;
@@ -200,10 +202,10 @@ static void hs_remove(struct pier_listener *l, struct conn *c)
 /* The handshake to give up for a newer one: the oldest whose client has
  * not sent its hello yet (a client that means it sends that at once), or
  * else the oldest. */
-static struct conn *hs_victim(struct pier_listener *l)
+static struct pier_peer *hs_victim(struct pier_listener *l)
 {
 	for (unsigned int i = 0; i < l->nhs; i++) {
-		if (!tls_hello_seen(l->hs[i]->tls))
+		if (!conn_hello_seen(&l->hs[i]->conn))
 			return l->hs[i];
 	}
 	return l->hs[0];
@@ -213,25 +215,25 @@ static struct conn *hs_victim(struct pier_listener *l)
  * connection is closed at once, not after a graceful close's linger. */
 static void hs_evict(struct pier_listener *l)
 {
-	struct conn *c = hs_victim(l);
-	bool hello = tls_hello_seen(c->tls);
+	struct pier_peer *p = hs_victim(l);
+	bool hello = conn_hello_seen(&p->conn);
 
-	hs_remove(l, c);
-	c->hs_done = NULL;
+	hs_remove(l, p);
+	p->conn.hs_done = NULL;
 	log_drop(l, LOG_WARNING,
 		 "tls handshake from %s dropped for a newer connection: %d handshakes "
 		 "were under way, the most a listener keeps, and this was the oldest%s",
-		 remote_of(c), MAX_HANDSHAKES, hello ? "" : " with no client hello");
-	conn_handshake_abort(c, -ECONNABORTED);
-	pier_peer_free((pier_peer *)c);
+		 remote_of(p), MAX_HANDSHAKES, hello ? "" : " with no client hello");
+	conn_handshake_abort(&p->conn, -ECONNABORTED);
+	pier_peer_free(p);
 }
 
 /* A connection is ready for the application: into the queue. */
-static void deliver(struct pier_listener *l, struct conn *c)
+static void deliver(struct pier_listener *l, struct pier_peer *p)
 {
 	pthread_mutex_lock(&l->mu);
 	assert(l->count < QUEUE_SIZE); /* accepting stops at ACCEPT_QUEUE */
-	l->queue[(l->head + l->count) % QUEUE_SIZE] = c;
+	l->queue[(l->head + l->count) % QUEUE_SIZE] = p;
 	l->count++;
 	update_fd_locked(l);
 	pthread_cond_signal(&l->cond);
@@ -242,20 +244,21 @@ static void deliver(struct pier_listener *l, struct conn *c)
  * failed; a failed one is closed, and the application never sees it. */
 static void handshake_done(struct conn *c, int err)
 {
+	struct pier_peer *p = pier_container_of(c, struct pier_peer, conn);
 	struct pier_listener *l = c->hs_ctx;
 
-	hs_remove(l, c);
+	hs_remove(l, p);
 	if (err == -ETIMEDOUT) {
 		log_drop(l, LOG_NOTICE, "tls handshake from %s timed out after %d ms",
-			 remote_of(c), l->hs_timeout_ms);
+			 remote_of(p), l->hs_timeout_ms);
 	} else if (err) {
-		log_drop(l, LOG_NOTICE, "tls handshake from %s failed: %s", remote_of(c),
+		log_drop(l, LOG_NOTICE, "tls handshake from %s failed: %s", remote_of(p),
 			 pier_strerror(err));
 	}
 	if (err)
-		pier_peer_free((pier_peer *)c);
+		pier_peer_free(p);
 	else
-		deliver(l, c);
+		deliver(l, p);
 	start_accept(l);
 }
 
@@ -269,7 +272,7 @@ static void accept_pause(struct pier_listener *l, int err)
 	log_drop(l, LOG_WARNING, "cannot accept connections: %s; trying again in %u ms",
 		 pier_strerror(err), l->pause_ms);
 	loop_timer_arm(l->loop, &l->pause_timer,
-		       loop_now_ns() + (int64_t)l->pause_ms * 1000000);
+		       clock_now_ns() + (int64_t)l->pause_ms * 1000000);
 }
 
 static void accept_resume(struct loop_timer *t)
@@ -281,7 +284,7 @@ static void accept_done(struct loop_op *op, int res)
 {
 	struct pier_listener *l = pier_container_of(op, struct pier_listener, op);
 	struct tls *tls = NULL;
-	struct conn *c;
+	struct pier_peer *p;
 	int r;
 
 	if (l->stopping) {
@@ -317,7 +320,7 @@ static void accept_done(struct loop_op *op, int res)
 		hs_evict(l);
 	r = l->tls_ctx ? tls_new(&tls, l->tls_ctx, NULL) : 0;
 	if (r == 0) {
-		r = conn_new(&c, res, l->t, &l->cfg, loop_ref(l->loop), tls);
+		r = route_peer_new(&p, res, l->t, &l->cfg, loop_ref(l->loop), tls);
 		if (r < 0)
 			loop_unref(l->loop); /* never the last: the listener holds one */
 	}
@@ -327,18 +330,16 @@ static void accept_done(struct loop_op *op, int res)
 		start_accept(l);
 		return;
 	}
-	c->reader = true;
-	c->handles = 1;
 	if (tls) {
 		/* The application gets it once the handshake is done. */
-		c->hs_done = handshake_done;
-		c->hs_ctx = l;
-		l->hs[l->nhs++] = c;
-		conn_start(c);
-		conn_handshake_timeout(c, l->hs_timeout_ms);
+		p->conn.hs_done = handshake_done;
+		p->conn.hs_ctx = l;
+		l->hs[l->nhs++] = p;
+		conn_start(&p->conn);
+		conn_handshake_timeout(&p->conn, l->hs_timeout_ms);
 	} else {
-		deliver(l, c);
-		conn_start(c);
+		deliver(l, p);
+		conn_start(&p->conn);
 	}
 	start_accept(l);
 }
@@ -380,8 +381,8 @@ static void stop_task(struct loop_task *t, unsigned int events)
 	l->stopping = true;
 	/* Handshakes under way end with the listener. */
 	for (unsigned int i = 0; i < l->nhs; i++) {
-		l->hs[i]->hs_done = NULL;
-		pier_peer_free((pier_peer *)l->hs[i]);
+		l->hs[i]->conn.hs_done = NULL;
+		pier_peer_free(l->hs[i]);
 	}
 	l->nhs = 0;
 	loop_timer_disarm(l->loop, &l->log_timer);
@@ -492,7 +493,7 @@ fail:
 PIER_EXPORT int pier_listener_accept(pier_listener *l, pier_peer **out, int timeout_ms)
 {
 	struct timespec deadline;
-	struct conn *c = NULL;
+	struct pier_peer *p = NULL;
 	bool resume;
 	int r = 0;
 
@@ -515,7 +516,7 @@ PIER_EXPORT int pier_listener_accept(pier_listener *l, pier_peer **out, int time
 	}
 	if (l->count) {
 		resume = l->count == ACCEPT_QUEUE;
-		c = l->queue[l->head];
+		p = l->queue[l->head];
 		l->head = (l->head + 1) % QUEUE_SIZE;
 		l->count--;
 		update_fd_locked(l);
@@ -526,8 +527,8 @@ PIER_EXPORT int pier_listener_accept(pier_listener *l, pier_peer **out, int time
 		r = l->error;
 	}
 	pthread_mutex_unlock(&l->mu);
-	if (c)
-		*out = (pier_peer *)c;
+	if (p)
+		*out = p;
 	return r;
 }
 
@@ -570,7 +571,7 @@ PIER_EXPORT void pier_listener_free(pier_listener *l)
 		unlink(l->file);
 	/* Peers nobody accepted are closed like freed peers. */
 	while (l->count) {
-		pier_peer_free((pier_peer *)l->queue[l->head]);
+		pier_peer_free(l->queue[l->head]);
 		l->head = (l->head + 1) % QUEUE_SIZE;
 		l->count--;
 	}

@@ -8,16 +8,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "loop.h"
 #include "private.h"
-
-int64_t loop_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 bool loop_on_thread(const struct pier_loop *l)
 {
@@ -86,7 +79,7 @@ void loop_timer_disarm(struct pier_loop *l, struct loop_timer *t)
 /* Runs expired timers; returns the wait until the next one, or -1. */
 static int64_t run_timers(struct pier_loop *l)
 {
-	int64_t now = loop_now_ns();
+	int64_t now = clock_now_ns();
 
 	while (l->timers && l->timers->deadline_ns <= now) {
 		struct loop_timer *t = l->timers;

@@ -139,6 +139,5 @@ bool loop_on_thread(const struct pier_loop *l);
 /* Called by backends when an op completes. */
 void loop_complete(struct pier_loop *l, struct loop_op *op, int res);
 
-int64_t loop_now_ns(void);
 
 #endif

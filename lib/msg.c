@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "peer.h"
+#include "msg.h"
 #include "private.h"
 
 static size_t fds_offset(size_t len)

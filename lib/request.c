@@ -7,104 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "peer.h"
+#include "msg.h"
 #include "private.h"
-
-#define UNANSWERED "the request was dropped without a response"
-
-/* Under mu.  The new request is open (in its table) with its read half. */
-struct req *req_new(struct conn *c, uint32_t id, int32_t service, bool sent)
-{
-	struct req *r = calloc(1, sizeof(*r));
-
-	if (!r)
-		return NULL;
-	r->conn = c;
-	r->id = id;
-	r->service = service;
-	r->sent = sent;
-	r->reader = true;
-	msgq_init(&r->q);
-	r->w.sw.req = r;
-	if (idmap_put(sent ? &c->sent : &c->received, id, r) < 0) {
-		msgq_fini(&r->q);
-		free(r);
-		return NULL;
-	}
-	r->in_table = true;
-	conn_handle_ref_locked(c);
-	return r;
-}
-
-void req_free(struct req *r)
-{
-	struct pier_msg *m;
-
-	while ((m = r->q.head) != NULL) {
-		r->q.head = m->next;
-		msg_free(m);
-	}
-	msgq_fini(&r->q);
-	free(r);
-}
-
-static void req_close_locked(struct req *r)
-{
-	if (r->in_table) {
-		idmap_del(r->sent ? &r->conn->sent : &r->conn->received, r->id);
-		r->in_table = false;
-	}
-}
-
-/* Under mu: one handle of r (its read half, or a write-half reference) is
- * gone.  The last one answers an unanswered received request with an error,
- * and frees r unless it stays open waiting for a response nobody will read. */
-void req_release_locked(struct req *r, bool reader, bool *conn_last)
-{
-	struct conn *c = r->conn;
-	bool last = false;
-
-	if (reader) {
-		r->reader = false;
-		msgq_drain_locked(c, &r->q);
-	} else {
-		assert(r->writers > 0);
-		r->writers--;
-	}
-	if (r->reader || r->writers)
-		return;
-	if (!r->sent && !r->done && !r->responding && !c->error) {
-		struct pier_header h = { PIER_MSG_RESPONSE, r->id, PIER_SERVICE_ERROR };
-
-		conn_send(c, &h, UNANSWERED, strlen(UNANSWERED), NULL, 0, true);
-		r->done = true;
-	}
-	if (!r->sent)
-		req_close_locked(r);
-	if (!r->in_table)
-		req_free(r);
-	conn_handle_unref_locked(c, conn_last ? conn_last : &last);
-	/* Without conn_last, the caller holds another handle of c. */
-	assert(conn_last || !last);
-}
-
-static void req_release(struct req *r, bool reader)
-{
-	struct conn *c = r->conn;
-	bool last = false;
-
-	pthread_mutex_lock(&c->mu);
-	req_release_locked(r, reader, &last);
-	pthread_mutex_unlock(&c->mu);
-	if (last)
-		conn_release_last(c);
-}
+#include "route.h"
 
 static void req_writer_ref(struct req *r)
 {
-	pthread_mutex_lock(&r->conn->mu);
+	pthread_mutex_lock(&r->peer->conn.mu);
 	r->writers++;
-	pthread_mutex_unlock(&r->conn->mu);
+	pthread_mutex_unlock(&r->peer->conn.mu);
 }
 
 /* --- sending ------------------------------------------------------------- */
@@ -123,13 +34,13 @@ static int req_send_update(struct req *r, int32_t service_id, const void *body, 
 		r->id,
 		service_id,
 	};
-	struct conn *c = r->conn;
+	struct conn *c = &r->peer->conn;
 	int e = check_payload(body, len, fds, nfds);
 
 	if (e < 0)
 		return e;
 	pthread_mutex_lock(&c->mu);
-	e = r->done || r->responding ? -PIER_EDONE : 0;
+	e = r->q.finished || r->responding ? -PIER_EDONE : 0;
 	pthread_mutex_unlock(&c->mu);
 	if (e < 0)
 		return e;
@@ -140,13 +51,13 @@ static int req_send_response(struct req *r, int32_t service_id, const void *body
 			     size_t len, const int *fds, size_t nfds)
 {
 	struct pier_header h = { PIER_MSG_RESPONSE, r->id, service_id };
-	struct conn *c = r->conn;
+	struct conn *c = &r->peer->conn;
 	int e = check_payload(body, len, fds, nfds);
 
 	if (e < 0)
 		return e;
 	pthread_mutex_lock(&c->mu);
-	if (r->done || r->responding) {
+	if (r->q.finished || r->responding) {
 		pthread_mutex_unlock(&c->mu);
 		return -PIER_EDONE;
 	}
@@ -158,9 +69,9 @@ static int req_send_response(struct req *r, int32_t service_id, const void *body
 	pthread_mutex_lock(&c->mu);
 	r->responding = false;
 	if (e == 0) {
-		r->done = true;
+		r->q.finished = true;
 		req_close_locked(r);
-		msgq_changed_locked(c, &r->q, r);
+		msgq_changed_locked(c, &r->q);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return e;
@@ -178,29 +89,21 @@ PIER_EXPORT int pier_writer_send_request(pier_writer *w, int32_t service_id, con
 					 pier_sent_request **out)
 {
 	struct pier_header h = { PIER_MSG_REQUEST, 0, service_id };
+	struct pier_peer *p;
 	struct conn *c;
 	struct req *r = NULL;
 	int e;
 
 	if (!w || !out || check_payload(body, len, fds, nfds) < 0)
 		return -EINVAL;
-	c = w->conn;
+	p = w->peer;
+	c = &p->conn;
 	/* Refuse what cannot be sent before an id is taken for it. */
 	e = conn_send_check(c, len, nfds);
 	if (e < 0)
 		return e;
 	pthread_mutex_lock(&c->mu);
-	if (c->error) {
-		e = c->error;
-	} else if (c->sent.count >= c->cfg.max_open) {
-		e = -PIER_EREQLIMIT;
-	} else {
-		/* Count up from the last id, skipping ids still open. */
-		while (idmap_get(&c->sent, c->next_id))
-			c->next_id++;
-		r = req_new(c, c->next_id++, service_id, true);
-		e = r ? 0 : -ENOMEM;
-	}
+	e = c->error ? c->error : req_new_sent_locked(p, service_id, &r);
 	pthread_mutex_unlock(&c->mu);
 	if (e < 0)
 		return e;
@@ -214,7 +117,7 @@ PIER_EXPORT int pier_writer_send_request(pier_writer *w, int32_t service_id, con
 		pthread_mutex_unlock(&c->mu);
 		return e;
 	}
-	*out = (pier_sent_request *)r;
+	*out = &r->h.s;
 	return 0;
 }
 
@@ -224,14 +127,16 @@ enum want { WANT_ANY, WANT_UPDATE, WANT_RESPONSE };
 
 static int req_recv(struct req *r, pier_msg **msg, int timeout_ms, enum want want)
 {
-	struct conn *c = r->conn;
+	struct conn *c = &r->peer->conn;
 	struct pier_msg *m = NULL;
 	int e;
 
 	if (!msg || timeout_ms < -1)
 		return -EINVAL;
 	pthread_mutex_lock(&c->mu);
-	e = msgq_wait_locked(c, &r->q, r, timeout_ms);
+	/* Our own response ends a received request's wait; nothing read
+	 * does, so a reading thread must be woken for it. */
+	e = msgq_wait_locked(c, &r->q, !r->sent, timeout_ms);
 	if (e == 0) {
 		bool response = r->q.head->hdr.type == PIER_MSG_RESPONSE;
 
@@ -242,7 +147,7 @@ static int req_recv(struct req *r, pier_msg **msg, int timeout_ms, enum want wan
 		else if (want == WANT_RESPONSE && !response)
 			e = -PIER_EUPDATE;
 		else
-			m = msgq_pop_locked(c, &r->q, r);
+			m = msgq_pop_locked(c, &r->q);
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (m)
@@ -254,15 +159,17 @@ static int req_fd(struct req *r)
 {
 	int e;
 
-	pthread_mutex_lock(&r->conn->mu);
-	e = msgq_fd_locked(r->conn, &r->q, r);
-	pthread_mutex_unlock(&r->conn->mu);
+	struct conn *c = &r->peer->conn;
+
+	pthread_mutex_lock(&c->mu);
+	e = msgq_fd_locked(c, &r->q);
+	pthread_mutex_unlock(&c->mu);
 	return e;
 }
 
 /* --- sent requests ------------------------------------------------------- */
 
-#define SENT(req) ((struct req *)(req))
+#define SENT(handle) ((handle)->req)
 
 PIER_EXPORT uint32_t pier_sent_request_id(const pier_sent_request *req)
 {
@@ -305,7 +212,7 @@ PIER_EXPORT int pier_sent_request_fd(pier_sent_request *req)
 
 PIER_EXPORT pier_sent_request_writer *pier_sent_request_get_writer(pier_sent_request *req)
 {
-	return req ? &SENT(req)->w.sw : NULL;
+	return req ? &SENT(req)->w.s : NULL;
 }
 
 PIER_EXPORT void pier_sent_request_free(pier_sent_request *req)
@@ -338,7 +245,7 @@ PIER_EXPORT int pier_sent_request_writer_send_update(pier_sent_request_writer *w
 
 /* --- received requests --------------------------------------------------- */
 
-#define RECEIVED(req) ((struct req *)(req))
+#define RECEIVED(handle) ((handle)->req)
 
 PIER_EXPORT uint32_t pier_received_request_id(const pier_received_request *req)
 {
@@ -385,7 +292,7 @@ PIER_EXPORT int pier_received_request_fd(pier_received_request *req)
 PIER_EXPORT pier_received_request_writer *
 pier_received_request_get_writer(pier_received_request *req)
 {
-	return req ? &RECEIVED(req)->w.rw : NULL;
+	return req ? &RECEIVED(req)->w.r : NULL;
 }
 
 PIER_EXPORT void pier_received_request_free(pier_received_request *req)

@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "peer.h"
+#include "route.h"
 #include "peers.h"
 #include "wire.h"
 
@@ -449,13 +449,13 @@ END_TEST
 START_TEST(id_allocation_wraps_and_skips)
 {
 	struct raw r = raw_pair(_i, NULL);
-	struct conn *c = conn_of_peer(r.peer);
+	struct conn *c = &r.peer->conn;
 	pier_sent_request *open0, *last, *next;
 
 	open0 = send_request(r.peer, 1, "zero");
 	ck_assert_uint_eq(pier_sent_request_id(open0), 0);
 	pthread_mutex_lock(&c->mu);
-	c->next_id = UINT32_MAX;
+	r.peer->next_id = UINT32_MAX;
 	pthread_mutex_unlock(&c->mu);
 	last = send_request(r.peer, 1, "max");
 	ck_assert_uint_eq(pier_sent_request_id(last), UINT32_MAX);

@@ -23,7 +23,7 @@
 #include <linux/capability.h>
 
 #include "loop.h"
-#include "peer.h"
+#include "route.h"
 #include "peers.h"
 #include "wire.h"
 
@@ -103,7 +103,7 @@ static void park_writing(struct conn *c)
 		bool writing;
 
 		park(c);
-		writing = c->wr.in_flight && c->wmsg.msg_iovlen >= 2;
+		writing = c->wr_op.in_flight && c->link.wmsg.msg_iovlen >= 2;
 		if (writing)
 			return;
 		unpark();
@@ -183,7 +183,7 @@ START_TEST(write_in_flight_outlives_failing_read)
 	junk = fill(sv[0]);
 	buf = malloc(junk + want_len + 1);
 	ck_assert_int_eq(pier_peer_adopt(&a, sv[0], NULL), 0);
-	c = conn_of_peer(a);
+	c = &a->conn;
 	park(c);
 	for (int i = 0; i < WRITE_FRAMES; i++) {
 		char body[FRAME_BODY];
@@ -369,7 +369,7 @@ START_TEST(sender_waits_for_fds_to_be_read)
 	ck_assert_int_eq(pier_config_set_send_timeout(cfg, WAIT), 0);
 	p = seqpacket_peer(cfg, &sr.fd);
 	pier_config_free(cfg);
-	c = conn_of_peer(p);
+	c = &p->conn;
 	ck_assert_int_eq(pthread_create(&t, NULL, read_slowly, &sr), 0);
 	for (int i = 0; i < FRAMES; i++) {
 		unsigned int counted;
@@ -432,7 +432,7 @@ START_TEST(no_fd_to_queue_is_emfile)
 	p = seqpacket_peer(NULL, &remote);
 	/* The socket is full: the next message must be queued. */
 	junk = 0;
-	while (send(conn_of_peer(p)->fd, "junk", 4, MSG_DONTWAIT) == 4)
+	while (send(p->conn.link.fd, "junk", 4, MSG_DONTWAIT) == 4)
 		junk++;
 	no_fd_left(&saved);
 	r = send_with_fds(p, memfd);
@@ -559,7 +559,7 @@ START_TEST(reading_ahead_stops_at_the_fd_limit)
 	ck_assert_int_eq(pier_config_set_max_queued_fds(cfg, LIMIT, 0), 0);
 	p = seqpacket_peer(cfg, &remote);
 	pier_config_free(cfg);
-	c = conn_of_peer(p);
+	c = &p->conn;
 	ck_assert_int_ge(pier_peer_fd(p), 0); /* the loop reads ahead */
 	before = open_fd_count();
 	for (int i = 0; i < FDS_PER_FRAME; i++)

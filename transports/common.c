@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "clock.h"
 #include "private.h"
 #include "transport.h"
 
@@ -61,22 +62,14 @@ int transport_for_fd(int fd, const struct transport **t)
 int transport_connect_wait(int fd, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-	struct timespec start, now;
+	struct timespec deadline;
 	int err = 0, r;
 	socklen_t len = sizeof(err);
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	if (timeout_ms >= 0)
+		deadline = deadline_after(timeout_ms);
 	for (;;) {
-		int left = timeout_ms;
-
-		if (timeout_ms >= 0) {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			left = timeout_ms - (int)((now.tv_sec - start.tv_sec) * 1000 +
-						  (now.tv_nsec - start.tv_nsec) / 1000000);
-			if (left < 0)
-				left = 0;
-		}
-		r = poll(&pfd, 1, left);
+		r = poll(&pfd, 1, timeout_ms >= 0 ? ms_until(&deadline) : -1);
 		if (r > 0)
 			break;
 		if (r == 0)

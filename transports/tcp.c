@@ -20,6 +20,7 @@
 #include <pier.h>
 
 #include "private.h"
+#include "link.h"
 #include "transport.h"
 
 /* A port number in decimal, 0 to 65535, kept in its plain form.  Service
@@ -202,6 +203,7 @@ const struct transport transport_tcp = {
 	.scheme = "tcp",
 	.caps = 0,
 	.sock_type = SOCK_STREAM,
+	.framing = &framing_stream,
 	.parse = tcp_parse,
 	.connect = tcp_connect,
 	.listen = tcp_listen,
@@ -222,6 +224,7 @@ const struct transport transport_tls = {
 	.scheme = "tls",
 	.caps = TRANSPORT_TLS,
 	.sock_type = SOCK_STREAM,
+	.framing = &framing_tls,
 	.parse = tls_parse,
 	.connect = tcp_connect,
 	.listen = tcp_listen,

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Transports: one per socket kind, behind one interface.  A transport knows
- * its addresses, how to connect, listen and adopt a socket, and what it can
- * carry; the connection code knows nothing else about it.
+ * its addresses, how to connect, listen and adopt a socket, what it can
+ * carry, and how frames travel on it (its framing, see link.h); the
+ * connection code knows nothing else about it.  A new transport is a file
+ * with its struct transport, and an entry in transport_parse()'s table.
  */
 #ifndef PIER_TRANSPORT_H
 #define PIER_TRANSPORT_H
@@ -13,11 +15,11 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
-#define TRANSPORT_FDS 1u        /* messages can carry file descriptors */
-#define TRANSPORT_BOUNDARIES 2u /* one message per packet, no length prefix */
+#define TRANSPORT_FDS 1u         /* messages can carry file descriptors */
 #define TRANSPORT_CREDENTIALS 4u /* SO_PEERCRED tells who the remote is */
-#define TRANSPORT_TLS 8u         /* TLS over the socket (see lib/tls.h) */
+#define TRANSPORT_TLS 8u         /* TLS over the socket (see tls.c) */
 
+struct framing;
 struct transport;
 
 /* A parsed address. */
@@ -47,6 +49,7 @@ struct transport {
 	const char *scheme; /* as in "scheme://" */
 	unsigned int caps;
 	int sock_type;
+	const struct framing *framing;
 	/* Parses what follows "scheme://"; 0 or -EINVAL/-ENAMETOOLONG. */
 	int (*parse)(const struct transport *t, const char *rest, struct transport_addr *a);
 	/* A connected socket (non-blocking, close-on-exec), or -errno. */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "private.h"
+#include "link.h"
 #include "transport.h"
 
 static int unix_parse(const struct transport *t, const char *rest, struct transport_addr *a)
@@ -188,6 +189,7 @@ const struct transport transport_unix = {
 	.scheme = "unix",
 	.caps = TRANSPORT_CREDENTIALS,
 	.sock_type = SOCK_STREAM,
+	.framing = &framing_stream,
 	.parse = unix_parse,
 	.connect = unix_connect,
 	.listen = unix_listen,
@@ -197,8 +199,9 @@ const struct transport transport_unix = {
 
 const struct transport transport_seqpacket = {
 	.scheme = "seqpacket",
-	.caps = TRANSPORT_FDS | TRANSPORT_BOUNDARIES | TRANSPORT_CREDENTIALS,
+	.caps = TRANSPORT_FDS | TRANSPORT_CREDENTIALS,
 	.sock_type = SOCK_SEQPACKET,
+	.framing = &framing_packet,
 	.parse = unix_parse,
 	.connect = unix_connect,
 	.listen = unix_listen,

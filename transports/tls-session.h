@@ -8,8 +8,8 @@
  *
  * Everything but the settings exists only in builds with OpenSSL.
  */
-#ifndef PIER_TLS_H
-#define PIER_TLS_H
+#ifndef PIER_TLS_SESSION_H
+#define PIER_TLS_SESSION_H
 
 #include <pthread.h>
 #include <stdbool.h>

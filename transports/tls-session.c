@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * TLS sessions over memory BIOs (OpenSSL), and the contexts they come from.
- * See tls.h for how the loop drives a session.
+ * See tls-session.h for how a session is driven, and tls.c for the framing
+ * that drives it.
  */
 #include "config.h"
 
@@ -18,7 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "private.h"
-#include "tls.h"
+#include "tls-session.h"
 
 /* A context is an SSL_CTX; OpenSSL counts its references. */
 static SSL_CTX *ssl_ctx(struct tls_ctx *ctx)

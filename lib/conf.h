@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Configurations: what pier_config_*() set, copied into each connection and
+ * listener when it is made (a pier_config may be freed or changed after).
+ */
+#ifndef PIER_CONF_H
+#define PIER_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <pier.h>
+
+struct tls_settings;
+
+struct pier_config {
+	struct pier_loop *loop; /* referenced, or NULL for a loop of its own */
+	enum pier_byte_order order;
+	size_t max_body_read, max_body_write; /* 0: the transport's default */
+	unsigned int max_fds;
+	size_t max_recv_queued, max_send_queued;
+	/* fds queued for the application / queued and in flight to the
+	 * remote; 0: derived from RLIMIT_NOFILE when a connection is made. */
+	unsigned int max_recv_fds, max_send_fds;
+	unsigned int max_open;
+	int send_timeout_ms;
+	int connect_timeout_ms;
+	bool connect_timeout_set; /* by the application (listeners default
+				   * to a shorter handshake deadline) */
+	pier_log_fn *log; /* or NULL */
+	void *log_data;
+	/* A listener's Unix socket file: 0 and (gid_t)-1 leave it as the
+	 * umask and the system make it. */
+	mode_t socket_mode;
+	gid_t socket_gid;
+	/* TLS settings, or NULL for the defaults; owned by the pier_config
+	 * object only (copies of the struct clear it). */
+	struct tls_settings *tls;
+};
+
+#define PIER_DEFAULT_MAX_BODY_STREAM (1u << 20)
+#define PIER_DEFAULT_MAX_BODY_SEQPACKET (128u << 10)
+#define PIER_DEFAULT_MAX_FDS 32u
+#define PIER_DEFAULT_MAX_QUEUED (4u << 20)
+#define PIER_DEFAULT_MAX_OPEN 65536u
+#define PIER_DEFAULT_CONNECT_TIMEOUT_MS 10000
+
+void config_defaults(struct pier_config *c);
+/* The default limit on fds queued one way on a connection: a quarter of
+ * the process's fd limit (RLIMIT_NOFILE), within [64, 65536]. */
+unsigned int config_default_queued_fds(void);
+
+#endif

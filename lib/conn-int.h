@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Between the connection's own files: conn.c (setting up, tasks from other
+ * threads, state changes), conn-read.c (the read role), conn-write.c (the
+ * send queue and writing), conn-fds.c (fds in flight), conn-close.c
+ * (ending and closing).  Not for the layers above: they use conn.h.
+ */
+#ifndef PIER_CONN_INT_H
+#define PIER_CONN_INT_H
+
+#include "conn.h"
+
+/* Work an application thread asks of the loop (c->task's events). */
+#define CONN_EV_START 1u   /* start: count the connection, start reading */
+#define CONN_EV_WRITE 2u   /* the send queue has frames */
+#define CONN_EV_READ 4u    /* the loop holds the read role: read */
+#define CONN_EV_RELEASE 8u /* no handles left: close gracefully */
+#define CONN_EV_CLOSE 16u  /* conn_close() */
+#define CONN_EV_ABORT 32u  /* conn_abort() */
+#define CONN_EV_FINISH 64u /* it ended off the loop, or its reader left */
+
+void conn_post(struct conn *c, unsigned int events);
+
+/* The one place each state changes: checks that the change is legal, and
+ * says it on stderr when PIER_DEBUG=1 is in the environment. */
+void conn_set_state_locked(struct conn *c, enum conn_state s); /* under mu, loop */
+void conn_set_rd_locked(struct conn *c, enum conn_rd rd);      /* under mu */
+void conn_set_wr_locked(struct conn *c, enum conn_wr wr);      /* under out_mu */
+
+/* Loop thread: frees the connection (fd closed, nothing in flight). */
+void conn_destroy(struct conn *c);
+
+/* conn-read.c, loop thread: reads in the background if the loop holds the
+ * read role; routes what already arrived, once the application let go. */
+void conn_read_start(struct conn *c);
+void conn_read_pending(struct conn *c);
+
+/* conn-write.c.  Loop thread: hands queued frames to the kernel. */
+void conn_write_start(struct conn *c);
+/* Under out_mu: takes off the send queue what will never be written and
+ * returns it (free with conn_frames_free()).  The frames the write in
+ * flight points into stay until it completes. */
+struct out_frame *conn_queue_cut_locked(struct conn *c);
+void conn_frames_free(struct out_frame *f);
+
+/* conn-fds.c, under out_mu: fds sent and not yet read by the remote. */
+int conn_unread_before_locked(const struct conn *c, size_t nfds);
+void conn_fd_packet_sent_locked(struct conn *c, unsigned int nfds, int unread_before);
+void conn_fds_refresh_locked(struct conn *c);
+
+/* conn-close.c, loop thread. */
+void conn_fail(struct conn *c, int err);
+/* Moves a closing or ended connection on; every loop callback ends with
+ * it.  It may free c. */
+void conn_maybe_finish(struct conn *c);
+void conn_linger_expired(struct loop_timer *t);
+void conn_hs_expired(struct loop_timer *t);
+
+/* conn-write.c: after ETOOMANYREFS, writes again on a timer. */
+void conn_fd_retry_expired(struct loop_timer *t);
+
+#endif

@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The read role: who reads the socket, and reading.  A thread that waits
+ * for a message reads for itself while nobody else does (no hop through the
+ * loop); the loop reads when something must be read with no thread waiting,
+ * and for links whose I/O is the loop's alone.  What is read goes to the
+ * link's framing, which hands complete messages up.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "conn-int.h"
+#include "private.h"
+
+/* Under mu: whether the loop must read with no thread waiting. */
+static bool background_locked(const struct conn *c)
+{
+	return !c->link.f->app_io || c->rd_background || c->state >= CONN_CLOSING;
+}
+
+bool conn_may_read_locked(const struct conn *c)
+{
+	return c->rd == RD_NONE && !c->read_paused && c->link.f->app_io;
+}
+
+void conn_rd_kick_locked(struct conn *c)
+{
+	if (c->rd != RD_NONE || c->read_paused || c->error)
+		return;
+	if (c->waiters && c->link.f->app_io) {
+		/* It takes the role when it wakes. */
+		pthread_cond_broadcast(c->waiters->cond);
+	} else if (background_locked(c)) {
+		conn_set_rd_locked(c, RD_LOOP);
+		conn_post(c, CONN_EV_READ);
+	}
+}
+
+void conn_rd_background_locked(struct conn *c)
+{
+	c->rd_background = true;
+	conn_rd_kick_locked(c);
+}
+
+void conn_rd_waiter_add_locked(struct conn *c, struct rd_waiter *w)
+{
+	w->next = c->waiters;
+	c->waiters = w;
+}
+
+void conn_rd_waiter_del_locked(struct conn *c, struct rd_waiter *w)
+{
+	for (struct rd_waiter **p = &c->waiters; *p; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	}
+}
+
+void conn_rd_wake_locked(struct conn *c, const void *what)
+{
+	if (what == c->rd_waits_on && c->wake_fd >= 0 &&
+	    !pthread_equal(c->rd_thread, pthread_self())) {
+		/* The thread waiting for it reads the socket: cut that
+		 * short. */
+		uint64_t v = 1;
+		ssize_t n = write(c->wake_fd, &v, sizeof(v));
+
+		(void)n;
+	}
+}
+
+/* --- reading from an application thread ---------------------------------- */
+
+/* One recvmsg by the thread holding the read role (or by
+ * conn_read_pending()), waiting for data first unless timeout_ms is 0.
+ * With no deadline and no wake fd, a blocking recvmsg is the only system
+ * call (closing wakes it with shutdown()). */
+static int rd_app(struct conn *c, int wake_fd, int timeout_ms, const struct timespec *deadline)
+{
+	struct link *l = &c->link;
+
+	for (;;) {
+		int flags = l->f->rd_prepare(l), ms = -1, n;
+		struct pollfd pfd[2] = { { l->fd, POLLIN, 0 }, { wake_fd, POLLIN, 0 } };
+		ssize_t res;
+
+		if (timeout_ms >= 0 || wake_fd >= 0)
+			flags |= MSG_DONTWAIT;
+		res = recvmsg(l->fd, &l->rmsg, flags);
+		if (res >= 0)
+			return l->f->rd_done(l, res);
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno;
+		if (timeout_ms == 0)
+			return -EAGAIN;
+		if (timeout_ms > 0 && (ms = ms_until(deadline)) == 0)
+			return -ETIMEDOUT;
+		n = poll(pfd, wake_fd >= 0 ? 2 : 1, ms);
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0 && pfd[1].revents) {
+			uint64_t v;
+
+			/* Woken: the wait looks again. */
+			if (read(wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				return -errno;
+			return 0;
+		}
+	}
+}
+
+int conn_read_locked(struct conn *c, const void *what, bool interruptible, int timeout_ms,
+		     const struct timespec *deadline)
+{
+	int r, wake_fd = -1;
+
+	assert(conn_may_read_locked(c));
+	if (interruptible && timeout_ms != 0) {
+		if (c->wake_fd < 0)
+			c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (c->wake_fd < 0)
+			return -errno; /* before taking anything */
+		wake_fd = c->wake_fd;
+	}
+	conn_set_rd_locked(c, RD_APP);
+	c->rd_waits_on = what;
+	c->rd_thread = pthread_self();
+	pthread_mutex_unlock(&c->mu);
+
+	r = rd_app(c, wake_fd, timeout_ms, deadline);
+
+	pthread_mutex_lock(&c->mu);
+	c->rd_waits_on = NULL;
+	if (c->rd == RD_LEAVING) {
+		/* The loop waits for this thread to leave the socket. */
+		conn_set_rd_locked(c, RD_NONE);
+		conn_post(c, CONN_EV_FINISH);
+	} else {
+		conn_set_rd_locked(c, RD_NONE);
+	}
+	if (r < 0 && r != -EAGAIN && r != -ETIMEDOUT)
+		conn_fail_locked(c, r);
+	return r;
+}
+
+/* --- reading on the loop ------------------------------------------------- */
+
+static void read_done(struct loop_op *op, int res);
+
+/* Loop thread, once the application let go: routes what already arrived,
+ * so that requests in it get their answers before the connection closes. */
+void conn_read_pending(struct conn *c)
+{
+	int r = 0;
+
+	if (c->rd_op.in_flight || c->link.fd < 0 || !c->link.f->app_io)
+		return; /* the read in flight routes it */
+	pthread_mutex_lock(&c->mu);
+	if (c->rd != RD_LOOP || c->error) {
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	pthread_mutex_unlock(&c->mu);
+	for (int i = 0; i < 64 && r == 0; i++)
+		r = rd_app(c, -1, 0, NULL);
+	if (r < 0 && r != -EAGAIN)
+		conn_fail(c, r);
+}
+
+/* Under mu, loop thread: whether the loop may read now. */
+static bool loop_reads_locked(const struct conn *c)
+{
+	return !c->error && !c->read_paused && c->rd == RD_LOOP;
+}
+
+void conn_read_start(struct conn *c)
+{
+	struct link *l = &c->link;
+	bool go;
+
+	if (c->rd_op.in_flight || l->fd < 0)
+		return;
+	pthread_mutex_lock(&c->mu);
+	go = loop_reads_locked(c);
+	pthread_mutex_unlock(&c->mu);
+	if (!go)
+		return;
+	if (l->f->rd_held && l->f->rd_held(l)) {
+		/* First what the link holds (a pause left it there), or what
+		 * it sends first (a client's hello). */
+		int r = l->f->rd_done(l, -EAGAIN);
+
+		pthread_mutex_lock(&c->mu);
+		if (r < 0)
+			conn_fail_locked(c, r);
+		go = loop_reads_locked(c);
+		pthread_mutex_unlock(&c->mu);
+		if (!go)
+			return;
+	}
+	c->rd_op = (struct loop_op){
+		.cb = read_done,
+		.kind = LOOP_OP_RECVMSG,
+		.fd = l->fd,
+		.msg = &l->rmsg,
+		.flags = (unsigned int)l->f->rd_prepare(l),
+	};
+	loop_submit(c->loop, &c->rd_op);
+}
+
+static void read_done(struct loop_op *op, int res)
+{
+	struct conn *c = pier_container_of(op, struct conn, rd_op);
+	int r;
+
+	if (res == -EINTR || res == -EAGAIN) {
+		conn_read_start(c);
+		return;
+	}
+	if (res == -ECANCELED) {
+		conn_maybe_finish(c);
+		return;
+	}
+	r = c->link.f->rd_done(&c->link, res);
+	pthread_mutex_lock(&c->mu);
+	if (r < 0) {
+		conn_fail_locked(c, r);
+	} else if (!background_locked(c)) {
+		/* Waiting threads read for themselves again. */
+		conn_set_rd_locked(c, RD_NONE);
+		conn_rd_kick_locked(c);
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (r == 0)
+		conn_read_start(c);
+	conn_maybe_finish(c);
+}
+
+/* --- pausing ------------------------------------------------------------- */
+
+/* Under mu: reading was paused and may go on. */
+static void unpause_locked(struct conn *c)
+{
+	c->read_paused = false;
+	if (c->rd == RD_LOOP)
+		conn_post(c, CONN_EV_READ);
+	else
+		conn_rd_kick_locked(c);
+}
+
+void conn_queued_locked(struct conn *c, size_t len, unsigned int nfds)
+{
+	c->in_bytes += len;
+	c->in_fds += nfds;
+	/* Nobody reads more until the application caught up: received fds
+	 * fill this process's fd table as bytes fill its memory. */
+	if (c->in_bytes > c->cfg.max_recv_queued || c->in_fds > c->cfg.max_recv_fds)
+		c->read_paused = true;
+}
+
+void conn_consumed_locked(struct conn *c, size_t len, unsigned int nfds)
+{
+	c->in_bytes -= len;
+	c->in_fds -= nfds;
+	if (c->read_paused && c->in_bytes <= c->cfg.max_recv_queued / 2 &&
+	    c->in_fds <= c->cfg.max_recv_fds / 2)
+		unpause_locked(c);
+}

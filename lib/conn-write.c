@@ -1,0 +1,575 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The write path: the send queue shared by every thread, a sender writing
+ * its own frame when nothing is queued (no hop through the loop), and the
+ * loop writing what is queued through the link's framing.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "conn-int.h"
+#include "private.h"
+#include "transport.h"
+
+/* A sender that may wait writes at least this much of a frame that the
+ * socket did not take at once from its own buffer, instead of copying it
+ * into the queue... */
+#define DIRECT_BLOCK_MIN (64u << 10)
+/* ...as long as the socket takes more within this many milliseconds. */
+#define DIRECT_STALL_MS 1
+#define SEND_FLAGS (MSG_NOSIGNAL)
+/* What malloc keeps beside each block, counted with the queue's memory. */
+#define ALLOC_OVERHEAD (2 * sizeof(size_t))
+/* Nothing says when the remote reads the fds in flight: a sender waiting
+ * for them looks again this often (longer, and the remote may go idle
+ * meanwhile). */
+#define FD_POLL_MS 1
+/* After the kernel refused a packet's fds (ETOOMANYREFS), the loop sends
+ * it again after 1 ms, doubling up to this. */
+#define FD_RETRY_MAX_MS 16u
+/* Small stream frames share chunks of this size, so that a burst of them
+ * costs one allocation and one iovec per chunk. */
+#define CHUNK_SIZE (64u << 10)
+#define CHUNK_MAX_FRAME (8u << 10)
+
+/* --- the queue ----------------------------------------------------------- */
+
+void conn_frames_free(struct out_frame *f)
+{
+	while (f) {
+		struct out_frame *n = f->next;
+
+		out_frame_free(f);
+		f = n;
+	}
+}
+
+struct out_frame *conn_queue_cut_locked(struct conn *c)
+{
+	struct out_frame **keep = &c->out_head, *drop;
+
+	c->out_bytes = 0;
+	c->out_fds = 0;
+	for (unsigned int i = 0; i < c->wr_frames && *keep; i++) {
+		c->out_bytes += (*keep)->size - (*keep)->sent;
+		c->out_fds += (*keep)->nfds;
+		keep = &(*keep)->next;
+	}
+	drop = *keep;
+	*keep = NULL;
+	c->out_tail = keep;
+	return drop;
+}
+
+/* Under out_mu: n bytes of the queued frames are written (or taken by the
+ * link): frames done leave the queue, onto *done. */
+static void queue_consume_locked(struct conn *c, size_t n, struct out_frame ***done)
+{
+	while (c->out_head && n > 0) {
+		struct out_frame *f = c->out_head;
+		size_t rest = f->len - f->sent;
+
+		if (n < rest) {
+			f->sent += n;
+			c->out_bytes -= n;
+			break;
+		}
+		n -= rest;
+		c->out_bytes -= rest;
+		f->sent = f->len;
+		c->out_head = f->next;
+		if (!c->out_head)
+			c->out_tail = &c->out_head;
+		c->out_bytes -= f->size - f->len;
+		c->out_fds -= f->nfds;
+		conn_fd_packet_sent_locked(c, f->nfds, c->wr_unread_before);
+		f->next = NULL;
+		**done = f;
+		*done = &f->next;
+	}
+}
+
+/* The memory a frame of len data bytes and nfds fds takes. */
+static size_t frame_size(size_t len, size_t nfds)
+{
+	/* The fds go after the data, aligned. */
+	size_t fds_at = (len + _Alignof(int) - 1) & ~(_Alignof(int) - 1);
+
+	return sizeof(struct out_frame) + fds_at + nfds * sizeof(int) + ALLOC_OVERHEAD;
+}
+
+/* A frame holding head and body (in a chunk of cap bytes, if cap), of
+ * which already_sent bytes are written, with dups of fds: 0, -ENOMEM, or
+ * -EMFILE / -ENFILE when this process or the system has no fd to spare. */
+static int frame_new(struct out_frame **out, const unsigned char *head, size_t head_len,
+		     const void *body, size_t len, const int *fds, size_t nfds,
+		     size_t already_sent, size_t cap)
+{
+	size_t data = cap ? cap : head_len + len;
+	size_t fds_at = (data + _Alignof(int) - 1) & ~(_Alignof(int) - 1);
+	struct out_frame *f = malloc(sizeof(*f) + fds_at + nfds * sizeof(int));
+
+	if (!f)
+		return -ENOMEM;
+	f->next = NULL;
+	f->len = head_len + len;
+	f->sent = already_sent;
+	f->cap = cap;
+	f->size = frame_size(data, nfds);
+	f->nfds = 0;
+	f->fds = (int *)(void *)(f->data + fds_at);
+	memcpy(f->data, head, head_len);
+	if (len)
+		memcpy(f->data + head_len, body, len);
+	for (size_t i = 0; i < nfds; i++) {
+		int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+
+		if (fd < 0) {
+			int r = -errno;
+
+			out_frame_free(f);
+			return r;
+		}
+		f->fds[f->nfds++] = fd;
+	}
+	*out = f;
+	return 0;
+}
+
+/* Whether a frame of total bytes and nfds fds joins the last chunk. */
+static bool chunked(const struct conn *c, size_t total, size_t nfds)
+{
+	return !c->link.f->packets && !nfds && total <= CHUNK_MAX_FRAME;
+}
+
+static struct out_frame *queue_last_locked(const struct conn *c)
+{
+	return c->out_head ? pier_container_of(c->out_tail, struct out_frame, next) : NULL;
+}
+
+/* Under out_mu: the memory queueing a frame of total bytes and nfds fds
+ * would add (none when it fits in the room of the last chunk). */
+static size_t queue_cost_locked(const struct conn *c, size_t total, size_t nfds)
+{
+	const struct out_frame *last = queue_last_locked(c);
+
+	if (chunked(c, total, nfds)) {
+		if (last && last->cap && last->len + total <= last->cap)
+			return 0;
+		return frame_size(CHUNK_SIZE, 0);
+	}
+	return frame_size(total, nfds);
+}
+
+/* Under out_mu: whether a frame of total bytes and nfds fds must wait for
+ * room.  A frame larger than a whole limit still goes once nothing is
+ * counted against it: a limit bounds what waits, not what can be sent. */
+static bool over_limits_locked(struct conn *c, size_t total, size_t nfds)
+{
+	unsigned int fds;
+
+	if (c->out_head && c->out_bytes + queue_cost_locked(c, total, nfds) > c->cfg.max_send_queued)
+		return true;
+	if (!nfds || c->out_fds + c->fds_in_flight + nfds <= c->cfg.max_send_fds)
+		return false;
+	conn_fds_refresh_locked(c);
+	fds = c->out_fds + c->fds_in_flight;
+	return fds > 0 && fds + nfds > c->cfg.max_send_fds;
+}
+
+/* Under out_mu: waits until a frame of total bytes and nfds fds may be
+ * sent.  Queued frames leaving wake it; fds read by the remote do not, so
+ * it looks for those now and then. */
+static int wait_for_room(struct conn *c, size_t total, size_t nfds, bool control)
+{
+	int timeout = c->cfg.send_timeout_ms;
+	struct timespec deadline;
+
+	if (control)
+		return 0;
+	if (timeout > 0)
+		deadline = deadline_after(timeout);
+	while (!c->send_error && over_limits_locked(c, total, nfds)) {
+		bool polling = nfds && c->fds_in_flight;
+		int r;
+
+		if (timeout == 0)
+			return -EAGAIN;
+		if (timeout > 0 && ms_until(&deadline) == 0)
+			return -ETIMEDOUT;
+		if (polling) {
+			struct timespec until = deadline_after(FD_POLL_MS);
+
+			if (timeout > 0 && ms_until(&deadline) < FD_POLL_MS)
+				until = deadline;
+			r = pthread_cond_timedwait(&c->out_cond, &c->out_mu, &until);
+		} else {
+			r = timeout < 0 ? pthread_cond_wait(&c->out_cond, &c->out_mu)
+					: pthread_cond_timedwait(&c->out_cond, &c->out_mu,
+								 &deadline);
+		}
+		if (r == ETIMEDOUT && !polling)
+			return -ETIMEDOUT;
+	}
+	return c->send_error;
+}
+
+/* Under out_mu: queues a frame, of which sent bytes are already written;
+ * such a frame is on the wire, so it goes first in line. */
+static int queue_frame(struct conn *c, const unsigned char *head, size_t head_len,
+		       const void *body, size_t len, const int *fds, size_t nfds, size_t sent)
+{
+	struct out_frame *last = queue_last_locked(c);
+	size_t total = head_len + len;
+	bool small = chunked(c, total, nfds);
+	struct out_frame *f = NULL;
+	int r;
+
+	if (small && !sent && last && last->len + total <= last->cap) {
+		/* Behind what the loop may be writing right now; the chunk
+		 * stays queued until its last byte is out. */
+		memcpy(last->data + last->len, head, head_len);
+		if (len)
+			memcpy(last->data + last->len + head_len, body, len);
+		last->len += total; /* in room already counted */
+		return 0;
+	}
+	r = frame_new(&f, head, head_len, body, len, fds, nfds, sent, small ? CHUNK_SIZE : 0);
+	if (r < 0)
+		return r;
+	if (sent) {
+		f->next = c->out_head;
+		c->out_head = f;
+		if (!f->next)
+			c->out_tail = &f->next;
+	} else {
+		*c->out_tail = f;
+		c->out_tail = &f->next;
+	}
+	c->out_bytes += f->size - f->sent;
+	c->out_fds += f->nfds;
+	return 0;
+}
+
+/* --- the loop's writes --------------------------------------------------- */
+
+static void write_done(struct loop_op *op, int res);
+
+/* Loop thread: writes again a while after the kernel refused fds. */
+static void fd_retry_arm(struct conn *c)
+{
+	c->fd_retry_ms = c->fd_retry_ms ? c->fd_retry_ms * 2 : 1;
+	if (c->fd_retry_ms > FD_RETRY_MAX_MS)
+		c->fd_retry_ms = FD_RETRY_MAX_MS;
+	loop_timer_arm(c->loop, &c->fd_retry,
+		       clock_now_ns() + (int64_t)c->fd_retry_ms * 1000000);
+}
+
+void conn_fd_retry_expired(struct loop_timer *t)
+{
+	struct conn *c = pier_container_of(t, struct conn, fd_retry);
+
+	conn_write_start(c);
+	conn_maybe_finish(c);
+}
+
+/* Loop thread: hands what the framing prepares from the queued frames to
+ * the kernel (many frames per write on streams, one with its fds on
+ * packets, ciphertext for TLS).  The caller may hold mu. */
+void conn_write_start(struct conn *c)
+{
+	struct link *l = &c->link;
+	struct out_frame *done = NULL, **done_tail = &done;
+	struct link_write w;
+	bool may_take;
+	int r;
+
+	if (c->wr_op.in_flight || l->fd < 0)
+		return;
+	pthread_mutex_lock(&c->out_mu);
+	if (c->wr == WR_DIRECT || c->wr == WR_LEAVING) {
+		/* It hands the queue over when its frame is out. */
+		pthread_mutex_unlock(&c->out_mu);
+		return;
+	}
+	may_take = !c->send_error || c->send_error == -PIER_ESHUTDOWN;
+	r = l->f->wr_prepare(l, c->out_head, may_take, &w);
+	if (w.took) {
+		queue_consume_locked(c, w.took, &done_tail);
+		pthread_cond_broadcast(&c->out_cond);
+	}
+	if (r < 0) {
+		/* The caller may hold mu (a refusal sent while routing): the
+		 * loop's task ends the connection with it. */
+		if (may_take)
+			c->send_error = r;
+		conn_post(c, CONN_EV_FINISH);
+	}
+	if (w.submit) {
+		conn_set_wr_locked(c, WR_LOOP);
+		c->wr_frames = w.frames;
+		if (w.frames)
+			c->wr_unread_before = conn_unread_before_locked(c, c->out_head->nfds);
+	} else if (!c->out_head || !may_take) {
+		conn_set_wr_locked(c, WR_IDLE);
+	}
+	pthread_mutex_unlock(&c->out_mu);
+	conn_frames_free(done);
+	if (!w.submit)
+		return;
+	c->wr_op = (struct loop_op){
+		.cb = write_done,
+		.kind = LOOP_OP_SENDMSG,
+		.fd = l->fd,
+		.msg = &l->wmsg,
+		.flags = SEND_FLAGS,
+	};
+	loop_submit(c->loop, &c->wr_op);
+}
+
+static void write_done(struct loop_op *op, int res)
+{
+	struct conn *c = pier_container_of(op, struct conn, wr_op);
+	struct out_frame *done = NULL, **done_tail = &done;
+
+	/* The kernel is done with the frames this write pointed into. */
+	pthread_mutex_lock(&c->out_mu);
+	c->wr_frames = 0;
+	pthread_mutex_unlock(&c->out_mu);
+	if (res == -ETOOMANYREFS) {
+		/* This user has too many fds in flight on Unix sockets: not
+		 * this connection's end, but a wait until remotes read. */
+		fd_retry_arm(c);
+		conn_maybe_finish(c);
+		return;
+	}
+	c->fd_retry_ms = 0;
+	if (res < 0 && res != -EINTR && res != -EAGAIN && res != -ECANCELED) {
+		conn_fail(c, res);
+		conn_maybe_finish(c);
+		return;
+	}
+	pthread_mutex_lock(&c->out_mu);
+	if (res > 0)
+		queue_consume_locked(c, c->link.f->wr_done(&c->link, (size_t)res), &done_tail);
+	if (!c->out_head && c->wr == WR_LOOP)
+		conn_set_wr_locked(c, WR_IDLE);
+	pthread_cond_broadcast(&c->out_cond);
+	pthread_mutex_unlock(&c->out_mu);
+	conn_frames_free(done);
+	if (res != -ECANCELED)
+		conn_write_start(c);
+	conn_maybe_finish(c);
+}
+
+/* --- sending, from any thread -------------------------------------------- */
+
+/* Under out_mu, with the frame's first *sent bytes written and nothing
+ * queued: writes more of it from the caller's buffer, waiting for room with
+ * out_mu released (other senders queue behind it meanwhile), for as long as
+ * the remote keeps reading.  Once the socket takes nothing for a moment,
+ * the caller queues the rest as usual, so a send never waits on a remote
+ * that does not read unless the queue is full.  Returns 0 (then the caller
+ * queues what is left, if anything), or the error that broke the stream. */
+static int send_rest(struct conn *c, const unsigned char *head, size_t head_len,
+		     const void *body, size_t len, size_t *sent)
+{
+	int timeout = c->cfg.send_timeout_ms, fd = c->link.fd, r = 0;
+	struct timespec deadline;
+	size_t total = head_len + len;
+
+	if (timeout > 0)
+		deadline = deadline_after(timeout);
+	conn_set_wr_locked(c, WR_DIRECT);
+	pthread_mutex_unlock(&c->out_mu);
+	while (*sent < total) {
+		struct pollfd pfd = { fd, POLLOUT, 0 };
+		int ms = DIRECT_STALL_MS, ready;
+		ssize_t n;
+
+		if (timeout > 0 && ms_until(&deadline) < ms)
+			ms = ms_until(&deadline);
+		ready = poll(&pfd, 1, ms);
+		if (ready == 0)
+			break; /* stalled: the rest is queued */
+		if (ready < 0 && errno != EINTR) {
+			r = -errno;
+			break;
+		}
+		if (*sent < head_len) {
+			struct iovec iov[2] = { { (void *)(head + *sent), head_len - *sent },
+						{ (void *)body, len } };
+			struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+
+			n = sendmsg(fd, &mh, MSG_DONTWAIT | SEND_FLAGS);
+		} else {
+			n = send(fd, (const unsigned char *)body + (*sent - head_len),
+				 total - *sent, MSG_DONTWAIT | SEND_FLAGS);
+		}
+		if (n > 0)
+			*sent += (size_t)n;
+		else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			r = -errno;
+			break;
+		}
+	}
+	pthread_mutex_lock(&c->out_mu);
+	/* The connection ended meanwhile (a close lets the frame finish). */
+	if (r == 0 && c->send_error && c->send_error != -PIER_ESHUTDOWN)
+		r = c->send_error;
+	if (r < 0 && !c->send_error)
+		c->send_error = r;
+	if (c->wr == WR_LEAVING) {
+		/* The loop waits for this thread to leave the socket. */
+		conn_set_wr_locked(c, WR_LOOP);
+		conn_post(c, CONN_EV_FINISH);
+	} else if (*sent == total) {
+		/* Hand what others queued meanwhile to the loop; a closing
+		 * connection waited for this frame to be out. */
+		conn_set_wr_locked(c, c->out_head ? WR_LOOP : WR_IDLE);
+		if (c->out_head || c->send_error)
+			conn_post(c, CONN_EV_WRITE);
+	} else {
+		/* The caller queues the rest first in line, and wakes the
+		 * loop for it and for what others queued meanwhile. */
+		conn_set_wr_locked(c, WR_IDLE);
+	}
+	return r;
+}
+
+int conn_send_check(const struct conn *c, size_t len, size_t nfds)
+{
+	if (len > c->cfg.max_body_write)
+		return -EMSGSIZE;
+	if (nfds > 0 && !(c->t->caps & TRANSPORT_FDS))
+		return -PIER_ENOFDS;
+	if (nfds > c->cfg.max_fds)
+		return -PIER_EFDLIMIT;
+	return 0;
+}
+
+/* Under out_mu, with nothing queued and nobody writing: writes the frame
+ * from this thread, and leaves in *sent what the socket took.  Returns 1
+ * when all of it went, 0 when the rest must be queued (*nfds is then 0 if
+ * the fds went), or an error: -EMSGSIZE refuses this message only; any
+ * other means the connection is broken (set in *broken when part of the
+ * frame is out). */
+static int send_direct(struct conn *c, const unsigned char *head, size_t head_len,
+		       const void *body, size_t len, const int *fds, size_t *nfds, bool control,
+		       size_t *sent, bool *broken)
+{
+	unsigned char cmsg[CMSG_SPACE(WIRE_MAX_FDS * sizeof(int))];
+	struct iovec iov[2] = { { (void *)head, head_len }, { (void *)body, len } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+	int unread_before = conn_unread_before_locked(c, *nfds);
+	ssize_t n;
+	int r;
+
+	link_put_fds(&mh, cmsg, sizeof(cmsg), fds, *nfds);
+	do
+		n = sendmsg(c->link.fd, &mh, MSG_DONTWAIT | SEND_FLAGS);
+	while (n < 0 && errno == EINTR);
+	if (n > 0)
+		conn_fd_packet_sent_locked(c, (unsigned int)*nfds, unread_before);
+	if (n == (ssize_t)(head_len + len))
+		return 1;
+	if (n < 0 && errno == ETOOMANYREFS) {
+		/* This user has too many fds in flight: the frame waits in
+		 * the queue, like one the socket has no room for, and the
+		 * loop tries again on a timer. */
+		return 0;
+	}
+	if (n < 0 && errno != EAGAIN) {
+		/* Anything but a packet the socket cannot take means the
+		 * connection is broken, and the loop's read reports why to
+		 * every waiter. */
+		r = -errno;
+		if (r != -EMSGSIZE)
+			c->send_error = r;
+		return r;
+	}
+	if (n <= 0)
+		return 0;
+	*sent = (size_t)n;
+	*nfds = 0; /* they went with the first byte */
+	if (!control && c->cfg.send_timeout_ms != 0 && head_len + len - *sent >= DIRECT_BLOCK_MIN) {
+		/* A large frame under way: rather than copy the rest into the
+		 * queue, write it from the caller's buffer as the socket
+		 * takes it. */
+		r = send_rest(c, head, head_len, body, len, sent);
+		if (r < 0) {
+			*broken = true;
+			return r;
+		}
+		if (*sent == head_len + len)
+			return 1;
+	}
+	return 0;
+}
+
+int conn_send(struct conn *c, const struct pier_header *h, const void *body, size_t len,
+	      const int *fds, size_t nfds, bool control)
+{
+	const struct framing *f = c->link.f;
+	unsigned char head[WIRE_STREAM_OVERHEAD];
+	size_t head_len, sent = 0;
+	bool wake = false, broken = false;
+	int r;
+
+	r = conn_send_check(c, len, nfds);
+	if (r < 0)
+		return r;
+	head_len = f->head_encode(&c->link, head, h, len);
+
+	pthread_mutex_lock(&c->out_mu);
+	r = wait_for_room(c, head_len + len, nfds, control);
+	if (r < 0)
+		goto out;
+	if (c->wr == WR_IDLE && !c->out_head && c->link.fd >= 0 && f->app_io) {
+		r = send_direct(c, head, head_len, body, len, fds, &nfds, control, &sent, &broken);
+		if (r == 1)
+			goto sent;
+		if (r < 0)
+			goto out;
+	}
+	r = queue_frame(c, head, head_len, body, len, fds, nfds, sent);
+	if (r < 0) {
+		if (sent) {
+			/* Part of the frame is out and the rest cannot follow:
+			 * the stream is broken, and the connection ends with
+			 * that reason for every waiter too. */
+			c->send_error = r;
+			broken = true;
+		}
+		goto out;
+	}
+	if (c->wr == WR_IDLE) {
+		conn_set_wr_locked(c, WR_LOOP);
+		wake = true;
+	}
+sent:
+	r = 0;
+out:
+	pthread_mutex_unlock(&c->out_mu);
+	if (broken)
+		conn_post(c, CONN_EV_FINISH);
+	if (wake) {
+		if (loop_on_thread(c->loop))
+			conn_write_start(c);
+		else
+			conn_post(c, CONN_EV_WRITE);
+	}
+	if (r == 0) {
+		conn_count(c, PIER_STAT_MSGS_SENT, 1);
+		conn_count(c, PIER_STAT_BYTES_SENT, len);
+	}
+	return r;
+}

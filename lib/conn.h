@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connections: one socket, its link (how frames travel on it), the read
+ * role, the send queue, and closing.  The layer above (the peer's routing,
+ * route.c) embeds a struct conn, installs its conn_ops, and is called back
+ * through them only: the connection names no function of a higher layer.
+ * doc/ARCHITECTURE.md draws the states and who reads when.
+ *
+ * Threads and locks.  The loop thread owns the connection's operations in
+ * flight, its timers and its lifecycle (it alone changes c->state).  Reading
+ * belongs to whoever holds the read role (c->rd): an application thread that
+ * waits for a message reads for itself when nobody else reads, so a receive
+ * costs no hop through the loop; the loop reads only when something must be
+ * read with no thread waiting.  Two locks:
+ *  - mu: the state, the error, the read role and its waiters, the counts of
+ *    what waits for the application, the handle count, and everything the
+ *    layer above keeps (its tables and queues);
+ *  - out_mu: the send queue, the write path's owner (c->wr), fds in flight.
+ * Lock order: mu before out_mu.  Callbacks up (conn_ops) are made with no
+ * lock held, but for ended_locked (under mu).  conn_send() takes out_mu
+ * only, so the layer above may send while holding mu (an automatic error
+ * response), but must not wait for room then (control sends never wait).
+ *
+ * Lifetime.  c->handles counts what the application holds; when it reaches
+ * zero (conn_release_last()), the loop closes the connection (flushing what
+ * is queued, PIER_LINGER_MS at most), and once the fd is closed and no
+ * operation is in flight it calls ops->destroy, which frees the memory the
+ * connection lives in.
+ */
+#ifndef PIER_CONN_H
+#define PIER_CONN_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <pier.h>
+
+#include "conf.h"
+#include "link.h"
+#include "loop.h"
+
+/* How long a closing connection may take to flush what is queued. */
+#define PIER_LINGER_MS 5000
+
+struct conn;
+struct pier_msg;
+struct transport;
+struct tls;
+
+/* The connection's lifecycle; the loop thread moves it, under mu.
+ *
+ *   HANDSHAKING -> OPEN -> CLOSING -> SHUT -> ENDED -> CLOSED
+ *        |           |        |        ^        ^
+ *        +-----------+--------+--------+--------+  (closing, or ending, at any point)
+ */
+enum conn_state {
+	CONN_HANDSHAKING, /* TLS: the handshake is under way */
+	CONN_OPEN,
+	CONN_CLOSING, /* closing was asked: what is queued goes out; the loop
+		       * reads meanwhile, whoever waits or not */
+	CONN_SHUT,    /* everything went and the socket's write side is shut:
+		       * reading until the remote ends too */
+	CONN_ENDED,   /* c->error says why; operations are being cancelled
+		       * and threads leave the socket */
+	CONN_CLOSED,  /* the fd is closed: freed once no handle is left */
+};
+
+/* Who reads the socket (under mu). */
+enum conn_rd {
+	RD_NONE,    /* nobody: the next thread to wait reads */
+	RD_LOOP,    /* the loop, in the background */
+	RD_APP,     /* an application thread waiting for a message */
+	RD_LEAVING, /* that thread, which the ending connection woke: the
+		     * loop waits for it to leave the socket */
+	RD_GONE,    /* the connection is closing its fd: nobody, ever */
+};
+
+/* Who writes the socket (under out_mu). */
+enum conn_wr {
+	WR_IDLE,    /* nobody: a sender finding nothing queued writes itself */
+	WR_LOOP,    /* the loop owns the queue: it writes, or will */
+	WR_DIRECT,  /* a sender writes its large frame from its own buffer,
+		     * out_mu released; others queue behind it */
+	WR_LEAVING, /* that sender, whom the ending connection woke: the loop
+		     * waits for it to leave the socket */
+};
+
+/* What the layer above is told. */
+struct conn_ops {
+	/* Messages read, in order (m and those chained on its next); takes
+	 * them.  Called by whoever reads, with no lock held. */
+	void (*deliver)(struct conn *c, struct pier_msg *m);
+	/* Under mu: the connection ended (c->error says why): wakes whoever
+	 * waits on the layer's queues. */
+	void (*ended_locked)(struct conn *c);
+	/* Loop thread, no lock: the connection is gone (its fd closed, no
+	 * handle left): frees what the layer keeps and the memory c is in. */
+	void (*destroy)(struct conn *c);
+};
+
+/* A thread waiting for a message while another reads (on its stack). */
+struct rd_waiter {
+	struct rd_waiter *next;
+	pthread_cond_t *cond; /* signalled when the read role is free */
+};
+
+/* A packet with fds sent: how many, and c->charged once it went. */
+struct fd_packet {
+	unsigned int nfds;
+	int64_t charged;
+};
+
+struct conn {
+	struct pier_loop *loop; /* referenced */
+	const struct transport *t;
+	const struct conn_ops *ops;
+	struct pier_config cfg; /* a copy; cfg.loop and cfg.tls are cleared */
+	char remote[128];
+	struct link link; /* read side: the read role's; write side: the loop's */
+
+	/* Under mu. */
+	pthread_mutex_t mu;
+	pthread_cond_t state_cond; /* the state changed */
+	enum conn_state state;
+	int error; /* why the connection ended; 0 while it has not */
+	unsigned int handles;
+	size_t in_bytes;     /* bodies queued for the application */
+	unsigned int in_fds; /* fds in messages queued for the application */
+	bool read_paused;    /* the application must catch up first */
+	/* The loop must read whenever no thread does (a queue has a pollable
+	 * fd, or the read half is gone); set once, never cleared. */
+	bool rd_background;
+	enum conn_rd rd;
+	struct rd_waiter *waiters; /* waiting while another reads */
+	const void *rd_waits_on;   /* what the reading thread waits for */
+	pthread_t rd_thread;       /* the reading thread (RD_APP) */
+	int wake_fd;               /* interrupts a reading thread; -1 until needed */
+	char *tls_subject;         /* the remote's verified certificate subject */
+	_Atomic uint64_t stats[PIER_STAT_END_];
+
+	/* Under out_mu. */
+	pthread_mutex_t out_mu;
+	pthread_cond_t out_cond;
+	enum conn_wr wr;
+	struct out_frame *out_head, **out_tail;
+	size_t out_bytes;     /* memory the queued frames hold (not yet written) */
+	unsigned int out_fds; /* fds the queued frames hold */
+	int send_error;       /* sending fails with this; 0 while it may send */
+	/* How many frames from out_head the loop's write in flight points
+	 * into (0: none).  The kernel reads them until that write completes,
+	 * so they stay queued, and allocated, until it does, whatever happens
+	 * to the connection meanwhile. */
+	unsigned int wr_frames;
+	/* Packets with fds the remote may not have read yet (the kernel
+	 * holds their fds meanwhile), oldest first, in a ring of
+	 * max_send_fds + 1 made on the first one: see conn-fds.c.
+	 * fds_in_flight sums their fds. */
+	struct fd_packet *fd_packets;
+	unsigned int fdp_head, fdp_count;
+	unsigned int fds_in_flight;
+	/* While fdp_count > 0: the memory of the packets sent since the
+	 * oldest of them, as measured (a lower bound); what the socket held
+	 * unread after the last packet; and before the loop's write in
+	 * flight. */
+	int64_t charged;
+	int unread_last, wr_unread_before;
+
+	/* Loop thread only. */
+	bool released; /* no handle is left: the connection closes */
+	struct loop_task task;
+	struct loop_op rd_op, wr_op;
+	struct loop_timer linger;
+	struct loop_timer fd_retry; /* after ETOOMANYREFS: writes again */
+	unsigned int fd_retry_ms;   /* the next wait, doubling up to a cap */
+	struct loop_timer hs_timer;
+	/* Who waits for the handshake of an accepted connection (a listener):
+	 * called once, when it is done (0) or failed; NULL when nobody. */
+	void (*hs_done)(struct conn *c, int err);
+	void *hs_ctx;
+};
+
+/* Sets up c (zeroed memory) over fd (taken on success only), for the
+ * transport t, with tls its TLS session (taken on success only, or NULL),
+ * on loop (its reference taken on success only).  0 or -ENOMEM. */
+int conn_init(struct conn *c, int fd, const struct transport *t, const struct pier_config *cfg,
+	      struct pier_loop *loop, struct tls *tls, const struct conn_ops *ops);
+/* The connection starts: the loop counts it, and reading begins.  Any
+ * thread (the loop's too). */
+void conn_start(struct conn *c);
+
+/* Handles, under mu.  Dropping the last one sets *last; its dropper then
+ * calls conn_release_last() without holding mu. */
+void conn_handle_ref_locked(struct conn *c);
+void conn_handle_unref_locked(struct conn *c, bool *last);
+void conn_release_last(struct conn *c);
+
+/* Under mu: the connection ends with err (the first error stays): nothing
+ * more is read or sent, every waiter wakes. */
+void conn_fail_locked(struct conn *c, int err);
+/* Sending stops now; what is queued still goes out, then the socket's
+ * write side is shut.  Any thread. */
+void conn_close(struct conn *c);
+/* The connection ends now with -PIER_EABORTED.  Any thread. */
+void conn_abort(struct conn *c);
+/* Under mu: waits until the handshake is done: 0, or why not (-ETIMEDOUT
+ * after deadline, when not NULL). */
+int conn_wait_ready_locked(struct conn *c, const struct timespec *deadline);
+/* Loop thread: an accepted connection's handshake fails with -ETIMEDOUT
+ * unless done within timeout_ms (-1: no limit). */
+void conn_handshake_timeout(struct conn *c, int timeout_ms);
+/* Loop thread: ends an accepted connection's handshake at once with err. */
+void conn_handshake_abort(struct conn *c, int err);
+/* Whether the TLS session saw the remote's first handshake message. */
+bool conn_hello_seen(const struct conn *c);
+
+/* Reading, under mu.  conn_read_locked(): with nobody reading
+ * (conn_may_read_locked()), takes the read role for a thread that waits for
+ * what, reads once (mu released meanwhile), and gives the role back.
+ * interruptible: something besides incoming data may end the wait
+ * (conn_rd_wake_locked() then cuts the read short).  timeout_ms 0 never
+ * blocks.  Returns 0 once something was read or the wait should look
+ * again, -EAGAIN or -ETIMEDOUT when nothing came, or why the connection
+ * ended (it has been failed with that error). */
+bool conn_may_read_locked(const struct conn *c);
+int conn_read_locked(struct conn *c, const void *what, bool interruptible, int timeout_ms,
+		     const struct timespec *deadline);
+/* Under mu: what the reading thread waits for is there: wake it. */
+void conn_rd_wake_locked(struct conn *c, const void *what);
+/* Under mu: w waits for the read role (or its message), until removed. */
+void conn_rd_waiter_add_locked(struct conn *c, struct rd_waiter *w);
+void conn_rd_waiter_del_locked(struct conn *c, struct rd_waiter *w);
+/* Under mu: if nobody reads and somebody should, hands the role on (to a
+ * waiting thread, else to the loop). */
+void conn_rd_kick_locked(struct conn *c);
+/* Under mu: from now on the loop reads whenever no thread does. */
+void conn_rd_background_locked(struct conn *c);
+/* Under mu: a message of len bytes (as counted) and nfds fds joined a
+ * queue for the application / was taken off one: reading pauses while
+ * too much waits. */
+void conn_queued_locked(struct conn *c, size_t len, unsigned int nfds);
+void conn_consumed_locked(struct conn *c, size_t len, unsigned int nfds);
+
+/* Sending, from any thread.  conn_send_check(): whether a message of this
+ * size and fd count may be sent at all.  conn_send(): sends one message;
+ * control: an automatic reply, which neither waits nor counts against the
+ * queue limit.  0, or -errno / -PIER_E* (see pier_writer_send_stream(3)). */
+int conn_send_check(const struct conn *c, size_t len, size_t nfds);
+int conn_send(struct conn *c, const struct pier_header *h, const void *body, size_t len,
+	      const int *fds, size_t nfds, bool control);
+
+/* The remote's credentials (Unix sockets): 0, -ENOTSUP, or -ENOTCONN once
+ * the socket is closed. */
+int conn_credentials(struct conn *c, struct ucred *cred);
+/* Counts a statistic. */
+void conn_count(struct conn *c, enum pier_stat s, uint64_t n);
+
+#endif

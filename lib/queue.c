@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/* Message queues and waiting on them. */
+#include "config.h"
+
+#include <errno.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "conn.h"
+#include "msg.h"
+#include "queue.h"
+
+/* What a queued message costs against the receive limit besides its body,
+ * so that a flood of empty messages is bounded too. */
+#define MSG_OVERHEAD sizeof(struct pier_msg)
+
+void msgq_init(struct msgq *q)
+{
+	q->head = NULL;
+	q->tail = &q->head;
+	q->evfd = -1;
+	q->readable = false;
+	q->finished = false;
+	cond_init_monotonic(&q->cond);
+}
+
+void msgq_fini(struct msgq *q)
+{
+	pthread_cond_destroy(&q->cond);
+	if (q->evfd >= 0)
+		close(q->evfd);
+}
+
+/* A call to receive from q would not block. */
+static bool msgq_ready(const struct conn *c, const struct msgq *q)
+{
+	return q->head || c->error || q->finished;
+}
+
+/* Keeps the pollable fd readable exactly while a receive would not block. */
+static void msgq_sync_fd_locked(struct msgq *q, bool ready)
+{
+	if (q->evfd >= 0 && ready != q->readable) {
+		uint64_t v = 1;
+		ssize_t n;
+
+		n = ready ? write(q->evfd, &v, sizeof(v)) : read(q->evfd, &v, sizeof(v));
+		(void)n;
+		q->readable = ready;
+	}
+}
+
+void msgq_changed_locked(struct conn *c, struct msgq *q)
+{
+	bool ready = msgq_ready(c, q);
+
+	if (ready) {
+		pthread_cond_broadcast(&q->cond);
+		conn_rd_wake_locked(c, q);
+	}
+	msgq_sync_fd_locked(q, ready);
+}
+
+int msgq_fd_locked(struct conn *c, struct msgq *q)
+{
+	if (q->evfd < 0) {
+		q->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (q->evfd < 0)
+			return -errno;
+		q->readable = false;
+		msgq_changed_locked(c, q);
+		/* Nobody may be waiting when it becomes readable: the loop
+		 * reads from now on. */
+		conn_rd_background_locked(c);
+	}
+	return q->evfd;
+}
+
+void msgq_push_locked(struct conn *c, struct msgq *q, struct pier_msg *m)
+{
+	m->next = NULL;
+	*q->tail = m;
+	q->tail = &m->next;
+	conn_queued_locked(c, m->len + MSG_OVERHEAD, m->nfds);
+	msgq_changed_locked(c, q);
+}
+
+struct pier_msg *msgq_pop_locked(struct conn *c, struct msgq *q)
+{
+	struct pier_msg *m = q->head;
+
+	if (!m)
+		return NULL;
+	q->head = m->next;
+	if (!q->head)
+		q->tail = &q->head;
+	m->next = NULL;
+	conn_consumed_locked(c, m->len + MSG_OVERHEAD, m->nfds);
+	/* Taking a message wakes nobody: only the fd may have to follow. */
+	msgq_sync_fd_locked(q, msgq_ready(c, q));
+	return m;
+}
+
+/* A thread waiting for a message reads the socket itself while nobody else
+ * does; otherwise it waits for the reader to hand it a message, or the role.
+ * On the way out it hands the role on to another waiting thread (or to the
+ * loop), if anybody needs it. */
+int msgq_wait_locked(struct conn *c, struct msgq *q, bool interruptible, int timeout_ms)
+{
+	struct rd_waiter w = { .cond = &q->cond };
+	struct timespec deadline;
+	bool listed = false, expired = false;
+	int ret;
+
+	if (timeout_ms > 0)
+		deadline = deadline_after(timeout_ms);
+	for (;;) {
+		int e;
+
+		if (q->head) {
+			ret = 0;
+			break;
+		}
+		if (q->finished) {
+			ret = -PIER_EDONE;
+			break;
+		}
+		if (c->error) {
+			ret = c->error;
+			break;
+		}
+		if (expired) {
+			ret = timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
+			break;
+		}
+		if (conn_may_read_locked(c)) {
+			if (listed)
+				conn_rd_waiter_del_locked(c, &w);
+			listed = false;
+			e = conn_read_locked(c, q, interruptible, timeout_ms, &deadline);
+			if (e == -EAGAIN || e == -ETIMEDOUT)
+				expired = true;
+			else if (e < 0 && !c->error) {
+				ret = e; /* could not wait at all */
+				break;
+			}
+			continue;
+		}
+		if (timeout_ms == 0) {
+			expired = true;
+			continue;
+		}
+		if (!listed)
+			conn_rd_waiter_add_locked(c, &w);
+		listed = true;
+		e = timeout_ms < 0 ? pthread_cond_wait(&q->cond, &c->mu)
+				   : pthread_cond_timedwait(&q->cond, &c->mu, &deadline);
+		if (e == ETIMEDOUT)
+			expired = true;
+	}
+	if (listed)
+		conn_rd_waiter_del_locked(c, &w);
+	conn_rd_kick_locked(c);
+	return ret;
+}

@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+/* Routing of incoming messages, and requests' bookkeeping (see route.h). */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg.h"
+#include "private.h"
+#include "route.h"
+
+#define UNANSWERED "the request was dropped without a response"
+
+static struct pier_peer *peer_of(struct conn *c)
+{
+	return pier_container_of(c, struct pier_peer, conn);
+}
+
+/* --- requests ------------------------------------------------------------ */
+
+/* Under mu.  The new request is open (in its table) with its read half. */
+static struct req *req_new_locked(struct pier_peer *p, uint32_t id, int32_t service, bool sent)
+{
+	struct req *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->peer = p;
+	r->id = id;
+	r->service = service;
+	r->sent = sent;
+	r->reader = true;
+	msgq_init(&r->q);
+	r->h.s.req = r;
+	r->w.s.req = r;
+	if (idmap_put(sent ? &p->sent : &p->received, id, r) < 0) {
+		msgq_fini(&r->q);
+		free(r);
+		return NULL;
+	}
+	r->in_table = true;
+	conn_handle_ref_locked(&p->conn);
+	return r;
+}
+
+int req_new_sent_locked(struct pier_peer *p, int32_t service, struct req **out)
+{
+	if (p->sent.count >= p->conn.cfg.max_open)
+		return -PIER_EREQLIMIT;
+	/* Count up from the last id, skipping ids still open. */
+	while (idmap_get(&p->sent, p->next_id))
+		p->next_id++;
+	*out = req_new_locked(p, p->next_id++, service, true);
+	return *out ? 0 : -ENOMEM;
+}
+
+static void req_free(struct req *r)
+{
+	struct pier_msg *m;
+
+	while ((m = r->q.head) != NULL) {
+		r->q.head = m->next;
+		msg_free(m);
+	}
+	msgq_fini(&r->q);
+	free(r);
+}
+
+void req_close_locked(struct req *r)
+{
+	if (r->in_table) {
+		idmap_del(r->sent ? &r->peer->sent : &r->peer->received, r->id);
+		r->in_table = false;
+	}
+}
+
+void req_release_locked(struct req *r, bool reader, bool *conn_last)
+{
+	struct pier_peer *p = r->peer;
+	struct conn *c = &p->conn;
+	bool last = false;
+
+	if (reader) {
+		r->reader = false;
+		route_drain_locked(p, &r->q);
+	} else {
+		assert(r->writers > 0);
+		r->writers--;
+	}
+	if (r->reader || r->writers)
+		return;
+	if (!r->sent && !r->q.finished && !r->responding && !c->error) {
+		struct pier_header h = { PIER_MSG_RESPONSE, r->id, PIER_SERVICE_ERROR };
+
+		conn_send(c, &h, UNANSWERED, strlen(UNANSWERED), NULL, 0, true);
+		r->q.finished = true;
+	}
+	if (!r->sent)
+		req_close_locked(r);
+	if (!r->in_table)
+		req_free(r);
+	conn_handle_unref_locked(c, conn_last ? conn_last : &last);
+	/* Without conn_last, the caller holds another handle of c. */
+	assert(conn_last || !last);
+}
+
+void req_release(struct req *r, bool reader)
+{
+	struct conn *c = &r->peer->conn;
+	bool last = false;
+
+	pthread_mutex_lock(&c->mu);
+	req_release_locked(r, reader, &last);
+	pthread_mutex_unlock(&c->mu);
+	if (last)
+		conn_release_last(c);
+}
+
+void route_drain_locked(struct pier_peer *p, struct msgq *q)
+{
+	struct pier_msg *m;
+
+	while ((m = msgq_pop_locked(&p->conn, q)) != NULL) {
+		if (m->req)
+			req_release_locked(m->req, true, NULL);
+		msg_free(m);
+	}
+}
+
+/* --- routing (by whoever reads) ------------------------------------------ */
+
+/* Answers a request nobody will see with an error response. */
+static void refuse_locked(struct pier_peer *p, uint32_t id, const char *why)
+{
+	struct pier_header h = { PIER_MSG_RESPONSE, id, PIER_SERVICE_ERROR };
+
+	conn_send(&p->conn, &h, why, strlen(why), NULL, 0, true);
+}
+
+static void drop(struct pier_peer *p, struct pier_msg *m, enum pier_stat why)
+{
+	conn_count(&p->conn, why, 1);
+	msg_free(m);
+}
+
+static void route_request_locked(struct pier_peer *p, struct pier_msg *m)
+{
+	struct req *r;
+
+	if (idmap_get(&p->received, m->hdr.request_id)) {
+		/* Answering would hit the open request of that id. */
+		drop(p, m, PIER_STAT_DUPLICATE_IDS);
+		return;
+	}
+	if (!p->reader) {
+		conn_count(&p->conn, PIER_STAT_DROPPED, 1);
+		refuse_locked(p, m->hdr.request_id, "the peer does not receive requests");
+		msg_free(m);
+		return;
+	}
+	if (p->received.count >= p->conn.cfg.max_open) {
+		conn_count(&p->conn, PIER_STAT_REFUSED_REQUESTS, 1);
+		refuse_locked(p, m->hdr.request_id, "too many open requests");
+		msg_free(m);
+		return;
+	}
+	r = req_new_locked(p, m->hdr.request_id, m->hdr.service_id, false);
+	if (!r) {
+		refuse_locked(p, m->hdr.request_id, "out of memory");
+		msg_free(m);
+		return;
+	}
+	m->req = r;
+	msgq_push_locked(&p->conn, &p->in, m);
+}
+
+static void route_to_request_locked(struct pier_peer *p, struct pier_msg *m, struct idmap *table)
+{
+	struct req *r = idmap_get(table, m->hdr.request_id);
+	bool response = m->hdr.type == PIER_MSG_RESPONSE;
+
+	if (!r) {
+		drop(p, m, PIER_STAT_UNKNOWN_IDS);
+		return;
+	}
+	if (response) {
+		idmap_del(table, r->id);
+		r->in_table = false;
+		r->q.finished = true;
+	}
+	if (r->reader) {
+		msgq_push_locked(&p->conn, &r->q, m);
+		return;
+	}
+	/* The application let go of this request: drop quietly. */
+	drop(p, m, PIER_STAT_DROPPED);
+	if (response && !r->writers)
+		req_free(r);
+}
+
+static void route_locked(struct pier_peer *p, struct pier_msg *m)
+{
+	switch (m->hdr.type) {
+	case PIER_MSG_REQUEST:
+		route_request_locked(p, m);
+		break;
+	case PIER_MSG_RESPONSE:
+	case PIER_MSG_RESPONDER_UPDATE:
+		route_to_request_locked(p, m, &p->sent);
+		break;
+	case PIER_MSG_REQUESTER_UPDATE:
+		route_to_request_locked(p, m, &p->received);
+		break;
+	case PIER_MSG_STREAM:
+		if (p->reader)
+			msgq_push_locked(&p->conn, &p->in, m);
+		else
+			drop(p, m, PIER_STAT_DROPPED);
+		break;
+	}
+}
+
+/* --- what the connection calls ------------------------------------------- */
+
+static void route_deliver(struct conn *c, struct pier_msg *list)
+{
+	struct pier_peer *p = peer_of(c);
+	uint64_t n = 0, bytes = 0;
+
+	/* Counted before any of them can be seen. */
+	for (struct pier_msg *m = list; m; m = m->next) {
+		n++;
+		bytes += m->len;
+	}
+	conn_count(c, PIER_STAT_MSGS_RECEIVED, n);
+	conn_count(c, PIER_STAT_BYTES_RECEIVED, bytes);
+	pthread_mutex_lock(&c->mu);
+	while (list) {
+		struct pier_msg *m = list;
+
+		list = m->next;
+		m->next = NULL;
+		route_locked(p, m);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void wake_req(void *value, void *ctx)
+{
+	struct req *r = value;
+
+	msgq_changed_locked(&r->peer->conn, &r->q);
+}
+
+static void route_ended_locked(struct conn *c)
+{
+	struct pier_peer *p = peer_of(c);
+
+	msgq_changed_locked(c, &p->in);
+	idmap_each(&p->sent, wake_req, NULL);
+	idmap_each(&p->received, wake_req, NULL);
+}
+
+static void free_req(void *value, void *ctx)
+{
+	req_free(value);
+}
+
+static void route_destroy(struct conn *c)
+{
+	struct pier_peer *p = peer_of(c);
+
+	route_drain_locked(p, &p->in); /* nothing else can reach it now */
+	idmap_each(&p->sent, free_req, NULL);
+	idmap_each(&p->received, free_req, NULL);
+	idmap_fini(&p->sent);
+	idmap_fini(&p->received);
+	msgq_fini(&p->in);
+	free(p);
+}
+
+static const struct conn_ops route_ops = {
+	.deliver = route_deliver,
+	.ended_locked = route_ended_locked,
+	.destroy = route_destroy,
+};
+
+int route_peer_new(struct pier_peer **out, int fd, const struct transport *t,
+		   const struct pier_config *cfg, struct pier_loop *loop, struct tls *tls)
+{
+	struct pier_peer *p = calloc(1, sizeof(*p));
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	r = conn_init(&p->conn, fd, t, cfg, loop, tls, &route_ops);
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	p->writer.peer = p;
+	p->reader = true;
+	p->conn.handles = 1;
+	idmap_init(&p->sent);
+	idmap_init(&p->received);
+	msgq_init(&p->in);
+	*out = p;
+	return 0;
+}
