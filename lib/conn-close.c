@@ -5,7 +5,9 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -125,8 +127,11 @@ static int closing_step(struct conn *c)
 	pthread_mutex_unlock(&c->out_mu);
 	flushed = flushed && f->wr_idle(&c->link);
 	if (c->state == CONN_CLOSING && flushed && !c->wr_op.in_flight && f->wr_close &&
-	    f->wr_close(&c->link))
-		conn_write_start(c);
+	    f->wr_close(&c->link)) {
+		/* The link has that to send first (it is no longer idle). */
+		conn_post(c, CONN_EV_WRITE);
+		return 0;
+	}
 	if (c->state == CONN_CLOSING && flushed && !c->wr_op.in_flight) {
 		shutdown(c->link.fd, SHUT_WR);
 		pthread_mutex_lock(&c->mu);
@@ -185,6 +190,29 @@ static bool close_step(struct conn *c, int error)
 	return true;
 }
 
+/* Loop thread: frees the connection (fd closed, nothing in flight); the
+ * layer above frees the memory it is in. */
+static void conn_destroy(struct conn *c)
+{
+	assert(c->link.fd < 0 && !c->rd_op.in_flight && !c->wr_op.in_flight);
+	loop_timer_disarm(c->loop, &c->linger);
+	loop_timer_disarm(c->loop, &c->hs_timer);
+	loop_timer_disarm(c->loop, &c->fd_retry);
+	conn_frames_free(c->out_head);
+	link_fini(&c->link);
+	if (c->wake_fd >= 0)
+		close(c->wake_fd);
+	free(c->fd_packets);
+	free(c->tls_subject);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->out_mu);
+	pthread_cond_destroy(&c->state_cond);
+	pthread_cond_destroy(&c->out_cond);
+	loop_user_done(c->loop);
+	c->read_paused = false; /* what the layer above drains must not resume reading */
+	c->ops->destroy(c); /* frees c */
+}
+
 /* Moves a closing or ended connection on, one step per call, from every
  * completion: once the queue is flushed, the write side is shut; once
  * nobody holds a handle after that, the connection ends; once it has
@@ -208,6 +236,8 @@ void conn_maybe_finish(struct conn *c)
 	if (!error || !close_step(c, error))
 		return;
 maybe_free:
-	if (c->released)
+	/* Not while its task waits to run (the loop posts itself work too):
+	 * that run comes back here. */
+	if (c->released && !loop_task_posted(c->loop, &c->task))
 		conn_destroy(c);
 }

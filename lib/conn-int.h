@@ -27,9 +27,6 @@ void conn_set_state_locked(struct conn *c, enum conn_state s); /* under mu, loop
 void conn_set_rd_locked(struct conn *c, enum conn_rd rd);      /* under mu */
 void conn_set_wr_locked(struct conn *c, enum conn_wr wr);      /* under out_mu */
 
-/* Loop thread: frees the connection (fd closed, nothing in flight). */
-void conn_destroy(struct conn *c);
-
 /* conn-read.c, loop thread: reads in the background if the loop holds the
  * read role; routes what already arrived, once the application let go. */
 void conn_read_start(struct conn *c);
@@ -37,11 +34,25 @@ void conn_read_pending(struct conn *c);
 
 /* conn-write.c.  Loop thread: hands queued frames to the kernel. */
 void conn_write_start(struct conn *c);
-/* Under out_mu: takes off the send queue what will never be written and
- * returns it (free with conn_frames_free()).  The frames the write in
- * flight points into stay until it completes. */
+
+/* conn-queue.c, under out_mu. */
+/* Takes off the send queue what will never be written and returns it (free
+ * with conn_frames_free()).  The frames the write in flight points into
+ * stay until it completes. */
 struct out_frame *conn_queue_cut_locked(struct conn *c);
 void conn_frames_free(struct out_frame *f);
+/* n bytes of the queued frames are written (or taken by the link): frames
+ * done leave the queue, onto **done. */
+void conn_queue_consume_locked(struct conn *c, size_t n, struct out_frame ***done);
+/* Waits until a frame of total bytes and nfds fds may be queued (control:
+ * never waits): 0, -EAGAIN, -ETIMEDOUT, or the send error. */
+int conn_queue_wait_locked(struct conn *c, size_t total, size_t nfds, bool control);
+/* Queues a frame of head and body with dups of fds, of which sent bytes
+ * are already written (it then goes first in line): 0, -ENOMEM, -EMFILE or
+ * -ENFILE. */
+int conn_queue_frame_locked(struct conn *c, const unsigned char *head, size_t head_len,
+			    const void *body, size_t len, const int *fds, size_t nfds,
+			    size_t sent);
 
 /* conn-fds.c, under out_mu: fds sent and not yet read by the remote. */
 int conn_unread_before_locked(const struct conn *c, size_t nfds);

@@ -31,14 +31,6 @@ void loop_cancel(struct pier_loop *l, struct loop_op *op)
 		l->be->cancel(l, op);
 }
 
-void loop_complete(struct pier_loop *l, struct loop_op *op, int res)
-{
-	assert(op->in_flight);
-	op->in_flight = false;
-	l->ops_in_flight--;
-	op->cb(op, res);
-}
-
 void loop_user_add(struct pier_loop *l)
 {
 	l->users++;
@@ -120,6 +112,16 @@ void loop_post(struct pier_loop *l, struct loop_task *task, unsigned int events)
 		while (r < 0 && errno == EINTR);
 		/* EAGAIN means the counter is already non-zero: awake anyway. */
 	}
+}
+
+bool loop_task_posted(struct pier_loop *l, struct loop_task *task)
+{
+	bool posted;
+
+	pthread_mutex_lock(&l->task_lock);
+	posted = task->posted;
+	pthread_mutex_unlock(&l->task_lock);
+	return posted;
 }
 
 static void run_tasks(struct pier_loop *l)

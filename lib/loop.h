@@ -13,6 +13,7 @@
 #ifndef PIER_LOOP_H
 #define PIER_LOOP_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -127,6 +128,10 @@ void loop_unref(struct pier_loop *l);
  * has no more use of task: the loop may free task's owner from then on. */
 void loop_post(struct pier_loop *l, struct loop_task *task, unsigned int events);
 
+/* Whether task is posted and has not run yet: its owner must not be freed
+ * until it has. */
+bool loop_task_posted(struct pier_loop *l, struct loop_task *task);
+
 /* Loop thread only. */
 void loop_submit(struct pier_loop *l, struct loop_op *op);
 void loop_cancel(struct pier_loop *l, struct loop_op *op);
@@ -136,8 +141,15 @@ void loop_user_add(struct pier_loop *l);
 void loop_user_done(struct pier_loop *l);
 bool loop_on_thread(const struct pier_loop *l);
 
-/* Called by backends when an op completes. */
-void loop_complete(struct pier_loop *l, struct loop_op *op, int res);
+/* Called by backends when an op completes (inline: the backends are below
+ * the loop, which picks one of them). */
+static inline void loop_complete(struct pier_loop *l, struct loop_op *op, int res)
+{
+	assert(op->in_flight);
+	op->in_flight = false;
+	l->ops_in_flight--;
+	op->cb(op, res);
+}
 
 
 #endif

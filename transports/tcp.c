@@ -94,6 +94,11 @@ static int gai_errno(int r)
 	}
 }
 
+static bool tcp_adopts(int domain, int type)
+{
+	return (domain == AF_INET || domain == AF_INET6) && type == SOCK_STREAM;
+}
+
 static void tcp_prepare(int fd)
 {
 	int one = 1;
@@ -207,6 +212,7 @@ const struct transport transport_tcp = {
 	.parse = tcp_parse,
 	.connect = tcp_connect,
 	.listen = tcp_listen,
+	.adopts = tcp_adopts,
 	.prepare = tcp_prepare,
 	.describe = tcp_describe,
 };

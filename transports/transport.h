@@ -57,6 +57,9 @@ struct transport {
 	/* A listening socket (non-blocking, close-on-exec), or -errno; on
 	 * failure, nothing is left behind (no fd, no socket file). */
 	int (*listen)(const struct transport_addr *a, const struct transport_listen *o);
+	/* Whether an adopted socket of this domain and type is this
+	 * transport's (NULL: none can be adopted). */
+	bool (*adopts)(int domain, int type);
 	/* Readies an accepted or adopted socket (options such as TCP_NODELAY). */
 	void (*prepare)(int fd);
 	/* Formats the local or remote address of fd as an address string. */

@@ -160,6 +160,16 @@ static int unix_listen(const struct transport_addr *a, const struct transport_li
 	return fd;
 }
 
+static bool unix_adopts(int domain, int type)
+{
+	return domain == AF_UNIX && type == SOCK_STREAM;
+}
+
+static bool seqpacket_adopts(int domain, int type)
+{
+	return domain == AF_UNIX && type == SOCK_SEQPACKET;
+}
+
 static void unix_prepare(int fd)
 {
 }
@@ -193,6 +203,7 @@ const struct transport transport_unix = {
 	.parse = unix_parse,
 	.connect = unix_connect,
 	.listen = unix_listen,
+	.adopts = unix_adopts,
 	.prepare = unix_prepare,
 	.describe = unix_describe,
 };
@@ -205,6 +216,7 @@ const struct transport transport_seqpacket = {
 	.parse = unix_parse,
 	.connect = unix_connect,
 	.listen = unix_listen,
+	.adopts = seqpacket_adopts,
 	.prepare = unix_prepare,
 	.describe = unix_describe,
 };
