@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <assert.h>
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,25 +14,24 @@ static inline bool order_is_big(enum pier_byte_order order)
 {
 	assert(wire_order_valid(order));
 	if (order == PIER_BYTE_ORDER_NATIVE)
-		return __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__;
+		return BYTE_ORDER == BIG_ENDIAN;
 	return order == PIER_BYTE_ORDER_BIG;
 }
 
+/* The fields sit at any alignment in the buffer: memcpy, which compilers
+ * turn into a plain load or store, and <endian.h> for the byte order. */
 static inline uint32_t load32(const uint8_t *p, bool big)
 {
-	if (big)
-		return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-		       (uint32_t)p[2] << 8 | p[3];
-	return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[1] << 8 | p[0];
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return big ? be32toh(v) : le32toh(v);
 }
 
 static inline void store32(uint8_t *p, uint32_t v, bool big)
 {
-	for (int i = 0; i < 4; i++) {
-		int shift = big ? 24 - 8 * i : 8 * i;
-		p[i] = (uint8_t)(v >> shift);
-	}
+	v = big ? htobe32(v) : htole32(v);
+	memcpy(p, &v, sizeof(v));
 }
 
 void wire_header_encode(void *out, const struct pier_header *h,

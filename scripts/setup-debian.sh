@@ -4,8 +4,9 @@
 # later), as root.  Installs nothing that is already there.
 set -eu
 
-# openssl (the command) is the far end of the TLS interoperability tests.
-packages="build-essential autoconf automake libtool pkg-config liburing-dev check libssl-dev openssl"
+# openssl (the command) is the far end of the TLS interoperability tests;
+# autoconf-archive has the AX_ macros that autoreconf copies into m4/.
+packages="build-essential autoconf autoconf-archive automake libtool pkg-config liburing-dev check libssl-dev openssl"
 # Optional extras:
 #   --with-fuzzing      clang and its runtimes, for the fuzz targets and TSan
 #   --with-bench-peers  ZeroMQ and nng, which make bench compares with
