@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -748,6 +749,48 @@ START_TEST(send_timeout)
 }
 END_TEST
 
+/* PIER_DEBUG=1: each connection says its state changes on stderr, from
+ * open (after a TLS handshake) to closed, with who read and wrote. */
+START_TEST(debug_says_states)
+{
+	int pipefd[2], saved = dup(STDERR_FILENO);
+	static char out[1 << 16];
+	size_t have = 0;
+	pier_peer *a, *b;
+	ssize_t n;
+
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
+	ck_assert_int_eq(dup2(pipefd[1], STDERR_FILENO), STDERR_FILENO);
+	ck_assert_int_eq(setenv("PIER_DEBUG", "1", 1), 0);
+	make_pair(_i, &a, &b);
+	round_trip(a, b, "ping", "pong");
+	/* Each peer has a loop of its own: freeing the last handle returns
+	 * once the connection is closed. */
+	pier_peer_free(a);
+	pier_peer_free(b);
+	ck_assert_int_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	close(pipefd[1]);
+	while (have < sizeof(out) - 1 && (n = read(pipefd[0], out + have, sizeof(out) - 1 - have)) > 0)
+		have += (size_t)n;
+	out[have] = 0;
+	close(pipefd[0]);
+	ck_assert_msg(strstr(out, "pier: connection "), "no debug output: %s", out);
+#ifdef HAVE_OPENSSL
+	if (_i == PAIR_TLS) {
+		/* The session lives on the loop, which does all the reading. */
+		ck_assert_msg(strstr(out, "state handshaking -> open"), "%s", out);
+		ck_assert_msg(strstr(out, "reader none -> loop"), "%s", out);
+	} else
+#endif
+		ck_assert_msg(strstr(out, "reader none -> app"), "%s", out);
+	ck_assert_msg(strstr(out, "state open -> closing"), "%s", out);
+	ck_assert_msg(strstr(out, "-> ended"), "%s", out);
+	ck_assert_msg(strstr(out, "state ended -> closed"), "%s", out);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("peer");
@@ -775,6 +818,7 @@ int main(void)
 	tcase_add_loop_test(tc, slow_reader_large_bodies, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, backpressure, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, send_timeout, 0, PAIR_KINDS);
+	tcase_add_loop_test(tc, debug_says_states, 0, PAIR_KINDS);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }
