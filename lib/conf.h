@@ -17,7 +17,7 @@ struct tls_settings;
 struct pier_config {
 	struct pier_loop *loop; /* referenced, or NULL for a loop of its own */
 	enum pier_byte_order order;
-	size_t max_body_read, max_body_write; /* 0: the transport's default */
+	size_t max_body_read, max_body_write; /* 0: the framing's default */
 	unsigned int max_fds;
 	size_t max_recv_queued, max_send_queued;
 	/* fds queued for the application / queued and in flight to the
@@ -39,8 +39,6 @@ struct pier_config {
 	struct tls_settings *tls;
 };
 
-#define PIER_DEFAULT_MAX_BODY_STREAM (1u << 20)
-#define PIER_DEFAULT_MAX_BODY_SEQPACKET (128u << 10)
 #define PIER_DEFAULT_MAX_FDS 32u
 #define PIER_DEFAULT_MAX_QUEUED (4u << 20)
 #define PIER_DEFAULT_MAX_OPEN 65536u

@@ -15,7 +15,6 @@
 
 #include "clock.h"
 #include "conn-int.h"
-#include "msg.h"
 #include "private.h"
 #include "tls-session.h"
 #include "transport.h"

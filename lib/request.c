@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Requests, both ways: id allocation, updates, responses, and their handles. */
+/* The public request handles, both ways: sending updates and responses,
+ * receiving, and their write halves.  Requests are made and freed in
+ * route.c. */
 #include "config.h"
 
 #include <assert.h>
