@@ -459,8 +459,6 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 		r = l->fd;
 		goto fail;
 	}
-	/* Blocking: io_uring waits for connections itself. */
-	fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) & ~O_NONBLOCK);
 	if (cfg && cfg->loop) {
 		l->loop = loop_ref(cfg->loop);
 	} else {
@@ -468,6 +466,15 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 		if (r < 0)
 			goto fail_fd;
 	}
+	/* The socket stays non-blocking for epoll, which calls accept4() on
+	 * the loop thread once the socket is readable: the connection may be
+	 * gone by then (taken by another process sharing the socket), and a
+	 * blocking accept4() would stop the loop.  io_uring waits for a
+	 * connection in the kernel, and gets a blocking socket: kernels
+	 * without its fast poll (before 5.7) would hand a non-blocking one's
+	 * EAGAIN back at once, and the loop would spin. */
+	if (l->loop->be == &loop_backend_uring)
+		fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) & ~O_NONBLOCK);
 	pthread_mutex_init(&l->mu, NULL);
 	cond_init_monotonic(&l->cond);
 	l->start_task.fn = start_task;
