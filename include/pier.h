@@ -183,10 +183,9 @@ void pier_config_free(pier_config *cfg);
 int pier_config_set_loop(pier_config *cfg, pier_loop *loop);
 int pier_config_set_byte_order(pier_config *cfg, enum pier_byte_order order);
 int pier_config_set_max_body(pier_config *cfg, size_t read_max, size_t write_max);
-int pier_config_set_max_fds(pier_config *cfg, unsigned int max_fds);
+int pier_config_set_max_fds(pier_config *cfg, size_t max_fds);
 int pier_config_set_max_queued(pier_config *cfg, size_t recv_bytes, size_t send_bytes);
-int pier_config_set_max_queued_fds(pier_config *cfg, unsigned int recv_fds,
-				   unsigned int send_fds);
+int pier_config_set_max_queued_fds(pier_config *cfg, size_t recv_fds, size_t send_fds);
 int pier_config_set_max_open_requests(pier_config *cfg, unsigned int max_open);
 int pier_config_set_send_timeout(pier_config *cfg, int timeout_ms);
 int pier_config_set_connect_timeout(pier_config *cfg, int timeout_ms);
