@@ -263,7 +263,8 @@ int pier_config_set_tls_server_name(pier_config *cfg, const char *name);
  * (pier_peer_free()). */
 int pier_peer_connect(pier_peer **out, const char *address, const pier_config *cfg);
 /* fd taken on success (closed with the connection), left to the caller on
- * failure.  cfg borrowed.  *out: a new peer, owned (pier_peer_free()). */
+ * failure, with its file status flags (O_NONBLOCK) as they were.  cfg
+ * borrowed.  *out: a new peer, owned (pier_peer_free()). */
 int pier_peer_adopt(pier_peer **out, int fd, const pier_config *cfg);
 /* peer taken (NULL is fine).  The connection lives on while a write-half
  * reference or a request handle of it does. */
