@@ -277,6 +277,31 @@ static void accept_resume(struct loop_timer *t)
 	start_accept(pier_container_of(t, struct pier_listener, pause_timer));
 }
 
+/* Whether an error of accept() concerns one connection only, so that the
+ * next accept may work: the connection was gone before it was accepted, a
+ * firewall refused it, or (Linux passes network errors already pending on
+ * the new socket to accept(), see accept(2)) its network failed. */
+static bool accept_error_passes(int res)
+{
+	switch (-res) {
+	case ECONNABORTED:
+	case EINTR:
+	case EAGAIN:
+	case EPERM:
+	case EPROTO:
+	case ENETDOWN:
+	case ENETUNREACH:
+	case EHOSTDOWN:
+	case EHOSTUNREACH:
+	case ENONET:
+	case ENOPROTOOPT:
+	case EOPNOTSUPP:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void accept_done(struct loop_op *op, int res)
 {
 	struct pier_listener *l = pier_container_of(op, struct pier_listener, op);
@@ -293,14 +318,14 @@ static void accept_done(struct loop_op *op, int res)
 	if (res < 0) {
 		/* Out of fds or memory: the connection waits in the backlog,
 		 * and accepting again at once would fail again at once, so
-		 * the listener pauses.  Gone before it was accepted: the next
-		 * one.  Neither ends the listener. */
+		 * the listener pauses.  An error of one connection: the next
+		 * one.  Neither ends the listener; any other error, of the
+		 * listening socket itself, does. */
 		if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
 			accept_pause(l, res);
 			return;
 		}
-		if (res == -ECONNABORTED || res == -EINTR || res == -EAGAIN || res == -EPERM ||
-		    res == -EPROTO) {
+		if (accept_error_passes(res)) {
 			start_accept(l);
 			return;
 		}

@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,27 @@ int listen(int fd, int backlog)
 	if (bound.sun_path[0])
 		mode_at_listen = file_mode(&bound);
 	return real(fd, backlog);
+}
+
+/* accept4(), interposed: with fake_accept_errno set, the next call accepts
+ * the connection, closes it and fails with that errno, as Linux does with
+ * a network error already pending on the new socket (the epoll backend's
+ * accept4() comes here; io_uring's does not). */
+static atomic_int fake_accept_errno; /* set by the test, read by the loop */
+
+int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
+{
+	int (*real)(int, struct sockaddr *, socklen_t *, int);
+	int r, e;
+
+	*(void **)&real = dlsym(RTLD_NEXT, "accept4");
+	r = real(fd, addr, addrlen, flags);
+	if (r >= 0 && (e = atomic_exchange(&fake_accept_errno, 0)) != 0) {
+		close(r);
+		errno = e;
+		return -1;
+	}
+	return r;
 }
 
 START_TEST(bad_addresses)
@@ -1075,6 +1097,39 @@ START_TEST(epoll_accept_never_blocks)
 }
 END_TEST
 
+/* An error accept() returns for one connection (a network error pending on
+ * it, see accept(2)) costs that connection, not the listener. */
+START_TEST(accept_error_of_one_connection)
+{
+	char address[128];
+	pier_listener *l;
+	pier_config *cfg;
+	pier_loop *loop;
+	pier_peer *p;
+	int fd;
+
+	setenv("PIER_BACKEND", "epoll", 1); /* its accept4() is the one interposed */
+	ck_assert_int_eq(pier_loop_new(&loop), 0);
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_loop(cfg, loop), 0);
+	pier_loop_unref(loop);
+	temp_path(address, sizeof(address), "unix");
+	ck_assert_int_eq(pier_listener_new(&l, address, cfg), 0);
+	pier_config_free(cfg);
+	atomic_store(&fake_accept_errno, ENETDOWN);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	connect_unix(fd, address);
+	ck_assert_int_eq(pier_listener_accept(l, &p, 200), -ETIMEDOUT);
+	close(fd);
+	ck_assert_int_eq(pier_peer_connect(&p, address, NULL), 0);
+	pier_peer_free(p);
+	ck_assert_int_eq(pier_listener_accept(l, &p, WAIT), 0);
+	pier_peer_free(p);
+	pier_listener_free(l);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("listener");
@@ -1101,6 +1156,7 @@ int main(void)
 	tcase_add_test(tc, socket_group_refused);
 	tcase_add_test(tc, accept_pauses_without_fds);
 	tcase_add_test(tc, epoll_accept_never_blocks);
+	tcase_add_test(tc, accept_error_of_one_connection);
 	tcase_add_test(tc, relative_socket_path);
 	tcase_add_test(tc, backlog_holds_bursts);
 	suite_add_tcase(s, tc);
