@@ -149,7 +149,9 @@ enum pier_error {
 };
 
 /* A description of err, which is a pier error code or an errno value,
- * negated or not: a static string, borrowed, never freed.  Never NULL. */
+ * negated or not: borrowed, never freed, never NULL (a static string, but
+ * for an errno value where the C library has no strerrordesc_np(): see
+ * pier_strerror(3)). */
 const char *pier_strerror(int err);
 
 
