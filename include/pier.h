@@ -10,6 +10,17 @@
  *    both kinds;
  *  - constructors return int and fill an out pointer;
  *  - objects are opaque and owned through explicit new/free (or ref/unref).
+ *
+ * Ownership is stated at each declaration, in these words:
+ *  - borrowed: the pointer or fd stays its owner's.  pier uses a borrowed
+ *    argument during the call only, unless the comment says it keeps it;
+ *    a borrowed result is valid for as long as the comment says;
+ *  - owned: the caller owns the result and releases it with the call the
+ *    comment names (an fd: close(2));
+ *  - a new reference: the caller drops it with the matching *_unref();
+ *  - taken: pier owns the argument from then on; the caller must not use
+ *    it again.
+ * Out pointers (**out, **msg, **req) are written on success only.
  */
 #ifndef PIER_H
 #define PIER_H
@@ -25,7 +36,8 @@ extern "C" {
 #endif
 
 /* The version of the library actually loaded at run time (compare with the
- * PIER_VERSION_* macros, which tell the version of the headers). */
+ * PIER_VERSION_* macros, which tell the version of the headers).
+ * pier_version() returns a static string: borrowed, never freed. */
 const char *pier_version(void);
 unsigned long pier_version_number(void);
 
@@ -39,7 +51,8 @@ enum pier_msg_type {
 };
 
 /* "request", "response", "requester-update", "responder-update", "stream",
- * or NULL for a value outside the enumeration. */
+ * or NULL for a value outside the enumeration: a static string, borrowed,
+ * never freed. */
 const char *pier_msg_type_name(enum pier_msg_type type);
 
 /* The service id of an error response; its body is UTF-8 text. */
@@ -135,8 +148,10 @@ enum pier_error {
 	PIER_ERROR_END_ /* one past the last code; not an error itself */
 };
 
-/* A static, thread-safe description of err, which is a pier error code or an
- * errno value, negated or not.  Never NULL. */
+/* A description of err, which is a pier error code or an errno value,
+ * negated or not: borrowed, never freed, never NULL (a static string, but
+ * for an errno value where the C library has no strerrordesc_np(): see
+ * pier_strerror(3)). */
 const char *pier_strerror(int err);
 
 
@@ -163,35 +178,59 @@ typedef struct pier_received_request_writer pier_received_request_writer;
  *
  * File descriptors: pier never takes an fd passed to it, except
  * pier_peer_adopt(), which takes its socket when it succeeds.  Sending
- * borrows the caller's fds (they may be closed as soon as the call returns).
- * A received message owns its fds until pier_msg_take_fd() hands one over;
- * pier_msg_free() closes the rest.  Every fd pier creates or receives is
- * close-on-exec.
+ * borrows the caller's fds (they may be closed as soon as the call returns,
+ * whatever it returned).  A received message owns its fds until
+ * pier_msg_take_fd() hands one over; pier_msg_free() closes the rest.  The
+ * pollable fds of pier_*_fd() are borrowed: they belong to their object.
+ * Every fd pier creates or receives is close-on-exec.
  */
 
 /* --- the event loop ------------------------------------------------------ */
 
+/* *out: a new loop whose one reference is owned by the caller
+ * (pier_loop_unref()). */
 int pier_loop_new(pier_loop **out);
+/* Returns loop with a new reference (NULL for NULL). */
 pier_loop *pier_loop_ref(pier_loop *loop);
+/* Drops the caller's reference to loop: do not use that pointer again.
+ * Returns NULL.  Dropping the last one waits for the loop's thread. */
 pier_loop *pier_loop_unref(pier_loop *loop);
+/* loop borrowed; returns a static string, borrowed ("io_uring", "epoll";
+ * NULL for NULL). */
 const char *pier_loop_backend(const pier_loop *loop);
 
 /* --- configuration ------------------------------------------------------- */
 
+/* A configuration is copied by the peers and listeners made with it, which
+ * keep no pointer to it: it may be changed or freed afterwards.  Every
+ * setter's cfg is borrowed. */
+
+/* *out: a new configuration, owned (pier_config_free()). */
 int pier_config_new(pier_config **out);
+/* cfg taken (NULL is fine); its loop reference is dropped. */
 void pier_config_free(pier_config *cfg);
+/* cfg, loop borrowed; cfg keeps a reference of its own to loop until it is
+ * freed or set again (NULL: no loop, each peer or listener gets its own). */
 int pier_config_set_loop(pier_config *cfg, pier_loop *loop);
+/* cfg borrowed. */
 int pier_config_set_byte_order(pier_config *cfg, enum pier_byte_order order);
+/* cfg borrowed. */
 int pier_config_set_max_body(pier_config *cfg, size_t read_max, size_t write_max);
-int pier_config_set_max_fds(pier_config *cfg, unsigned int max_fds);
+/* cfg borrowed. */
+int pier_config_set_max_fds(pier_config *cfg, size_t max_fds);
+/* cfg borrowed. */
 int pier_config_set_max_queued(pier_config *cfg, size_t recv_bytes, size_t send_bytes);
-int pier_config_set_max_queued_fds(pier_config *cfg, unsigned int recv_fds,
-				   unsigned int send_fds);
+/* cfg borrowed. */
+int pier_config_set_max_queued_fds(pier_config *cfg, size_t recv_fds, size_t send_fds);
+/* cfg borrowed. */
 int pier_config_set_max_open_requests(pier_config *cfg, unsigned int max_open);
+/* cfg borrowed. */
 int pier_config_set_send_timeout(pier_config *cfg, int timeout_ms);
+/* cfg borrowed. */
 int pier_config_set_connect_timeout(pier_config *cfg, int timeout_ms);
 /* The permission bits and group of a listener's Unix socket file
- * (mode 0: as the umask leaves them; gid (gid_t)-1: left alone). */
+ * (mode 0: as the umask leaves them; gid (gid_t)-1: left alone).  cfg
+ * borrowed. */
 int pier_config_set_socket_mode(pier_config *cfg, mode_t mode, gid_t gid);
 
 /* What the library has to say that no call returns (a listener dropped a
@@ -199,6 +238,9 @@ int pier_config_set_socket_mode(pier_config *cfg, mode_t mode, gid_t gid);
  * (LOG_WARNING, LOG_NOTICE, ...), message one line without a newline.
  * Called on the loop thread: it must not block, nor call into libpier. */
 typedef void pier_log_fn(void *userdata, int priority, const char *message);
+/* cfg borrowed.  fn and userdata are kept, never owned: userdata must stay
+ * valid while any peer or listener made with cfg lives.  message is
+ * borrowed, valid during the call of fn only. */
 int pier_config_set_log(pier_config *cfg, pier_log_fn *fn, void *userdata);
 
 /* TLS (tls:// addresses); see pier-tls(7).  Without these calls a client
@@ -208,22 +250,44 @@ enum pier_tls_client_auth {
 	PIER_TLS_CLIENT_CERT_OPTIONAL, /* asks, and verifies one if sent */
 	PIER_TLS_CLIENT_CERT_REQUIRED, /* refuses clients without a valid one */
 };
+/* cfg borrowed; file and dir borrowed (copied). */
 int pier_config_set_tls_ca(pier_config *cfg, const char *file, const char *dir);
+/* cfg borrowed; cert_file and key_file borrowed (copied). */
 int pier_config_set_tls_cert(pier_config *cfg, const char *cert_file, const char *key_file);
+/* cfg borrowed. */
 int pier_config_set_tls_client_auth(pier_config *cfg, enum pier_tls_client_auth mode);
+/* cfg borrowed; name borrowed (copied). */
 int pier_config_set_tls_server_name(pier_config *cfg, const char *name);
 
 /* --- peers --------------------------------------------------------------- */
 
+/* address, cfg borrowed.  *out: a new peer (the read half), owned
+ * (pier_peer_free()). */
 int pier_peer_connect(pier_peer **out, const char *address, const pier_config *cfg);
+/* fd taken on success (closed with the connection), left to the caller on
+ * failure, with its file status flags (O_NONBLOCK) as they were.  cfg
+ * borrowed.  *out: a new peer, owned (pier_peer_free()). */
 int pier_peer_adopt(pier_peer **out, int fd, const pier_config *cfg);
+/* peer taken (NULL is fine).  The connection lives on while a write-half
+ * reference or a request handle of it does. */
 void pier_peer_free(pier_peer *peer);
+/* peer borrowed.  Returns the write half borrowed: valid while peer is,
+ * never to be unref'd.  To keep it longer, take a reference with
+ * pier_writer_ref(). */
 pier_writer *pier_peer_get_writer(pier_peer *peer);
+/* peer borrowed.  *msg: owned (pier_msg_free()); *req: owned
+ * (pier_received_request_free()) for a request, NULL for a stream
+ * message. */
 int pier_peer_recv(pier_peer *peer, pier_msg **msg, pier_received_request **req,
 		   int timeout_ms);
+/* peer borrowed.  Returns an fd borrowed from the peer: do not close it;
+ * valid while peer is. */
 int pier_peer_fd(pier_peer *peer);
+/* peer borrowed; buf borrowed, written (len bytes at most). */
 int pier_peer_remote_address(pier_peer *peer, char *buf, size_t len);
+/* peer borrowed; pid, uid, gid borrowed, written (each may be NULL). */
 int pier_peer_credentials(pier_peer *peer, int32_t *pid, uint32_t *uid, uint32_t *gid);
+/* peer borrowed; buf borrowed, written (len bytes at most). */
 int pier_peer_tls_subject(pier_peer *peer, char *buf, size_t len);
 
 /* Counters of a connection, for pier_peer_stat(). */
@@ -238,88 +302,161 @@ enum pier_stat {
 	PIER_STAT_DROPPED,        /* messages for handles already freed */
 	PIER_STAT_END_
 };
+/* peer borrowed. */
 uint64_t pier_peer_stat(pier_peer *peer, enum pier_stat stat);
 
 /* --- write halves -------------------------------------------------------- */
 
+/* Sending, here and below: body borrowed (copied or written before the
+ * call returns); fds borrowed (pier duplicates the ones it keeps, and the
+ * caller closes its own whatever the call returned). */
+
+/* w borrowed.  Returns w with a new reference (pier_writer_unref()), which
+ * keeps the write half and the connection alive after the peer is freed;
+ * NULL for NULL. */
 pier_writer *pier_writer_ref(pier_writer *w);
+/* Drops a reference the caller took with pier_writer_ref(), never the
+ * peer's own (from pier_peer_get_writer()).  Returns NULL. */
 pier_writer *pier_writer_unref(pier_writer *w);
+/* w borrowed; body, fds borrowed.  *out: a new request handle, owned
+ * (pier_sent_request_free()). */
 int pier_writer_send_request(pier_writer *w, int32_t service_id, const void *body,
 			     size_t len, const int *fds, size_t nfds,
 			     pier_sent_request **out);
+/* w borrowed; body, fds borrowed. */
 int pier_writer_send_stream(pier_writer *w, int32_t service_id, const void *body,
 			    size_t len, const int *fds, size_t nfds);
+/* w borrowed. */
 unsigned int pier_writer_max_fds(const pier_writer *w);
+/* a, b borrowed. */
 int pier_writer_same_peer(const pier_writer *a, const pier_writer *b);
+/* w borrowed: closing frees nothing, every handle is still freed as usual. */
 void pier_writer_close(pier_writer *w);
+/* w borrowed: aborting frees nothing, every handle is still freed as usual. */
 void pier_writer_abort(pier_writer *w);
 
 /* --- messages ------------------------------------------------------------ */
 
+/* msg borrowed.  Returns the header borrowed from msg: valid until
+ * pier_msg_free(msg). */
 const struct pier_header *pier_msg_header(const pier_msg *msg);
+/* msg borrowed; len borrowed, written (may be NULL).  Returns the body
+ * borrowed from msg: valid until pier_msg_free(msg). */
 const void *pier_msg_body(const pier_msg *msg, size_t *len);
+/* msg borrowed. */
 int pier_msg_is_error(const pier_msg *msg);
+/* msg borrowed. */
 size_t pier_msg_fd_count(const pier_msg *msg);
+/* msg borrowed.  Returns an fd borrowed from msg: do not close it; valid
+ * until pier_msg_free(msg). */
 int pier_msg_fd(const pier_msg *msg, size_t index);
+/* msg borrowed.  Returns an fd owned by the caller (close(2)); msg forgets
+ * it. */
 int pier_msg_take_fd(pier_msg *msg, size_t index);
+/* msg taken (NULL is fine): freed, with the fds nobody took closed. */
 void pier_msg_free(pier_msg *msg);
 
 /* --- requests this side sent --------------------------------------------- */
 
+/* req borrowed. */
 uint32_t pier_sent_request_id(const pier_sent_request *req);
+/* req borrowed. */
 int32_t pier_sent_request_service_id(const pier_sent_request *req);
+/* req borrowed.  *msg: owned (pier_msg_free()). */
 int pier_sent_request_recv(pier_sent_request *req, pier_msg **msg, int timeout_ms);
+/* req borrowed.  *msg: owned (pier_msg_free()). */
 int pier_sent_request_recv_update(pier_sent_request *req, pier_msg **msg, int timeout_ms);
+/* req borrowed.  *msg: owned (pier_msg_free()). */
 int pier_sent_request_recv_response(pier_sent_request *req, pier_msg **msg,
 				    int timeout_ms);
+/* req borrowed; body, fds borrowed. */
 int pier_sent_request_send_update(pier_sent_request *req, int32_t service_id,
 				  const void *body, size_t len, const int *fds, size_t nfds);
+/* req borrowed.  Returns an fd borrowed from the request: do not close it;
+ * valid while req is. */
 int pier_sent_request_fd(pier_sent_request *req);
+/* req borrowed.  Returns the request's write half borrowed: valid while
+ * req is, never to be unref'd; pier_sent_request_writer_ref() keeps it
+ * longer. */
 pier_sent_request_writer *pier_sent_request_get_writer(pier_sent_request *req);
+/* req taken (NULL is fine).  References to its write half stay valid. */
 void pier_sent_request_free(pier_sent_request *req);
 
+/* w borrowed.  Returns w with a new reference
+ * (pier_sent_request_writer_unref()), valid after the request handle is
+ * freed; NULL for NULL. */
 pier_sent_request_writer *pier_sent_request_writer_ref(pier_sent_request_writer *w);
+/* Drops a reference the caller took with pier_sent_request_writer_ref().
+ * Returns NULL. */
 pier_sent_request_writer *pier_sent_request_writer_unref(pier_sent_request_writer *w);
+/* w borrowed; body, fds borrowed. */
 int pier_sent_request_writer_send_update(pier_sent_request_writer *w, int32_t service_id,
 					 const void *body, size_t len, const int *fds,
 					 size_t nfds);
 
 /* --- requests this side received ----------------------------------------- */
 
+/* req borrowed. */
 uint32_t pier_received_request_id(const pier_received_request *req);
+/* req borrowed. */
 int32_t pier_received_request_service_id(const pier_received_request *req);
+/* req borrowed.  *msg: owned (pier_msg_free()). */
 int pier_received_request_recv_update(pier_received_request *req, pier_msg **msg,
 				      int timeout_ms);
+/* req borrowed; body, fds borrowed. */
 int pier_received_request_send_update(pier_received_request *req, int32_t service_id,
 				      const void *body, size_t len, const int *fds,
 				      size_t nfds);
+/* req borrowed; body, fds borrowed. */
 int pier_received_request_send_response(pier_received_request *req, int32_t service_id,
 					const void *body, size_t len, const int *fds,
 					size_t nfds);
+/* req borrowed; message borrowed (copied before the call returns). */
 int pier_received_request_send_error(pier_received_request *req, const char *message);
+/* req borrowed.  Returns an fd borrowed from the request: do not close it;
+ * valid while req is. */
 int pier_received_request_fd(pier_received_request *req);
+/* req borrowed.  Returns the request's write half borrowed: valid while
+ * req is, never to be unref'd; pier_received_request_writer_ref() keeps
+ * it longer. */
 pier_received_request_writer *pier_received_request_get_writer(pier_received_request *req);
+/* req taken (NULL is fine).  References to its write half stay valid. */
 void pier_received_request_free(pier_received_request *req);
 
+/* w borrowed.  Returns w with a new reference
+ * (pier_received_request_writer_unref()), valid after the request handle
+ * is freed; NULL for NULL. */
 pier_received_request_writer *
 pier_received_request_writer_ref(pier_received_request_writer *w);
+/* Drops a reference the caller took with
+ * pier_received_request_writer_ref().  Returns NULL. */
 pier_received_request_writer *
 pier_received_request_writer_unref(pier_received_request_writer *w);
+/* w borrowed; body, fds borrowed. */
 int pier_received_request_writer_send_update(pier_received_request_writer *w,
 					     int32_t service_id, const void *body,
 					     size_t len, const int *fds, size_t nfds);
+/* w borrowed; body, fds borrowed. */
 int pier_received_request_writer_send_response(pier_received_request_writer *w,
 					       int32_t service_id, const void *body,
 					       size_t len, const int *fds, size_t nfds);
+/* w borrowed; message borrowed (copied before the call returns). */
 int pier_received_request_writer_send_error(pier_received_request_writer *w,
 					    const char *message);
 
 /* --- listeners ----------------------------------------------------------- */
 
+/* address, cfg borrowed.  *out: a new listener, owned
+ * (pier_listener_free()). */
 int pier_listener_new(pier_listener **out, const char *address, const pier_config *cfg);
+/* l borrowed.  *out: a new peer, owned (pier_peer_free()). */
 int pier_listener_accept(pier_listener *l, pier_peer **out, int timeout_ms);
+/* l borrowed.  Returns an fd borrowed from the listener: do not close it;
+ * valid while l is. */
 int pier_listener_fd(pier_listener *l);
+/* l borrowed; buf borrowed, written (len bytes at most). */
 int pier_listener_address(pier_listener *l, char *buf, size_t len);
+/* l taken (NULL is fine).  Peers it handed out live on. */
 void pier_listener_free(pier_listener *l);
 
 #ifdef __cplusplus

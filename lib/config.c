@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -78,11 +79,11 @@ PIER_EXPORT int pier_config_set_max_body(pier_config *cfg, size_t read_max, size
 	return 0;
 }
 
-PIER_EXPORT int pier_config_set_max_fds(pier_config *cfg, unsigned int max_fds)
+PIER_EXPORT int pier_config_set_max_fds(pier_config *cfg, size_t max_fds)
 {
 	if (!cfg || max_fds > WIRE_MAX_FDS)
 		return -EINVAL;
-	cfg->max_fds = max_fds;
+	cfg->max_fds = (unsigned int)max_fds;
 	return 0;
 }
 
@@ -107,13 +108,14 @@ unsigned int config_default_queued_fds(void)
 	return n < 64 ? 64 : n > 65536 ? 65536 : (unsigned int)n;
 }
 
-PIER_EXPORT int pier_config_set_max_queued_fds(pier_config *cfg, unsigned int recv_fds,
-					       unsigned int send_fds)
+PIER_EXPORT int pier_config_set_max_queued_fds(pier_config *cfg, size_t recv_fds,
+					       size_t send_fds)
 {
-	if (!cfg)
+	/* No process holds more fds than an int numbers. */
+	if (!cfg || recv_fds > INT_MAX || send_fds > INT_MAX)
 		return -EINVAL;
-	cfg->max_recv_fds = recv_fds;
-	cfg->max_send_fds = send_fds;
+	cfg->max_recv_fds = (unsigned int)recv_fds;
+	cfg->max_send_fds = (unsigned int)send_fds;
 	return 0;
 }
 

@@ -280,6 +280,31 @@ static void accept_resume(struct loop_timer *t)
 	start_accept(pier_container_of(t, struct pier_listener, pause_timer));
 }
 
+/* Whether an error of accept() concerns one connection only, so that the
+ * next accept may work: the connection was gone before it was accepted, a
+ * firewall refused it, or (Linux passes network errors already pending on
+ * the new socket to accept(), see accept(2)) its network failed. */
+static bool accept_error_passes(int res)
+{
+	switch (-res) {
+	case ECONNABORTED:
+	case EINTR:
+	case EAGAIN:
+	case EPERM:
+	case EPROTO:
+	case ENETDOWN:
+	case ENETUNREACH:
+	case EHOSTDOWN:
+	case EHOSTUNREACH:
+	case ENONET:
+	case ENOPROTOOPT:
+	case EOPNOTSUPP:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void accept_done(struct loop_op *op, int res)
 {
 	struct pier_listener *l = pier_container_of(op, struct pier_listener, op);
@@ -296,14 +321,14 @@ static void accept_done(struct loop_op *op, int res)
 	if (res < 0) {
 		/* Out of fds or memory: the connection waits in the backlog,
 		 * and accepting again at once would fail again at once, so
-		 * the listener pauses.  Gone before it was accepted: the next
-		 * one.  Neither ends the listener. */
+		 * the listener pauses.  An error of one connection: the next
+		 * one.  Neither ends the listener; any other error, of the
+		 * listening socket itself, does. */
 		if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
 			accept_pause(l, res);
 			return;
 		}
-		if (res == -ECONNABORTED || res == -EINTR || res == -EAGAIN || res == -EPERM ||
-		    res == -EPROTO) {
+		if (accept_error_passes(res)) {
 			start_accept(l);
 			return;
 		}
@@ -460,8 +485,6 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 		r = l->fd;
 		goto fail;
 	}
-	/* Blocking: io_uring waits for connections itself. */
-	fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) & ~O_NONBLOCK);
 	if (cfg && cfg->loop) {
 		l->loop = loop_ref(cfg->loop);
 	} else {
@@ -469,6 +492,15 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 		if (r < 0)
 			goto fail_fd;
 	}
+	/* The socket stays non-blocking for epoll, which calls accept4() on
+	 * the loop thread once the socket is readable: the connection may be
+	 * gone by then (taken by another process sharing the socket), and a
+	 * blocking accept4() would stop the loop.  io_uring waits for a
+	 * connection in the kernel, and gets a blocking socket: kernels
+	 * without its fast poll (before 5.7) would hand a non-blocking one's
+	 * EAGAIN back at once, and the loop would spin. */
+	if (l->loop->be == &loop_backend_uring)
+		fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) & ~O_NONBLOCK);
 	pthread_mutex_init(&l->mu, NULL);
 	cond_init_monotonic(&l->cond);
 	l->start_task.fn = start_task;

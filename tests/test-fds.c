@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -251,6 +253,26 @@ START_TEST(fds_lost_at_the_limit)
 }
 END_TEST
 
+/* Counts of fds are size_t: a count that does not fit the limits is
+ * refused, never cut down to one that does. */
+START_TEST(fd_count_arguments)
+{
+	pier_config *cfg;
+
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_max_fds(cfg, 254), -EINVAL);
+	ck_assert_int_eq(pier_config_set_max_queued_fds(cfg, INT_MAX, INT_MAX), 0);
+	ck_assert_int_eq(pier_config_set_max_queued_fds(cfg, (size_t)INT_MAX + 1, 1), -EINVAL);
+	ck_assert_int_eq(pier_config_set_max_queued_fds(cfg, 1, (size_t)INT_MAX + 1), -EINVAL);
+#if SIZE_MAX > UINT_MAX
+	/* As unsigned int, these were 253 and 1. */
+	ck_assert_int_eq(pier_config_set_max_fds(cfg, (size_t)UINT_MAX + 254), -EINVAL);
+	ck_assert_int_eq(pier_config_set_max_queued_fds(cfg, (size_t)UINT_MAX + 2, 1), -EINVAL);
+#endif
+	pier_config_free(cfg);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("fds");
@@ -262,6 +284,7 @@ int main(void)
 	tcase_add_loop_test(tc, fd_limits, 0, 3);
 	tcase_add_loop_test(tc, stream_transports_refuse_fds, 0, 3);
 	tcase_add_loop_test(tc, fds_lost_at_the_limit, 0, 3);
+	tcase_add_test(tc, fd_count_arguments);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }

@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,27 @@ int listen(int fd, int backlog)
 	if (bound.sun_path[0])
 		mode_at_listen = file_mode(&bound);
 	return real(fd, backlog);
+}
+
+/* accept4(), interposed: with fake_accept_errno set, the next call accepts
+ * the connection, closes it and fails with that errno, as Linux does with
+ * a network error already pending on the new socket (the epoll backend's
+ * accept4() comes here; io_uring's does not). */
+static atomic_int fake_accept_errno; /* set by the test, read by the loop */
+
+int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
+{
+	int (*real)(int, struct sockaddr *, socklen_t *, int);
+	int r, e;
+
+	*(void **)&real = dlsym(RTLD_NEXT, "accept4");
+	r = real(fd, addr, addrlen, flags);
+	if (r >= 0 && (e = atomic_exchange(&fake_accept_errno, 0)) != 0) {
+		close(r);
+		errno = e;
+		return -1;
+	}
+	return r;
 }
 
 START_TEST(bad_addresses)
@@ -892,6 +914,222 @@ START_TEST(accept_pauses_without_fds)
 }
 END_TEST
 
+/* The listening socket of the Unix address in address (unix://path), found
+ * among this process's fds, or -1. */
+static int listening_fd_of(const char *address)
+{
+	const char *path = address + strlen("unix://");
+
+	for (int fd = 3; fd < 4096; fd++) {
+		struct sockaddr_un un;
+		socklen_t len = sizeof(un);
+		int on = 0;
+		socklen_t on_len = sizeof(on);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &on_len) < 0 || !on)
+			continue;
+		if (getsockname(fd, (struct sockaddr *)&un, &len) == 0 &&
+		    un.sun_family == AF_UNIX && strcmp(un.sun_path, path) == 0)
+			return fd;
+	}
+	return -1;
+}
+
+/* A log function that lets the test run something on the loop thread:
+ * the first line it is told, it calls fn (if set) and then waits until
+ * the test opens the gate; later lines pass. */
+struct log_gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	bool entered, open;
+	void (*fn)(struct log_gate *g);
+	struct rlimit saved; /* for fn */
+	int steal_fd;        /* for fn: the socket to take a connection from */
+	int stolen;          /* what that accept4() returned */
+	int stolen_errno;
+};
+
+static void log_gate_init(struct log_gate *g)
+{
+	memset(g, 0, sizeof(*g));
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	g->steal_fd = -1;
+	g->stolen = -1;
+}
+
+static void log_gate_fn(void *userdata, int priority, const char *message)
+{
+	struct log_gate *g = userdata;
+
+	pthread_mutex_lock(&g->mu);
+	if (!g->entered) {
+		g->entered = true;
+		if (g->fn)
+			g->fn(g);
+		pthread_cond_broadcast(&g->cond);
+		while (!g->open)
+			pthread_cond_wait(&g->cond, &g->mu);
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* Whether the log function was called within WAIT ms. */
+static bool log_gate_wait_entered(struct log_gate *g)
+{
+	struct timespec deadline;
+	bool entered;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += WAIT / 1000;
+	pthread_mutex_lock(&g->mu);
+	while (!g->entered && pthread_cond_timedwait(&g->cond, &g->mu, &deadline) == 0)
+		;
+	entered = g->entered;
+	pthread_mutex_unlock(&g->mu);
+	return entered;
+}
+
+static void log_gate_open(struct log_gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->open = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* On the loop thread, between the loop seeing the victim's socket readable
+ * and its accept4(): fds again, and the pending connection taken, as
+ * another process sharing the socket would. */
+static void steal_connection(struct log_gate *g)
+{
+	setrlimit(RLIMIT_NOFILE, &g->saved);
+	g->stolen = accept4(g->steal_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	g->stolen_errno = errno;
+}
+
+static void connect_unix(int fd, const char *address)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+
+	strcpy(un.sun_path, address + strlen("unix://"));
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&un, sizeof(un)), 0);
+}
+
+/* The epoll backend calls accept4() on the loop thread once the listening
+ * socket is readable.  The connection may be gone by then (another process
+ * sharing the socket took it): accept4() must fail with EAGAIN, not block
+ * the loop thread, which serves every other listener and connection of
+ * the loop.  Made to happen every time: listener C's failed accept (no fd
+ * left) holds the loop thread in the log function while A and B get a
+ * connection each; the loop then sees both readable in one wait, A's
+ * accept fails too, and A's log function takes B's connection before B's
+ * accept4(). */
+START_TEST(epoll_accept_never_blocks)
+{
+	struct log_gate gate_c, gate_a;
+	char addr_a[128], addr_b[128], addr_c[128];
+	pier_listener *la, *lb, *lc;
+	pier_config *cfg;
+	pier_loop *loop;
+	pier_peer *p;
+	int ca, cb, cc, cb2;
+
+	if (under_valgrind()) {
+		fprintf(stderr, "epoll_accept_never_blocks: skipped under valgrind, which keeps "
+				"the fd limit to itself\n");
+		return;
+	}
+	setenv("PIER_BACKEND", "epoll", 1);
+	ck_assert_int_eq(pier_loop_new(&loop), 0);
+	ck_assert_str_eq(pier_loop_backend(loop), "epoll");
+	log_gate_init(&gate_c);
+	log_gate_init(&gate_a);
+	gate_a.fn = steal_connection;
+	gate_a.open = true; /* it only runs steal_connection() */
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_loop(cfg, loop), 0);
+	temp_path(addr_c, sizeof(addr_c), "unix");
+	temp_path(addr_a, sizeof(addr_a), "unix");
+	temp_path(addr_b, sizeof(addr_b), "unix");
+	ck_assert_int_eq(pier_config_set_log(cfg, log_gate_fn, &gate_c), 0);
+	ck_assert_int_eq(pier_listener_new(&lc, addr_c, cfg), 0);
+	ck_assert_int_eq(pier_config_set_log(cfg, log_gate_fn, &gate_a), 0);
+	ck_assert_int_eq(pier_listener_new(&la, addr_a, cfg), 0);
+	ck_assert_int_eq(pier_config_set_log(cfg, NULL, NULL), 0);
+	ck_assert_int_eq(pier_listener_new(&lb, addr_b, cfg), 0);
+	pier_config_free(cfg);
+	gate_a.steal_fd = listening_fd_of(addr_b);
+	ck_assert_int_ge(gate_a.steal_fd, 0);
+	cc = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ca = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cb = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cb2 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert(cc >= 0 && ca >= 0 && cb >= 0 && cb2 >= 0);
+
+	no_fd_left(&gate_a.saved);
+	connect_unix(cc, addr_c);
+	/* The loop thread waits in C's log function meanwhile. */
+	ck_assert_msg(log_gate_wait_entered(&gate_c), "C never failed to accept");
+	connect_unix(ca, addr_a);
+	connect_unix(cb, addr_b);
+	log_gate_open(&gate_c);
+	ck_assert_msg(log_gate_wait_entered(&gate_a), "A never failed to accept");
+	ck_assert_msg(gate_a.stolen >= 0, "taking B's connection: %s",
+		      strerror(gate_a.stolen_errno));
+	close(gate_a.stolen);
+
+	/* The loop thread is free: A accepts once its pause is over, and B
+	 * still accepts. */
+	ck_assert_int_eq(pier_listener_accept(la, &p, WAIT), 0);
+	pier_peer_free(p);
+	connect_unix(cb2, addr_b);
+	ck_assert_int_eq(pier_listener_accept(lb, &p, WAIT), 0);
+	pier_peer_free(p);
+	pier_listener_free(la);
+	pier_listener_free(lb);
+	pier_listener_free(lc);
+	pier_loop_unref(loop);
+	close(ca);
+	close(cb);
+	close(cb2);
+	close(cc);
+}
+END_TEST
+
+/* An error accept() returns for one connection (a network error pending on
+ * it, see accept(2)) costs that connection, not the listener. */
+START_TEST(accept_error_of_one_connection)
+{
+	char address[128];
+	pier_listener *l;
+	pier_config *cfg;
+	pier_loop *loop;
+	pier_peer *p;
+	int fd;
+
+	setenv("PIER_BACKEND", "epoll", 1); /* its accept4() is the one interposed */
+	ck_assert_int_eq(pier_loop_new(&loop), 0);
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_loop(cfg, loop), 0);
+	pier_loop_unref(loop);
+	temp_path(address, sizeof(address), "unix");
+	ck_assert_int_eq(pier_listener_new(&l, address, cfg), 0);
+	pier_config_free(cfg);
+	atomic_store(&fake_accept_errno, ENETDOWN);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	connect_unix(fd, address);
+	ck_assert_int_eq(pier_listener_accept(l, &p, 200), -ETIMEDOUT);
+	close(fd);
+	ck_assert_int_eq(pier_peer_connect(&p, address, NULL), 0);
+	pier_peer_free(p);
+	ck_assert_int_eq(pier_listener_accept(l, &p, WAIT), 0);
+	pier_peer_free(p);
+	pier_listener_free(l);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("listener");
@@ -917,6 +1155,8 @@ int main(void)
 	tcase_add_test(tc, socket_mode_without_file);
 	tcase_add_test(tc, socket_group_refused);
 	tcase_add_test(tc, accept_pauses_without_fds);
+	tcase_add_test(tc, epoll_accept_never_blocks);
+	tcase_add_test(tc, accept_error_of_one_connection);
 	tcase_add_test(tc, relative_socket_path);
 	tcase_add_test(tc, backlog_holds_bursts);
 	suite_add_tcase(s, tc);
