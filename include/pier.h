@@ -327,7 +327,7 @@ int pier_writer_send_request(pier_writer *w, int32_t service_id, const void *bod
 int pier_writer_send_stream(pier_writer *w, int32_t service_id, const void *body,
 			    size_t len, const int *fds, size_t nfds);
 /* w borrowed. */
-unsigned int pier_writer_max_fds(const pier_writer *w);
+size_t pier_writer_max_fds(const pier_writer *w);
 /* a, b borrowed. */
 int pier_writer_same_peer(const pier_writer *a, const pier_writer *b);
 /* w borrowed: closing frees nothing, every handle is still freed as usual. */

@@ -16,8 +16,7 @@
 #define CONN_EV_READ 4u    /* the loop holds the read role: read */
 #define CONN_EV_RELEASE 8u /* no handles left: close gracefully */
 #define CONN_EV_CLOSE 16u  /* conn_close() */
-#define CONN_EV_ABORT 32u  /* conn_abort() */
-#define CONN_EV_FINISH 64u /* it ended off the loop, or its reader left */
+#define CONN_EV_FINISH 32u /* it ended off the loop, or its reader or writer left */
 
 void conn_post(struct conn *c, unsigned int events);
 

@@ -140,17 +140,22 @@ void conn_start(struct conn *c)
 
 void conn_close(struct conn *c)
 {
-	/* Sending stops now; what is queued still goes out. */
+	/* Sending stops now, for senders waiting for room too; what is
+	 * queued still goes out. */
 	pthread_mutex_lock(&c->out_mu);
 	if (!c->send_error)
 		c->send_error = -PIER_ESHUTDOWN;
+	pthread_cond_broadcast(&c->out_cond);
 	pthread_mutex_unlock(&c->out_mu);
 	conn_post(c, CONN_EV_CLOSE);
 }
 
 void conn_abort(struct conn *c)
 {
-	conn_post(c, CONN_EV_ABORT);
+	/* It ends now for every thread; the loop closes it. */
+	pthread_mutex_lock(&c->mu);
+	conn_fail_locked(c, -PIER_EABORTED);
+	pthread_mutex_unlock(&c->mu);
 }
 
 /* The connection closes: what is queued goes out, and the loop reads until
@@ -191,8 +196,6 @@ static void conn_task(struct loop_task *task, unsigned int ev)
 
 	if (ev & CONN_EV_START)
 		conn_begin(c);
-	if (ev & CONN_EV_ABORT)
-		conn_fail(c, -PIER_EABORTED);
 	if (ev & CONN_EV_FINISH)
 		conn_ended_elsewhere(c);
 	if (ev & (CONN_EV_CLOSE | CONN_EV_RELEASE))

@@ -43,7 +43,6 @@ static int peer_create(pier_peer **out, int fd, const struct transport *t,
 			return r;
 		}
 	}
-	t->prepare(fd);
 	r = route_peer_new(&p, fd, t, &conf, loop, tls);
 	if (r < 0) {
 		close(fd);
@@ -51,6 +50,9 @@ static int peer_create(pier_peer **out, int fd, const struct transport *t,
 		loop_unref(loop);
 		return r;
 	}
+	/* Once nothing can fail: an adopted socket that stays the caller's
+	 * keeps its options. */
+	t->prepare(fd);
 	conn_start(&p->conn);
 	*out = p;
 	return 0;
@@ -143,26 +145,31 @@ PIER_EXPORT int pier_peer_connect(pier_peer **out, const char *address,
 PIER_EXPORT int pier_peer_adopt(pier_peer **out, int fd, const pier_config *cfg)
 {
 	const struct transport *t;
-	int r, copy;
+	int r, copy, flags;
 
 	if (!out || fd < 0)
 		return -EINVAL;
 	r = transport_for_fd(fd, &t);
 	if (r < 0)
 		return r;
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0)
+		return -errno;
 	/* Work on a close-on-exec duplicate until nothing can fail, so that
 	 * the caller keeps fd on every failure. */
 	copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (copy < 0)
 		return -errno;
 	r = make_blocking(copy);
-	if (r < 0) {
+	if (r < 0)
 		close(copy);
+	else
+		r = peer_create(out, copy, t, cfg, NULL); /* closes copy on failure */
+	if (r < 0) {
+		/* The duplicate shares fd's file status flags: as they were. */
+		fcntl(fd, F_SETFL, flags);
 		return r;
 	}
-	r = peer_create(out, copy, t, cfg, NULL);
-	if (r < 0)
-		return r;
 	close(fd);
 	return 0;
 }
@@ -330,7 +337,7 @@ PIER_EXPORT int pier_writer_send_stream(pier_writer *w, int32_t service_id, cons
 	return conn_send(&w->peer->conn, &h, body, len, fds, nfds, false);
 }
 
-PIER_EXPORT unsigned int pier_writer_max_fds(const pier_writer *w)
+PIER_EXPORT size_t pier_writer_max_fds(const pier_writer *w)
 {
 	return w ? w->peer->conn.cfg.max_fds : 0;
 }

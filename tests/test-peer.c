@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "peers.h"
@@ -312,6 +313,10 @@ START_TEST(local_abort)
 	make_pair(_i, &a, &b);
 	sr = send_request(a, 1, "x");
 	pier_writer_abort(pier_peer_get_writer(a));
+	/* Ended before the call returned: nothing races the loop. */
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, "x", 1, NULL, 0),
+			 -PIER_EABORTED);
+	ck_assert_int_eq(pier_peer_recv(a, &m, &rr, 0), -PIER_EABORTED);
 	ck_assert_int_eq(pier_sent_request_recv(sr, &m, WAIT), -PIER_EABORTED);
 	ck_assert_int_eq(pier_peer_recv(a, &m, &rr, WAIT), -PIER_EABORTED);
 	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, "x", 1, NULL, 0),
@@ -749,6 +754,31 @@ START_TEST(send_timeout)
 }
 END_TEST
 
+/* A failed adopt leaves the caller's fd as it was, file status flags
+ * included (the library's duplicate shares them). */
+START_TEST(adopt_failure_keeps_flags)
+{
+	const char *env = getenv("PIER_BACKEND");
+	char *backend = env ? strdup(env) : NULL;
+	int sv[2];
+	pier_peer *p;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	/* Fails once the duplicate was made blocking: no loop. */
+	ck_assert_int_eq(setenv("PIER_BACKEND", "no-such-backend", 1), 0);
+	ck_assert_int_eq(pier_peer_adopt(&p, sv[0], NULL), -EINVAL);
+	ck_assert_int_ne(fcntl(sv[0], F_GETFL) & O_NONBLOCK, 0);
+	if (backend)
+		ck_assert_int_eq(setenv("PIER_BACKEND", backend, 1), 0);
+	else
+		ck_assert_int_eq(unsetenv("PIER_BACKEND"), 0);
+	free(backend);
+	ck_assert_int_eq(pier_peer_adopt(&p, sv[0], NULL), 0);
+	pier_peer_free(p);
+	close(sv[1]);
+}
+END_TEST
+
 /* PIER_DEBUG=1: each connection says its state changes on stderr, from
  * open (after a TLS handshake) to closed, with who read and wrote. */
 START_TEST(debug_says_states)
@@ -819,6 +849,7 @@ int main(void)
 	tcase_add_loop_test(tc, backpressure, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, send_timeout, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, debug_says_states, 0, PAIR_KINDS);
+	tcase_add_test(tc, adopt_failure_keeps_flags);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }
