@@ -23,6 +23,17 @@
 #include "conn-int.h"
 #include "transport.h"
 
+/* Packets with fds tracked at most: one more than can be in flight under
+ * the limit (each carries one fd at least), within what a ring of a few
+ * MiB holds.  Past it, a packet is not tracked: its fds count until the
+ * socket is empty, which errs on the side of waiting. */
+#define FD_PACKETS_MAX 65536u
+
+static unsigned int ring_cap(const struct conn *c)
+{
+	return (c->cfg.max_send_fds < FD_PACKETS_MAX ? c->cfg.max_send_fds : FD_PACKETS_MAX) + 1;
+}
+
 /* What the socket holds unread, or -1 when it cannot say. */
 static int sock_unread_locked(const struct conn *c)
 {
@@ -48,7 +59,7 @@ int conn_unread_before_locked(const struct conn *c, size_t nfds)
  * before: counts its memory, and records it if it carried fds. */
 void conn_fd_packet_sent_locked(struct conn *c, unsigned int nfds, int unread_before)
 {
-	unsigned int cap = c->cfg.max_send_fds + 1;
+	unsigned int cap = ring_cap(c);
 	int unread_after;
 
 	if (!(c->t->caps & TRANSPORT_FDS) || (!nfds && !c->fdp_count))
@@ -74,7 +85,7 @@ void conn_fd_packet_sent_locked(struct conn *c, unsigned int nfds, int unread_be
 /* Forgets the packets with fds that the remote has read. */
 void conn_fds_refresh_locked(struct conn *c)
 {
-	unsigned int cap = c->cfg.max_send_fds + 1;
+	unsigned int cap = ring_cap(c);
 	int64_t read_at_least;
 	int unread;
 

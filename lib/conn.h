@@ -155,8 +155,8 @@ struct conn {
 	 * to the connection meanwhile. */
 	unsigned int wr_frames;
 	/* Packets with fds the remote may not have read yet (the kernel
-	 * holds their fds meanwhile), oldest first, in a ring of
-	 * max_send_fds + 1 made on the first one: see conn-fds.c.
+	 * holds their fds meanwhile), oldest first, in a ring made on the
+	 * first one: see conn-fds.c.
 	 * fds_in_flight sums their fds. */
 	struct fd_packet *fd_packets;
 	unsigned int fdp_head, fdp_count;
