@@ -307,6 +307,33 @@ unsigned int test_log_wait(struct test_log *log, const char *text, unsigned int 
 	return 0;
 }
 
+struct timespec deadline_in(int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
+bool wait_tick(const struct timespec *deadline)
+{
+	const struct timespec pause = { 0, 1000000 };
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec > deadline->tv_sec ||
+	    (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec))
+		return false;
+	nanosleep(&pause, NULL);
+	return true;
+}
+
 long rss_kib(void)
 {
 	long pages = 0, rss = 0;

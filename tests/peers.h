@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <pier.h>
 
@@ -65,6 +66,23 @@ int memfd_with(const char *content);
 char *read_fd(int fd);
 
 #define WAIT 5000 /* ms: any wait in a test that should succeed */
+
+/* The time timeout_ms from now, on CLOCK_MONOTONIC. */
+struct timespec deadline_in(int timeout_ms);
+/* One step of a loop that polls for a condition until deadline: false once
+ * the deadline has passed, otherwise true after a pause of a millisecond. */
+bool wait_tick(const struct timespec *deadline);
+/* Polls the expression cond until it holds; fails the test, naming cond,
+ * if timeout_ms pass first.  A test waits so for what it needs to have
+ * happened, never for a fixed time that usually suffices. */
+#define wait_until(cond, timeout_ms)                                            \
+	do {                                                                    \
+		const int wu_ms_ = (timeout_ms);                                \
+		const struct timespec wu_deadline_ = deadline_in(wu_ms_);       \
+		while (!(cond))                                                 \
+			ck_assert_msg(wait_tick(&wu_deadline_), "waited %d ms in vain for %s", \
+				      wu_ms_, #cond);                           \
+	} while (0)
 
 /* Whether the test runs under valgrind (which keeps the fd limit to
  * itself). */
