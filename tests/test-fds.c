@@ -135,6 +135,55 @@ START_TEST(fds_in_the_socket_closed)
 }
 END_TEST
 
+/* Freeing a request closes the fds of the updates and the response still
+ * queued for it, on either side. */
+START_TEST(unread_request_fds_closed)
+{
+	enum { N = 10, FDS = 8 };
+	pier_peer *a, *b;
+	pier_sent_request *sr;
+	pier_received_request *rr;
+	int fd = memfd_with("x");
+	int fds[FDS], before;
+
+	for (int i = 0; i < FDS; i++)
+		fds[i] = fd;
+	make_pair(fd_kinds[_i], &a, &b);
+	open_request(a, b, 1, "open", &sr, &rr);
+	/* Both loops read in the background (see unread_fds_closed). */
+	ck_assert_int_ge(pier_sent_request_fd(sr), 0);
+	ck_assert_int_ge(pier_received_request_fd(rr), 0);
+	before = open_fd_count();
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(pier_sent_request_send_update(sr, 1, NULL, 0, fds, FDS), 0);
+		ck_assert_int_eq(pier_received_request_send_update(rr, 1, NULL, 0, fds, FDS), 0);
+	}
+	/* A message is counted when read, before it is queued: once one more
+	 * is read after them, all are queued.  b's: the request, the
+	 * updates, the stream that follows them.  Only then the response,
+	 * which closes the request to updates still unread. */
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 2, NULL, 0, NULL, 0), 0);
+	wait_until(pier_peer_stat(b, PIER_STAT_MSGS_RECEIVED) == N + 2, WAIT);
+	ck_assert_int_eq(pier_received_request_send_response(rr, 1, NULL, 0, fds, FDS), 0);
+	close(fd);
+	/* a's: the updates, the response, the stream that follows them. */
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(b), 2, NULL, 0, NULL, 0), 0);
+	wait_until(pier_peer_stat(a, PIER_STAT_MSGS_RECEIVED) == N + 2, WAIT);
+	for (int i = 0; i < 2; i++) {
+		pier_peer *p = i ? b : a;
+
+		ck_assert_uint_eq(pier_peer_stat(p, PIER_STAT_DROPPED), 0);
+		ck_assert_uint_eq(pier_peer_stat(p, PIER_STAT_UNKNOWN_IDS), 0);
+	}
+	ck_assert_int_ge(open_fd_count(), before - 1 + (2 * N + 1) * FDS);
+	pier_sent_request_free(sr); /* with everything unread */
+	pier_received_request_free(rr);
+	pier_peer_free(a);
+	pier_peer_free(b);
+	/* the fd-leak fixture checks that none is left */
+}
+END_TEST
+
 START_TEST(max_fds_in_one_message)
 {
 	pier_config *cfg;
@@ -294,6 +343,7 @@ int main(void)
 
 	tcase_add_loop_test(tc, body_and_two_memfds, 0, 3);
 	tcase_add_loop_test(tc, unread_fds_closed, 0, 3);
+	tcase_add_loop_test(tc, unread_request_fds_closed, 0, 3);
 	tcase_add_loop_test(tc, fds_in_the_socket_closed, 0, 6);
 	tcase_add_loop_test(tc, max_fds_in_one_message, 0, 3);
 	tcase_add_loop_test(tc, fd_limits, 0, 3);
