@@ -41,8 +41,8 @@ START_TEST(body_and_two_memfds)
 	ck_assert_uint_eq(pier_writer_max_fds(pier_peer_get_writer(a)), 32);
 	ck_assert_int_eq(pier_writer_send_request(pier_peer_get_writer(a), 4, "two files", 9, fds, 2, &sr), 0);
 	/* Sending borrowed them: the caller closes its own. */
-	close(fds[0]);
-	close(fds[1]);
+	ck_assert_int_eq(close(fds[0]), 0);
+	ck_assert_int_eq(close(fds[1]), 0);
 
 	rr = recv_request(b, &m);
 	assert_body(m, "two files");
@@ -63,7 +63,7 @@ START_TEST(body_and_two_memfds)
 	fds[0] = memfd_with("from-oracle");
 	ck_assert_int_eq(pier_received_request_send_update(rr, 1, "u", 1, fds, 1), 0);
 	ck_assert_int_eq(pier_received_request_send_response(rr, 4, "r", 1, fds, 1), 0);
-	close(fds[0]);
+	ck_assert_int_eq(close(fds[0]), 0);
 	ck_assert_int_eq(pier_sent_request_recv(sr, &m, WAIT), 0);
 	assert_fd_content(m, 0, "from-oracle");
 	pier_msg_free(m);
