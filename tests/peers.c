@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -237,6 +238,65 @@ void round_trip(pier_peer *a, pier_peer *b, const char *request, const char *res
 	pier_sent_request_free(sr);
 }
 
+pid_t thread_id(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/* The system call thread tid is in, or -1 if it runs or cannot be known. */
+static long syscall_of(pid_t tid)
+{
+	char path[64];
+	long nr = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &nr) != 1) /* "running" */
+		nr = -1;
+	fclose(f);
+	return nr;
+}
+
+/* Its state, as /proc shows it: 'S' while it sleeps, waiting. */
+static char state_of(pid_t tid)
+{
+	char path[64], buf[512], *end;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	end = strrchr(buf, ')'); /* after the command's name */
+	return end && end[1] == ' ' ? end[2] : 0;
+}
+
+bool thread_waits(pid_t tid, bool reading)
+{
+	long nr;
+
+	if (tid <= 0)
+		return false;
+	nr = syscall_of(tid);
+	/* Still in that call after it was seen asleep. */
+	if (nr < 0 || state_of(tid) != 'S' || syscall_of(tid) != nr)
+		return false;
+#ifdef SYS_poll
+	if (nr == SYS_poll)
+		return true;
+#endif
+	if (nr == SYS_ppoll || nr == SYS_recvmsg)
+		return true;
+	return !reading && nr == SYS_futex;
+}
+
 bool under_valgrind(void)
 {
 	const char *preload = getenv("LD_PRELOAD");
@@ -321,14 +381,20 @@ struct timespec deadline_in(int timeout_ms)
 	return ts;
 }
 
-bool wait_tick(const struct timespec *deadline)
+bool deadline_passed(const struct timespec *deadline)
 {
-	const struct timespec pause = { 0, 1000000 };
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec > deadline->tv_sec ||
-	    (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec))
+	return now.tv_sec > deadline->tv_sec ||
+	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+bool wait_tick(const struct timespec *deadline)
+{
+	const struct timespec pause = { 0, 1000000 };
+
+	if (deadline_passed(deadline))
 		return false;
 	nanosleep(&pause, NULL);
 	return true;

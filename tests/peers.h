@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/resource.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <pier.h>
@@ -69,6 +70,10 @@ char *read_fd(int fd);
 
 /* The time timeout_ms from now, on CLOCK_MONOTONIC. */
 struct timespec deadline_in(int timeout_ms);
+/* Whether the time deadline has come.  Taken just before a wait with the
+ * same timeout, it tells a wait that lasted until its deadline, which
+ * nothing woke, from one that ended earlier. */
+bool deadline_passed(const struct timespec *deadline);
 /* One step of a loop that polls for a condition until deadline: false once
  * the deadline has passed, otherwise true after a pause of a millisecond. */
 bool wait_tick(const struct timespec *deadline);
@@ -83,6 +88,15 @@ bool wait_tick(const struct timespec *deadline);
 			ck_assert_msg(wait_tick(&wu_deadline_), "waited %d ms in vain for %s", \
 				      wu_ms_, #cond);                           \
 	} while (0)
+
+/* The calling thread's id (gettid()), for thread_waits(). */
+pid_t thread_id(void);
+/* Whether thread tid sleeps where a thread waiting for a message does:
+ * reading the socket itself (recvmsg, or poll with a deadline or a wake
+ * fd); or, unless reading, on a condition variable (futex) while another
+ * thread or the loop reads.  For tests that must not go on until a thread
+ * is blocked in its wait. */
+bool thread_waits(pid_t tid, bool reading);
 
 /* Whether the test runs under valgrind (which keeps the fd limit to
  * itself). */

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,16 +119,23 @@ static void holding_remote(int fd, int notify)
 
 struct waiter {
 	pier_peer *peer;
+	pier_sent_request *sr;
+	int timeout;
+	atomic_int tid;
 	int result;
+	bool at_deadline; /* the wait lasted until its deadline */
 };
 
 static void *wait_peer(void *arg)
 {
 	struct waiter *w = arg;
+	struct timespec deadline = deadline_in(w->timeout);
 	pier_received_request *rr;
 	pier_msg *m;
 
-	w->result = pier_peer_recv(w->peer, &m, &rr, -1);
+	atomic_store(&w->tid, thread_id());
+	w->result = pier_peer_recv(w->peer, &m, &rr, w->timeout);
+	w->at_deadline = w->timeout >= 0 && deadline_passed(&deadline);
 	if (w->result == 0) {
 		pier_msg_free(m);
 		pier_received_request_free(rr);
@@ -135,29 +143,61 @@ static void *wait_peer(void *arg)
 	return NULL;
 }
 
+static void *wait_response(void *arg)
+{
+	struct waiter *w = arg;
+	struct timespec deadline = deadline_in(w->timeout);
+	pier_msg *m;
+
+	atomic_store(&w->tid, thread_id());
+	w->result = pier_sent_request_recv_response(w->sr, &m, w->timeout);
+	w->at_deadline = w->timeout >= 0 && deadline_passed(&deadline);
+	if (w->result == 0)
+		pier_msg_free(m);
+	return NULL;
+}
+
 /* The remote dies holding our request: the thread waiting for the response
  * and the one waiting on the peer both learn the connection ended, and
- * sending fails. */
+ * sending fails.  Both are blocked in their waits when the remote dies:
+ * one reads the socket, and the other, whose wait has a deadline, must be
+ * woken when the reader learns of the end.  _i: the socket type, and which
+ * one reads (the one on the peer for _i < 2). */
 START_TEST(killed_mid_request)
 {
 	int fd, notify, r;
-	pid_t pid = spawn_remote(pair_types[_i], &fd, &notify, holding_remote);
-	struct waiter w;
+	pid_t pid = spawn_remote(pair_types[_i % 2], &fd, &notify, holding_remote);
+	struct waiter wp, wr, *reader, *other;
 	pier_sent_request *sr;
 	pier_peer *p;
-	pthread_t th;
-	pier_msg *m;
+	pthread_t tp, tr;
 
 	ck_assert_int_eq(pier_peer_adopt(&p, fd, NULL), 0);
 	sr = send_request(p, 1, "hold this");
 	wait_notice(notify);
-	w = (struct waiter){ p, 0 };
-	ck_assert_int_eq(pthread_create(&th, NULL, wait_peer, &w), 0);
+	wp = (struct waiter){ .peer = p, .timeout = -1 };
+	wr = (struct waiter){ .sr = sr, .timeout = -1 };
+	reader = _i < 2 ? &wp : &wr;
+	other = _i < 2 ? &wr : &wp;
+	other->timeout = WAIT;
+	atomic_init(&wp.tid, 0);
+	atomic_init(&wr.tid, 0);
+	if (reader == &wp) {
+		ck_assert_int_eq(pthread_create(&tp, NULL, wait_peer, &wp), 0);
+		wait_until(thread_waits(atomic_load(&wp.tid), true), WAIT);
+		ck_assert_int_eq(pthread_create(&tr, NULL, wait_response, &wr), 0);
+	} else {
+		ck_assert_int_eq(pthread_create(&tr, NULL, wait_response, &wr), 0);
+		wait_until(thread_waits(atomic_load(&wr.tid), true), WAIT);
+		ck_assert_int_eq(pthread_create(&tp, NULL, wait_peer, &wp), 0);
+	}
+	wait_until(thread_waits(atomic_load(&other->tid), false), WAIT);
 	kill_remote(pid, notify);
-	r = pier_sent_request_recv_response(sr, &m, WAIT);
-	ck_assert_msg(is_end(r), "%s", pier_strerror(r));
-	pthread_join(th, NULL);
-	ck_assert_msg(is_end(w.result), "%s", pier_strerror(w.result));
+	pthread_join(tp, NULL);
+	pthread_join(tr, NULL);
+	ck_assert_msg(is_end(reader->result), "%s", pier_strerror(reader->result));
+	ck_assert_msg(is_end(other->result), "%s", pier_strerror(other->result));
+	ck_assert_msg(!other->at_deadline, "a wait ended at its deadline: nothing woke it");
 	r = pier_writer_send_stream(pier_peer_get_writer(p), 1, "x", 1, NULL, 0);
 	ck_assert_msg(r < 0, "sent to a dead remote");
 	pier_sent_request_free(sr);
@@ -529,7 +569,7 @@ int main(void)
 	Suite *s = suite_create("faults");
 	TCase *tc = th_tcase("faults", 60);
 
-	tcase_add_loop_test(tc, killed_mid_request, 0, 2);
+	tcase_add_loop_test(tc, killed_mid_request, 0, 4);
 	tcase_add_test(tc, killed_mid_frame);
 	tcase_add_test(tc, killed_mid_fd_send);
 	tcase_add_loop_test(tc, slow_reader_bounds_memory, 0, PAIR_KINDS);
