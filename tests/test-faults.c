@@ -438,6 +438,8 @@ struct stress {
 	unsigned int seed;
 	int ok, ended;
 	bool bad;
+	int why; /* the result that was bad */
+	bool at_deadline; /* ...from a wait that lasted until its deadline */
 };
 
 /* Requests, updates and streams, freeing some requests early; until the
@@ -458,17 +460,25 @@ static void *stress_client(void *arg)
 		}
 		if (r == 0 && dice % 5 == 0)
 			r = pier_writer_send_stream(s->w, 2, "t", 1, NULL, 0);
-		if (r == 0)
+		if (r == 0) {
+			struct timespec deadline = deadline_in(WAIT);
+
 			r = pier_sent_request_recv_response(sr, &m, WAIT);
+			/* The end comes at once to every waiter: one that
+			 * learnt of it only at its deadline was never woken. */
+			s->at_deadline = r < 0 && deadline_passed(&deadline);
+		}
 		if (r == 0)
 			pier_msg_free(m);
 		pier_sent_request_free(sr);
 		if (r == 0) {
 			s->ok++;
-		} else if (is_end(r) || r == -PIER_EABORTED || r == -PIER_ESHUTDOWN) {
+		} else if (!s->at_deadline &&
+			   (is_end(r) || r == -PIER_EABORTED || r == -PIER_ESHUTDOWN)) {
 			s->ended++;
 		} else {
 			s->bad = true; /* a timeout, or anything unexplained */
+			s->why = r;
 			break;
 		}
 	}
@@ -476,36 +486,55 @@ static void *stress_client(void *arg)
 	return NULL;
 }
 
+enum stress_end { STRESS_RUN, STRESS_ABORT, STRESS_CLOSE };
+
+struct stress_server {
+	pier_peer *peer;
+	enum stress_end end; /* what it does midway, if anything */
+	unsigned int midway; /* after this many messages */
+};
+
 /* Answers requests (or drops them: an error response goes out) until the
- * connection ends. */
+ * connection ends; aborts or closes its side after srv->midway messages,
+ * if told to: the clients' at least 1200 messages cannot all have come,
+ * nor 2/3 of their requests have been answered. */
 static void *stress_server(void *arg)
 {
-	pier_peer *p = arg;
+	struct stress_server *srv = arg;
 	pier_received_request *rr;
 	pier_msg *m;
-	unsigned int seed = 7;
+	unsigned int seed = 7, n = 0;
 
-	while (pier_peer_recv(p, &m, &rr, -1) == 0) {
+	while (pier_peer_recv(srv->peer, &m, &rr, -1) == 0) {
 		if (rr && rand_r(&seed) % 4)
 			pier_received_request_send_response(rr, 1, "ok", 2, NULL, 0);
 		pier_received_request_free(rr);
 		pier_msg_free(m);
+		if (++n == srv->midway && srv->end == STRESS_ABORT)
+			pier_writer_abort(pier_peer_get_writer(srv->peer));
+		else if (n == srv->midway && srv->end == STRESS_CLOSE)
+			pier_writer_close(pier_peer_get_writer(srv->peer));
 	}
 	return NULL;
 }
 
 /* Rounds of several client threads against a server thread; in some rounds
- * the server side is aborted or dropped midway.  Every thread finishes,
- * every call returns success or the connection's end, nothing leaks. */
+ * the server side is aborted or closed midway, after a different number of
+ * messages each time, and the clients' requests end.  Every thread
+ * finishes, every call returns success or the connection's end, and every
+ * wait ends before its deadline; nothing leaks. */
 START_TEST(stress_with_random_disconnects)
 {
 	for (unsigned int round = 0; round < 12; round++) {
+		struct stress_server server = { .end = (enum stress_end)(round % 3),
+						.midway = 20 + round * 20 };
 		struct stress s[STRESS_THREADS];
 		pthread_t th[STRESS_THREADS], srv;
-		pier_peer *a, *b;
+		pier_peer *a;
+		int ended = 0;
 
-		make_pair(_i, &a, &b);
-		ck_assert_int_eq(pthread_create(&srv, NULL, stress_server, b), 0);
+		make_pair(_i, &a, &server.peer);
+		ck_assert_int_eq(pthread_create(&srv, NULL, stress_server, &server), 0);
 		for (int t = 0; t < STRESS_THREADS; t++) {
 			s[t] = (struct stress){ pier_writer_ref(pier_peer_get_writer(a)),
 						round * 31 + (unsigned int)t };
@@ -513,21 +542,20 @@ START_TEST(stress_with_random_disconnects)
 		}
 		/* The client's read half goes early: its writers carry on. */
 		pier_peer_free(a);
-		if (round % 3 == 1) {
-			usleep(2000 + round * 500);
-			pier_writer_abort(pier_peer_get_writer(b));
-		} else if (round % 3 == 2) {
-			usleep(2000 + round * 500);
-			pier_writer_close(pier_peer_get_writer(b));
-		}
 		for (int t = 0; t < STRESS_THREADS; t++) {
 			pthread_join(th[t], NULL);
-			ck_assert_msg(!s[t].bad, "round %u thread %d: an unexplained failure", round, t);
+			ck_assert_msg(!s[t].bad, "round %u thread %d: an unexplained failure: %s%s", round,
+				      t, pier_strerror(s[t].why),
+				      s[t].at_deadline ? ", at the wait's deadline" : "");
 			ck_assert_int_eq(s[t].ok + s[t].ended <= STRESS_REQUESTS, 1);
+			ended += s[t].ended;
 		}
+		if (server.end != STRESS_RUN)
+			ck_assert_msg(ended > 0, "round %u: the server's %s ended no request", round,
+				      server.end == STRESS_ABORT ? "abort" : "close");
 		/* With the clients gone, the server sees the end. */
 		pthread_join(srv, NULL);
-		pier_peer_free(b);
+		pier_peer_free(server.peer);
 	}
 }
 END_TEST
