@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -419,6 +420,40 @@ int open_fd_count(void)
 	ck_assert_ptr_nonnull(d);
 	while (readdir(d))
 		n++;
+	closedir(d);
+	return n;
+}
+
+int accepted_sockets(unsigned int port)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)) != NULL) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss), tlen = sizeof(int), llen = sizeof(int);
+		int fd = atoi(e->d_name), listening = 0, type = 0;
+		unsigned int local;
+
+		/* Other threads open and close fds meanwhile: one that went
+		 * fails a call below, and does not count. */
+		if (e->d_name[0] == '.' || fd == dirfd(d) ||
+		    getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+			continue;
+		if (ss.ss_family == AF_INET)
+			local = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			local = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		else
+			continue;
+		if (local != port ||
+		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_STREAM ||
+		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &llen) < 0 || listening)
+			continue;
+		n++;
+	}
 	closedir(d);
 	return n;
 }

@@ -131,6 +131,9 @@ unsigned int test_log_wait(struct test_log *log, const char *text, unsigned int 
 long rss_kib(void);
 /* How many fds the process has open (and one for the listing). */
 int open_fd_count(void);
+/* How many connected TCP sockets of this process have port as their local
+ * port: the connections a listener of this process on port has accepted. */
+int accepted_sockets(unsigned int port);
 /* Lowers RLIMIT_NOFILE to the lowest free fd number, so that no new fd can
  * be made (accept, dup, socket fail with EMFILE); *saved is the limit to
  * put back. */
