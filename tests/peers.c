@@ -372,6 +372,8 @@ struct timespec deadline_in(int timeout_ms)
 {
 	struct timespec ts;
 
+	if (timeout_ms < 0)
+		timeout_ms = 0;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += timeout_ms / 1000;
 	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;

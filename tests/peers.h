@@ -68,7 +68,7 @@ char *read_fd(int fd);
 
 #define WAIT 5000 /* ms: any wait in a test that should succeed */
 
-/* The time timeout_ms from now, on CLOCK_MONOTONIC. */
+/* The time timeout_ms from now (now, if negative), on CLOCK_MONOTONIC. */
 struct timespec deadline_in(int timeout_ms);
 /* Whether the time deadline has come.  Taken just before a wait with the
  * same timeout, it tells a wait that lasted until its deadline, which
