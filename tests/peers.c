@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +30,16 @@ const char *const pair_kind_name[PAIR_KINDS] = {
 bool pair_kind_has_fds(enum pair_kind kind)
 {
 	return kind == PAIR_SEQPACKET || kind == PAIR_SEQPACKET_FD || kind == PAIR_ABSTRACT;
+}
+
+bool pair_kind_threads_read(enum pair_kind kind)
+{
+#ifdef HAVE_OPENSSL
+	return kind != PAIR_TLS;
+#else
+	(void)kind;
+	return true;
+#endif
 }
 
 static void pair_socketpair(int type, const pier_config *ca, const pier_config *cb,
@@ -237,6 +249,65 @@ void round_trip(pier_peer *a, pier_peer *b, const char *request, const char *res
 	pier_sent_request_free(sr);
 }
 
+pid_t thread_id(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/* The system call thread tid is in, or -1 if it runs or cannot be known. */
+static long syscall_of(pid_t tid)
+{
+	char path[64];
+	long nr = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &nr) != 1) /* "running" */
+		nr = -1;
+	fclose(f);
+	return nr;
+}
+
+/* Its state, as /proc shows it: 'S' while it sleeps, waiting. */
+static char state_of(pid_t tid)
+{
+	char path[64], buf[512], *end;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	end = strrchr(buf, ')'); /* after the command's name */
+	return end && end[1] == ' ' ? end[2] : 0;
+}
+
+bool thread_waits(pid_t tid, bool reading)
+{
+	long nr;
+
+	if (tid <= 0)
+		return false;
+	nr = syscall_of(tid);
+	/* Still in that call after it was seen asleep. */
+	if (nr < 0 || state_of(tid) != 'S' || syscall_of(tid) != nr)
+		return false;
+#ifdef SYS_poll
+	if (nr == SYS_poll)
+		return true;
+#endif
+	if (nr == SYS_ppoll || nr == SYS_recvmsg)
+		return true;
+	return !reading && nr == SYS_futex;
+}
+
 bool under_valgrind(void)
 {
 	const char *preload = getenv("LD_PRELOAD");
@@ -307,6 +378,41 @@ unsigned int test_log_wait(struct test_log *log, const char *text, unsigned int 
 	return 0;
 }
 
+struct timespec deadline_in(int timeout_ms)
+{
+	struct timespec ts;
+
+	if (timeout_ms < 0)
+		timeout_ms = 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
+bool deadline_passed(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > deadline->tv_sec ||
+	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+bool wait_tick(const struct timespec *deadline)
+{
+	const struct timespec pause = { 0, 1000000 };
+
+	if (deadline_passed(deadline))
+		return false;
+	nanosleep(&pause, NULL);
+	return true;
+}
+
 long rss_kib(void)
 {
 	long pages = 0, rss = 0;
@@ -326,6 +432,40 @@ int open_fd_count(void)
 	ck_assert_ptr_nonnull(d);
 	while (readdir(d))
 		n++;
+	closedir(d);
+	return n;
+}
+
+int accepted_sockets(unsigned int port)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)) != NULL) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss), tlen = sizeof(int), llen = sizeof(int);
+		int fd = atoi(e->d_name), listening = 0, type = 0;
+		unsigned int local;
+
+		/* Other threads open and close fds meanwhile: one that went
+		 * fails a call below, and does not count. */
+		if (e->d_name[0] == '.' || fd == dirfd(d) ||
+		    getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+			continue;
+		if (ss.ss_family == AF_INET)
+			local = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			local = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		else
+			continue;
+		if (local != port ||
+		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_STREAM ||
+		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &llen) < 0 || listening)
+			continue;
+		n++;
+	}
 	closedir(d);
 	return n;
 }

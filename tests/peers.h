@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/resource.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include <pier.h>
 
@@ -31,6 +33,10 @@ enum pair_kind {
 extern const char *const pair_kind_name[PAIR_KINDS];
 
 bool pair_kind_has_fds(enum pair_kind kind);
+/* Whether application threads waiting on this kind of pair read its
+ * socket themselves (when no other thread does): everywhere but over TLS,
+ * which only the loop reads, in the background. */
+bool pair_kind_threads_read(enum pair_kind kind);
 /* Whether this machine has an IPv6 loopback (containers and build servers
  * often have none): 0, or the negative errno of binding [::1]:0. */
 int ipv6_loopback(void);
@@ -66,6 +72,36 @@ char *read_fd(int fd);
 
 #define WAIT 5000 /* ms: any wait in a test that should succeed */
 
+/* The time timeout_ms from now (now, if negative), on CLOCK_MONOTONIC. */
+struct timespec deadline_in(int timeout_ms);
+/* Whether the time deadline has come.  Taken just before a wait with the
+ * same timeout, it tells a wait that lasted until its deadline, which
+ * nothing woke, from one that ended earlier. */
+bool deadline_passed(const struct timespec *deadline);
+/* One step of a loop that polls for a condition until deadline: false once
+ * the deadline has passed, otherwise true after a pause of a millisecond. */
+bool wait_tick(const struct timespec *deadline);
+/* Polls the expression cond until it holds; fails the test, naming cond,
+ * if timeout_ms pass first.  A test waits so for what it needs to have
+ * happened, never for a fixed time that usually suffices. */
+#define wait_until(cond, timeout_ms)                                            \
+	do {                                                                    \
+		const int wu_ms_ = (timeout_ms);                                \
+		const struct timespec wu_deadline_ = deadline_in(wu_ms_);       \
+		while (!(cond))                                                 \
+			ck_assert_msg(wait_tick(&wu_deadline_), "waited %d ms in vain for %s", \
+				      wu_ms_, #cond);                           \
+	} while (0)
+
+/* The calling thread's id (gettid()), for thread_waits(). */
+pid_t thread_id(void);
+/* Whether thread tid sleeps where a thread waiting for a message does:
+ * reading the socket itself (recvmsg, or poll with a deadline or a wake
+ * fd); or, unless reading, on a condition variable (futex) while another
+ * thread or the loop reads.  For tests that must not go on until a thread
+ * is blocked in its wait. */
+bool thread_waits(pid_t tid, bool reading);
+
 /* Whether the test runs under valgrind (which keeps the fd limit to
  * itself). */
 bool under_valgrind(void);
@@ -99,6 +135,9 @@ unsigned int test_log_wait(struct test_log *log, const char *text, unsigned int 
 long rss_kib(void);
 /* How many fds the process has open (and one for the listing). */
 int open_fd_count(void);
+/* How many connected TCP sockets of this process have port as their local
+ * port: the connections a listener of this process on port has accepted. */
+int accepted_sockets(unsigned int port);
 /* Lowers RLIMIT_NOFILE to the lowest free fd number, so that no new fd can
  * be made (accept, dup, socket fail with EMFILE); *saved is the limit to
  * put back. */

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,16 +119,23 @@ static void holding_remote(int fd, int notify)
 
 struct waiter {
 	pier_peer *peer;
+	pier_sent_request *sr;
+	int timeout;
+	atomic_int tid;
 	int result;
+	bool at_deadline; /* the wait lasted until its deadline */
 };
 
 static void *wait_peer(void *arg)
 {
 	struct waiter *w = arg;
+	struct timespec deadline = deadline_in(w->timeout);
 	pier_received_request *rr;
 	pier_msg *m;
 
-	w->result = pier_peer_recv(w->peer, &m, &rr, -1);
+	atomic_store(&w->tid, thread_id());
+	w->result = pier_peer_recv(w->peer, &m, &rr, w->timeout);
+	w->at_deadline = w->timeout >= 0 && deadline_passed(&deadline);
 	if (w->result == 0) {
 		pier_msg_free(m);
 		pier_received_request_free(rr);
@@ -135,29 +143,61 @@ static void *wait_peer(void *arg)
 	return NULL;
 }
 
+static void *wait_response(void *arg)
+{
+	struct waiter *w = arg;
+	struct timespec deadline = deadline_in(w->timeout);
+	pier_msg *m;
+
+	atomic_store(&w->tid, thread_id());
+	w->result = pier_sent_request_recv_response(w->sr, &m, w->timeout);
+	w->at_deadline = w->timeout >= 0 && deadline_passed(&deadline);
+	if (w->result == 0)
+		pier_msg_free(m);
+	return NULL;
+}
+
 /* The remote dies holding our request: the thread waiting for the response
  * and the one waiting on the peer both learn the connection ended, and
- * sending fails. */
+ * sending fails.  Both are blocked in their waits when the remote dies:
+ * one reads the socket, and the other, whose wait has a deadline, must be
+ * woken when the reader learns of the end.  _i: the socket type, and which
+ * one reads (the one on the peer for _i < 2). */
 START_TEST(killed_mid_request)
 {
 	int fd, notify, r;
-	pid_t pid = spawn_remote(pair_types[_i], &fd, &notify, holding_remote);
-	struct waiter w;
+	pid_t pid = spawn_remote(pair_types[_i % 2], &fd, &notify, holding_remote);
+	struct waiter wp, wr, *reader, *other;
 	pier_sent_request *sr;
 	pier_peer *p;
-	pthread_t th;
-	pier_msg *m;
+	pthread_t tp, tr;
 
 	ck_assert_int_eq(pier_peer_adopt(&p, fd, NULL), 0);
 	sr = send_request(p, 1, "hold this");
 	wait_notice(notify);
-	w = (struct waiter){ p, 0 };
-	ck_assert_int_eq(pthread_create(&th, NULL, wait_peer, &w), 0);
+	wp = (struct waiter){ .peer = p, .timeout = -1 };
+	wr = (struct waiter){ .sr = sr, .timeout = -1 };
+	reader = _i < 2 ? &wp : &wr;
+	other = _i < 2 ? &wr : &wp;
+	other->timeout = WAIT;
+	atomic_init(&wp.tid, 0);
+	atomic_init(&wr.tid, 0);
+	if (reader == &wp) {
+		ck_assert_int_eq(pthread_create(&tp, NULL, wait_peer, &wp), 0);
+		wait_until(thread_waits(atomic_load(&wp.tid), true), WAIT);
+		ck_assert_int_eq(pthread_create(&tr, NULL, wait_response, &wr), 0);
+	} else {
+		ck_assert_int_eq(pthread_create(&tr, NULL, wait_response, &wr), 0);
+		wait_until(thread_waits(atomic_load(&wr.tid), true), WAIT);
+		ck_assert_int_eq(pthread_create(&tp, NULL, wait_peer, &wp), 0);
+	}
+	wait_until(thread_waits(atomic_load(&other->tid), false), WAIT);
 	kill_remote(pid, notify);
-	r = pier_sent_request_recv_response(sr, &m, WAIT);
-	ck_assert_msg(is_end(r), "%s", pier_strerror(r));
-	pthread_join(th, NULL);
-	ck_assert_msg(is_end(w.result), "%s", pier_strerror(w.result));
+	pthread_join(tp, NULL);
+	pthread_join(tr, NULL);
+	ck_assert_msg(is_end(reader->result), "%s", pier_strerror(reader->result));
+	ck_assert_msg(is_end(other->result), "%s", pier_strerror(other->result));
+	ck_assert_msg(!other->at_deadline, "a wait ended at its deadline: nothing woke it");
 	r = pier_writer_send_stream(pier_peer_get_writer(p), 1, "x", 1, NULL, 0);
 	ck_assert_msg(r < 0, "sent to a dead remote");
 	pier_sent_request_free(sr);
@@ -398,6 +438,8 @@ struct stress {
 	unsigned int seed;
 	int ok, ended;
 	bool bad;
+	int why; /* the result that was bad */
+	bool at_deadline; /* ...from a wait that lasted until its deadline */
 };
 
 /* Requests, updates and streams, freeing some requests early; until the
@@ -418,17 +460,25 @@ static void *stress_client(void *arg)
 		}
 		if (r == 0 && dice % 5 == 0)
 			r = pier_writer_send_stream(s->w, 2, "t", 1, NULL, 0);
-		if (r == 0)
+		if (r == 0) {
+			struct timespec deadline = deadline_in(WAIT);
+
 			r = pier_sent_request_recv_response(sr, &m, WAIT);
+			/* The end comes at once to every waiter: one that
+			 * learnt of it only at its deadline was never woken. */
+			s->at_deadline = r < 0 && deadline_passed(&deadline);
+		}
 		if (r == 0)
 			pier_msg_free(m);
 		pier_sent_request_free(sr);
 		if (r == 0) {
 			s->ok++;
-		} else if (is_end(r) || r == -PIER_EABORTED || r == -PIER_ESHUTDOWN) {
+		} else if (!s->at_deadline &&
+			   (is_end(r) || r == -PIER_EABORTED || r == -PIER_ESHUTDOWN)) {
 			s->ended++;
 		} else {
 			s->bad = true; /* a timeout, or anything unexplained */
+			s->why = r;
 			break;
 		}
 	}
@@ -436,36 +486,55 @@ static void *stress_client(void *arg)
 	return NULL;
 }
 
+enum stress_end { STRESS_RUN, STRESS_ABORT, STRESS_CLOSE };
+
+struct stress_server {
+	pier_peer *peer;
+	enum stress_end end; /* what it does midway, if anything */
+	unsigned int midway; /* after this many messages */
+};
+
 /* Answers requests (or drops them: an error response goes out) until the
- * connection ends. */
+ * connection ends; aborts or closes its side after srv->midway messages,
+ * if told to: the clients' at least 1200 messages cannot all have come,
+ * nor 2/3 of their requests have been answered. */
 static void *stress_server(void *arg)
 {
-	pier_peer *p = arg;
+	struct stress_server *srv = arg;
 	pier_received_request *rr;
 	pier_msg *m;
-	unsigned int seed = 7;
+	unsigned int seed = 7, n = 0;
 
-	while (pier_peer_recv(p, &m, &rr, -1) == 0) {
+	while (pier_peer_recv(srv->peer, &m, &rr, -1) == 0) {
 		if (rr && rand_r(&seed) % 4)
 			pier_received_request_send_response(rr, 1, "ok", 2, NULL, 0);
 		pier_received_request_free(rr);
 		pier_msg_free(m);
+		if (++n == srv->midway && srv->end == STRESS_ABORT)
+			pier_writer_abort(pier_peer_get_writer(srv->peer));
+		else if (n == srv->midway && srv->end == STRESS_CLOSE)
+			pier_writer_close(pier_peer_get_writer(srv->peer));
 	}
 	return NULL;
 }
 
 /* Rounds of several client threads against a server thread; in some rounds
- * the server side is aborted or dropped midway.  Every thread finishes,
- * every call returns success or the connection's end, nothing leaks. */
+ * the server side is aborted or closed midway, after a different number of
+ * messages each time, and the clients' requests end.  Every thread
+ * finishes, every call returns success or the connection's end, and every
+ * wait ends before its deadline; nothing leaks. */
 START_TEST(stress_with_random_disconnects)
 {
 	for (unsigned int round = 0; round < 12; round++) {
+		struct stress_server server = { .end = (enum stress_end)(round % 3),
+						.midway = 20 + round * 20 };
 		struct stress s[STRESS_THREADS];
 		pthread_t th[STRESS_THREADS], srv;
-		pier_peer *a, *b;
+		pier_peer *a;
+		int ended = 0;
 
-		make_pair(_i, &a, &b);
-		ck_assert_int_eq(pthread_create(&srv, NULL, stress_server, b), 0);
+		make_pair(_i, &a, &server.peer);
+		ck_assert_int_eq(pthread_create(&srv, NULL, stress_server, &server), 0);
 		for (int t = 0; t < STRESS_THREADS; t++) {
 			s[t] = (struct stress){ pier_writer_ref(pier_peer_get_writer(a)),
 						round * 31 + (unsigned int)t };
@@ -473,21 +542,20 @@ START_TEST(stress_with_random_disconnects)
 		}
 		/* The client's read half goes early: its writers carry on. */
 		pier_peer_free(a);
-		if (round % 3 == 1) {
-			usleep(2000 + round * 500);
-			pier_writer_abort(pier_peer_get_writer(b));
-		} else if (round % 3 == 2) {
-			usleep(2000 + round * 500);
-			pier_writer_close(pier_peer_get_writer(b));
-		}
 		for (int t = 0; t < STRESS_THREADS; t++) {
 			pthread_join(th[t], NULL);
-			ck_assert_msg(!s[t].bad, "round %u thread %d: an unexplained failure", round, t);
+			ck_assert_msg(!s[t].bad, "round %u thread %d: an unexplained failure: %s%s", round,
+				      t, pier_strerror(s[t].why),
+				      s[t].at_deadline ? ", at the wait's deadline" : "");
 			ck_assert_int_eq(s[t].ok + s[t].ended <= STRESS_REQUESTS, 1);
+			ended += s[t].ended;
 		}
+		if (server.end != STRESS_RUN)
+			ck_assert_msg(ended > 0, "round %u: the server's %s ended no request", round,
+				      server.end == STRESS_ABORT ? "abort" : "close");
 		/* With the clients gone, the server sees the end. */
 		pthread_join(srv, NULL);
-		pier_peer_free(b);
+		pier_peer_free(server.peer);
 	}
 }
 END_TEST
@@ -496,7 +564,9 @@ END_TEST
 
 #if !RUNNING_UNDER_TSAN
 /* The documented rule: a child of fork() must not touch the parent's pier
- * objects, but may make its own; the parent's keep working. */
+ * objects, but may make its own; the parent's keep working.  The child's
+ * pair comes from a listener, which needs a loop of the child's own to
+ * accept (threads that send and wait do much without one). */
 START_TEST(fork_child_makes_its_own)
 {
 	pier_peer *a, *b;
@@ -509,7 +579,7 @@ START_TEST(fork_child_makes_its_own)
 	if (pid == 0) {
 		pier_peer *c, *d;
 
-		make_pair(PAIR_SEQPACKET_FD, &c, &d);
+		make_pair(PAIR_SEQPACKET, &c, &d);
 		round_trip(c, d, "child", "ok");
 		pier_peer_free(c);
 		pier_peer_free(d);
@@ -529,7 +599,7 @@ int main(void)
 	Suite *s = suite_create("faults");
 	TCase *tc = th_tcase("faults", 60);
 
-	tcase_add_loop_test(tc, killed_mid_request, 0, 2);
+	tcase_add_loop_test(tc, killed_mid_request, 0, 4);
 	tcase_add_test(tc, killed_mid_frame);
 	tcase_add_test(tc, killed_mid_fd_send);
 	tcase_add_loop_test(tc, slow_reader_bounds_memory, 0, PAIR_KINDS);

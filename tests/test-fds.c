@@ -43,8 +43,8 @@ START_TEST(body_and_two_memfds)
 	ck_assert_uint_eq(pier_writer_max_fds(pier_peer_get_writer(a)), 32);
 	ck_assert_int_eq(pier_writer_send_request(pier_peer_get_writer(a), 4, "two files", 9, fds, 2, &sr), 0);
 	/* Sending borrowed them: the caller closes its own. */
-	close(fds[0]);
-	close(fds[1]);
+	ck_assert_int_eq(close(fds[0]), 0);
+	ck_assert_int_eq(close(fds[1]), 0);
 
 	rr = recv_request(b, &m);
 	assert_body(m, "two files");
@@ -65,7 +65,7 @@ START_TEST(body_and_two_memfds)
 	fds[0] = memfd_with("from-oracle");
 	ck_assert_int_eq(pier_received_request_send_update(rr, 1, "u", 1, fds, 1), 0);
 	ck_assert_int_eq(pier_received_request_send_response(rr, 4, "r", 1, fds, 1), 0);
-	close(fds[0]);
+	ck_assert_int_eq(close(fds[0]), 0);
 	ck_assert_int_eq(pier_sent_request_recv(sr, &m, WAIT), 0);
 	assert_fd_content(m, 0, "from-oracle");
 	pier_msg_free(m);
@@ -81,8 +81,42 @@ START_TEST(body_and_two_memfds)
 }
 END_TEST
 
-/* Freeing messages, and peers with messages queued, closes every fd. */
+/* Freeing a peer closes the fds of the messages still queued for it. */
 START_TEST(unread_fds_closed)
+{
+	enum { N = 20, FDS = 8 };
+	pier_peer *a, *b;
+	int fd = memfd_with("x");
+	int fds[FDS], before;
+
+	for (int i = 0; i < FDS; i++)
+		fds[i] = fd;
+	make_pair(fd_kinds[_i], &a, &b);
+	/* A pollable fd has b's loop read in the background.  Without it,
+	 * no thread of b's waiting, the messages would stay in the socket
+	 * (fds_in_the_socket_closed) and never reach the queue. */
+	ck_assert_int_ge(pier_peer_fd(b), 0);
+	before = open_fd_count();
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, NULL, 0, fds, FDS), 0);
+	close(fd);
+	/* A message is counted when read, before it is queued: once one more
+	 * is read after them, all N are queued, with their fds. */
+	wait_until(pier_peer_stat(b, PIER_STAT_MSGS_RECEIVED) == N, WAIT);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 2, NULL, 0, NULL, 0), 0);
+	wait_until(pier_peer_stat(b, PIER_STAT_MSGS_RECEIVED) == N + 1, WAIT);
+	ck_assert_uint_eq(pier_peer_stat(b, PIER_STAT_DROPPED), 0);
+	ck_assert_int_ge(open_fd_count(), before - 1 + N * FDS);
+	pier_peer_free(b); /* with everything unread */
+	pier_peer_free(a);
+	/* the fd-leak fixture checks that none is left */
+}
+END_TEST
+
+/* A peer freed, or aborted, while messages are still in its socket,
+ * unread: they are read and dropped, or discarded with the connection, and
+ * their fds closed.  Every kind of pair, freed (_i < 3) and aborted. */
+START_TEST(fds_in_the_socket_closed)
 {
 	pier_peer *a, *b;
 	int fd = memfd_with("x");
@@ -90,13 +124,64 @@ START_TEST(unread_fds_closed)
 
 	for (int i = 0; i < 8; i++)
 		fds[i] = fd;
-	make_pair(fd_kinds[_i], &a, &b);
+	make_pair(fd_kinds[_i % 3], &a, &b);
 	for (int i = 0; i < 20; i++)
 		ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, NULL, 0, fds, 8), 0);
 	close(fd);
-	usleep(20000);
-	pier_peer_free(b); /* with everything unread */
+	/* No thread of b's waited: nothing was read. */
+	if (_i >= 3)
+		pier_writer_abort(pier_peer_get_writer(b));
+	pier_peer_free(b);
 	pier_peer_free(a);
+	/* the fd-leak fixture checks that none is left */
+}
+END_TEST
+
+/* Freeing a request closes the fds of the updates and the response still
+ * queued for it, on either side. */
+START_TEST(unread_request_fds_closed)
+{
+	enum { N = 10, FDS = 8 };
+	pier_peer *a, *b;
+	pier_sent_request *sr;
+	pier_received_request *rr;
+	int fd = memfd_with("x");
+	int fds[FDS], before;
+
+	for (int i = 0; i < FDS; i++)
+		fds[i] = fd;
+	make_pair(fd_kinds[_i], &a, &b);
+	open_request(a, b, 1, "open", &sr, &rr);
+	/* Both loops read in the background (see unread_fds_closed). */
+	ck_assert_int_ge(pier_sent_request_fd(sr), 0);
+	ck_assert_int_ge(pier_received_request_fd(rr), 0);
+	before = open_fd_count();
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(pier_sent_request_send_update(sr, 1, NULL, 0, fds, FDS), 0);
+		ck_assert_int_eq(pier_received_request_send_update(rr, 1, NULL, 0, fds, FDS), 0);
+	}
+	/* A message is counted when read, before it is queued: once one more
+	 * is read after them, all are queued.  b's: the request, the
+	 * updates, the stream that follows them.  Only then the response,
+	 * which closes the request to updates still unread. */
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 2, NULL, 0, NULL, 0), 0);
+	wait_until(pier_peer_stat(b, PIER_STAT_MSGS_RECEIVED) == N + 2, WAIT);
+	ck_assert_int_eq(pier_received_request_send_response(rr, 1, NULL, 0, fds, FDS), 0);
+	close(fd);
+	/* a's: the updates, the response, the stream that follows them. */
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(b), 2, NULL, 0, NULL, 0), 0);
+	wait_until(pier_peer_stat(a, PIER_STAT_MSGS_RECEIVED) == N + 2, WAIT);
+	for (int i = 0; i < 2; i++) {
+		pier_peer *p = i ? b : a;
+
+		ck_assert_uint_eq(pier_peer_stat(p, PIER_STAT_DROPPED), 0);
+		ck_assert_uint_eq(pier_peer_stat(p, PIER_STAT_UNKNOWN_IDS), 0);
+	}
+	ck_assert_int_ge(open_fd_count(), before - 1 + (2 * N + 1) * FDS);
+	pier_sent_request_free(sr); /* with everything unread */
+	pier_received_request_free(rr);
+	pier_peer_free(a);
+	pier_peer_free(b);
 	/* the fd-leak fixture checks that none is left */
 }
 END_TEST
@@ -280,6 +365,8 @@ int main(void)
 
 	tcase_add_loop_test(tc, body_and_two_memfds, 0, 3);
 	tcase_add_loop_test(tc, unread_fds_closed, 0, 3);
+	tcase_add_loop_test(tc, unread_request_fds_closed, 0, 3);
+	tcase_add_loop_test(tc, fds_in_the_socket_closed, 0, 6);
 	tcase_add_loop_test(tc, max_fds_in_one_message, 0, 3);
 	tcase_add_loop_test(tc, fd_limits, 0, 3);
 	tcase_add_loop_test(tc, stream_transports_refuse_fds, 0, 3);

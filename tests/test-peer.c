@@ -651,6 +651,25 @@ START_TEST(open_request_limit)
 }
 END_TEST
 
+/* Whether a connected socket of this process has no room to send: the
+ * writer of a pair whose reader does not read has filled it. */
+static bool a_socket_is_full(void)
+{
+	bool full = false;
+
+	for (int fd = 3; fd < 1024 && !full; fd++) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		int listening = 0;
+		socklen_t len = sizeof(listening);
+
+		/* Not a socket (or closed meanwhile), or a listener. */
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || listening)
+			continue;
+		full = poll(&pfd, 1, 0) == 0;
+	}
+	return full;
+}
+
 /* Large bodies against a reader that is slow to start: partial writes
  * queue up and arrive whole and in order. */
 START_TEST(slow_reader_large_bodies)
@@ -668,7 +687,13 @@ START_TEST(slow_reader_large_bodies)
 		memset(body, i, LEN);
 		ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), i, body, LEN, NULL, 0), 0);
 	}
-	usleep(100000);
+	/* The reader starts once the socket is full and the rest waits in
+	 * a's queue, the first frame partly written (a send queues only what
+	 * the socket does not take, so this holds once the sends returned).
+	 * Not over TLS: its loop reads b's socket whether or not a thread of
+	 * b's waits, and queues all of it. */
+	if (pair_kind_threads_read(_i))
+		wait_until(a_socket_is_full(), WAIT);
 	for (int i = 0; i < N; i++) {
 		const unsigned char *got;
 		pier_msg *m;

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -426,14 +427,19 @@ struct waiter {
 	int timeout;
 	int result;
 	pier_msg *m;
+	atomic_int tid;
+	bool at_deadline; /* the wait lasted until its deadline */
 };
 
 static void *wait_peer(void *arg)
 {
 	struct waiter *w = arg;
+	struct timespec deadline = deadline_in(w->timeout);
 	pier_received_request *rr = NULL;
 
+	atomic_store(&w->tid, thread_id());
 	w->result = pier_peer_recv(w->peer, &w->m, &rr, w->timeout);
+	w->at_deadline = w->timeout >= 0 && deadline_passed(&deadline);
 	pier_received_request_free(rr);
 	return NULL;
 }
@@ -441,31 +447,38 @@ static void *wait_peer(void *arg)
 static void *wait_response(void *arg)
 {
 	struct waiter *w = arg;
+	struct timespec deadline = deadline_in(w->timeout);
 
+	atomic_store(&w->tid, thread_id());
 	w->result = pier_sent_request_recv_response(w->sr, &w->m, w->timeout);
+	w->at_deadline = w->timeout >= 0 && deadline_passed(&deadline);
 	return NULL;
 }
 
 static void *wait_update(void *arg)
 {
 	struct waiter *w = arg;
+	struct timespec deadline = deadline_in(w->timeout);
 
+	atomic_store(&w->tid, thread_id());
 	w->result = pier_received_request_recv_update(w->rr, &w->m, w->timeout);
+	w->at_deadline = w->timeout >= 0 && deadline_passed(&deadline);
 	return NULL;
 }
 
-/* Long enough for a thread to be blocked in its wait (reading the socket,
- * as the only thread waiting). */
-static void settle(void)
+/* Waits until w's thread is blocked in its wait: reading the socket, if
+ * reading (the only thread waiting, where threads read), or else on its
+ * condition variable too. */
+static void settle(struct waiter *w, bool reading)
 {
-	usleep(50 * 1000);
+	wait_until(thread_waits(atomic_load(&w->tid), reading), WAIT);
 }
 
 /* Sending the response ends a wait for requester updates on that request,
  * even while the waiting thread is blocked reading the socket. */
 START_TEST(reader_woken_by_own_response)
 {
-	static const int timeouts[] = { -1, WAIT };
+	static const int timeouts[] = { WAIT, -1 };
 
 	for (size_t t = 0; t < 2; t++) {
 		pier_peer *a, *b;
@@ -479,10 +492,11 @@ START_TEST(reader_woken_by_own_response)
 		w.rr = recv_request(b, &m);
 		pier_msg_free(m);
 		ck_assert_int_eq(pthread_create(&th, NULL, wait_update, &w), 0);
-		settle();
+		settle(&w, pair_kind_threads_read(_i));
 		ck_assert_int_eq(pier_received_request_send_response(w.rr, 1, "r", 1, NULL, 0), 0);
 		pthread_join(th, NULL);
 		ck_assert_int_eq(w.result, -PIER_EDONE);
+		ck_assert_msg(!w.at_deadline, "the wait ended at its deadline: nothing woke it");
 		ck_assert_int_eq(pier_sent_request_recv_response(sr, &m, WAIT), 0);
 		pier_msg_free(m);
 		pier_received_request_free(w.rr);
@@ -497,7 +511,7 @@ END_TEST
  * without a deadline. */
 START_TEST(reader_woken_by_abort)
 {
-	static const int timeouts[] = { -1, WAIT };
+	static const int timeouts[] = { WAIT, -1 };
 
 	for (size_t t = 0; t < 2; t++) {
 		pier_peer *a, *b;
@@ -507,21 +521,24 @@ START_TEST(reader_woken_by_abort)
 		make_pair(_i, &a, &b);
 		w.peer = b;
 		ck_assert_int_eq(pthread_create(&th, NULL, wait_peer, &w), 0);
-		settle();
+		settle(&w, pair_kind_threads_read(_i));
 		pier_writer_abort(pier_peer_get_writer(b));
 		pthread_join(th, NULL);
 		ck_assert_int_eq(w.result, -PIER_EABORTED);
+		ck_assert_msg(!w.at_deadline, "the wait ended at its deadline: nothing woke it");
 		pier_peer_free(a);
 		pier_peer_free(b);
 	}
 }
 END_TEST
 
-/* Two threads wait on one peer: whichever reads hands the other its
- * message, and when it leaves with its own, the other reads on. */
+/* Two threads wait on one peer, one of them reading: it hands the other
+ * its message, and when it leaves with its own, the other reads on.  Every
+ * way: either thread reading (order & 1: the one on the peer), either
+ * message first (order & 2: the stream). */
 START_TEST(reading_handed_between_threads)
 {
-	for (int order = 0; order < 2; order++) {
+	for (int order = 0; order < 4; order++) {
 		pier_peer *a, *b;
 		pier_received_request *rr;
 		struct waiter wr = { .timeout = -1 }, ws = { .timeout = -1 };
@@ -533,21 +550,31 @@ START_TEST(reading_handed_between_threads)
 		rr = recv_request(b, &m);
 		pier_msg_free(m);
 		ws.peer = a;
-		ck_assert_int_eq(pthread_create(&tr, NULL, wait_response, &wr), 0);
-		ck_assert_int_eq(pthread_create(&ts, NULL, wait_peer, &ws), 0);
-		settle();
-		if (order == 0) {
-			/* The response first: its thread leaves, the other
-			 * must take over reading to see the stream. */
+		/* The first to wait reads; the other waits on its condition
+		 * variable. */
+		if (order & 1) {
+			ck_assert_int_eq(pthread_create(&ts, NULL, wait_peer, &ws), 0);
+			settle(&ws, pair_kind_threads_read(_i));
+			ck_assert_int_eq(pthread_create(&tr, NULL, wait_response, &wr), 0);
+			settle(&wr, false);
+		} else {
+			ck_assert_int_eq(pthread_create(&tr, NULL, wait_response, &wr), 0);
+			settle(&wr, pair_kind_threads_read(_i));
+			ck_assert_int_eq(pthread_create(&ts, NULL, wait_peer, &ws), 0);
+			settle(&ws, false);
+		}
+		if (!(order & 2)) {
+			/* The response first: its thread leaves, and the other
+			 * reads (still, or taking over) to see the stream. */
 			ck_assert_int_eq(pier_received_request_send_response(rr, 1, "r", 1, NULL, 0), 0);
 			pthread_join(tr, NULL);
-			settle();
+			settle(&ws, pair_kind_threads_read(_i));
 			ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(b), 2, "s", 1, NULL, 0), 0);
 			pthread_join(ts, NULL);
 		} else {
 			ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(b), 2, "s", 1, NULL, 0), 0);
 			pthread_join(ts, NULL);
-			settle();
+			settle(&wr, pair_kind_threads_read(_i));
 			ck_assert_int_eq(pier_received_request_send_response(rr, 1, "r", 1, NULL, 0), 0);
 			pthread_join(tr, NULL);
 		}
@@ -577,7 +604,7 @@ START_TEST(waiter_times_out_while_another_reads)
 	make_pair(_i, &a, &b);
 	w.peer = b;
 	ck_assert_int_eq(pthread_create(&th, NULL, wait_peer, &w), 0);
-	settle();
+	settle(&w, pair_kind_threads_read(_i));
 	w.sr = send_request(b, 1, "x");
 	ck_assert_int_eq(pier_sent_request_recv_response(w.sr, &m, 100), -ETIMEDOUT);
 	/* The reading thread still gets what comes for it. */
@@ -601,14 +628,13 @@ START_TEST(try_receive_reads)
 	pier_peer *a, *b;
 	pier_received_request *rr;
 	pier_msg *m;
-	int r, tries = 0;
+	int r;
 
 	make_pair(_i, &a, &b);
 	ck_assert_int_eq(pier_peer_recv(b, &m, &rr, 0), -EAGAIN);
 	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 2, "s", 1, NULL, 0), 0);
 	/* tcp may take a moment to deliver */
-	while ((r = pier_peer_recv(b, &m, &rr, 0)) == -EAGAIN && tries++ < WAIT)
-		usleep(1000);
+	wait_until((r = pier_peer_recv(b, &m, &rr, 0)) != -EAGAIN, WAIT);
 	ck_assert_int_eq(r, 0);
 	assert_msg(m, PIER_MSG_STREAM, 2, "s");
 	pier_msg_free(m);

@@ -528,9 +528,13 @@ START_TEST(listener_freed_during_handshakes)
 	l = listen_tls(scfg, addr, sizeof(addr));
 	for (int i = 0; i < 8; i++)
 		fds[i] = raw_connect(addr);
-	usleep(50000); /* accepted, waiting for a client hello */
+	/* All accepted, their handshakes waiting for a client hello. */
+	wait_until(accepted_sockets((unsigned int)atoi(strrchr(addr, ':') + 1)) == 8, WAIT);
 	pier_listener_free(l);
 	for (int i = 0; i < 8; i++) {
+		struct pollfd pfd = { .fd = fds[i], .events = POLLIN };
+
+		ck_assert_msg(poll(&pfd, 1, WAIT) == 1, "connection %d still open", i);
 		ck_assert_int_le(read(fds[i], buf, sizeof(buf)), 0);
 		close(fds[i]);
 	}
@@ -940,6 +944,32 @@ static void free_port(char *port, size_t len)
 	snprintf(port, len, "%s", strrchr(addr, ':') + 1);
 }
 
+/* Whether a socket listens on TCP port port, on any address (IPv4 or
+ * IPv6), as the kernel lists them in /proc/net/tcp and tcp6. */
+static bool tcp_listening(unsigned int port)
+{
+	static const char *const tables[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	bool found = false;
+
+	for (size_t t = 0; t < 2 && !found; t++) {
+		FILE *f = fopen(tables[t], "r");
+		char line[512];
+
+		if (!f)
+			continue; /* no IPv6 */
+		while (!found && fgets(line, sizeof(line), f)) {
+			unsigned int local, state;
+
+			/* "sl: address:port remote:port state ..." in hex */
+			if (sscanf(line, " %*u: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", &local,
+				   &state) == 2 && local == port && state == 0x0A /* LISTEN */)
+				found = true;
+		}
+		fclose(f);
+	}
+	return found;
+}
+
 static void reap(pid_t pid, int to, int from)
 {
 	close(to);
@@ -959,7 +989,7 @@ START_TEST(interop_s_server)
 	pier_sent_request *sr;
 	pier_peer *a = NULL;
 	pier_msg *m;
-	int to, from, r = -1;
+	int to, from, r;
 	pid_t pid;
 
 	free_port(port, sizeof(port));
@@ -969,12 +999,9 @@ START_TEST(interop_s_server)
 		    &to, &from);
 	snprintf(addr, sizeof(addr), "tls://127.0.0.1:%s", port);
 	/* It takes a moment to listen: a long one under valgrind, which runs
-	 * the openssl command too. */
-	for (int i = 0; i < (under_valgrind() ? 1200 : 200) && r < 0; i++) {
-		r = pier_peer_connect(&a, addr, ccfg);
-		if (r < 0)
-			usleep(50000);
-	}
+	 * the openssl command too.  Only then a connection, its only one. */
+	wait_until(tcp_listening((unsigned int)atoi(port)), under_valgrind() ? 60000 : 10000);
+	r = pier_peer_connect(&a, addr, ccfg);
 	ck_assert_msg(r == 0, "connect to openssl s_server: %s", pier_strerror(r));
 	sr = send_request(a, 7, "ping");
 	read_exactly(from, buf, 20);
