@@ -128,7 +128,10 @@ static void write_done(struct loop_op *op, int res)
 	}
 	pthread_mutex_lock(&c->out_mu);
 	if (res > 0)
-		conn_queue_consume_locked(c, c->link.f->wr_done(&c->link, (size_t)res), &done_tail);
+		conn_queue_consume_locked(c,
+					  c->link.f->wr_done ? c->link.f->wr_done(&c->link, (size_t)res)
+							     : (size_t)res,
+					  &done_tail);
 	if (!c->out_head && c->wr == WR_LOOP)
 		conn_set_wr_locked(c, WR_IDLE);
 	pthread_cond_broadcast(&c->out_cond);

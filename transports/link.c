@@ -30,7 +30,8 @@ int link_init(struct link *l, const struct framing *f, int fd, const struct link
 
 void link_fini(struct link *l)
 {
-	l->f->fini(l);
+	if (l->f->fini)
+		l->f->fini(l);
 	free(l->rbuf);
 	free(l->rcmsg);
 	free(l->wcmsg);

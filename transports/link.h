@@ -99,6 +99,8 @@ struct framing {
 	size_t default_max_body;
 	/* Sets up the read side's buffers and state; 0 or -ENOMEM. */
 	int (*init)(struct link *l);
+	/* Frees what init made besides the buffers link_fini() frees (NULL:
+	 * nothing). */
 	void (*fini)(struct link *l);
 
 	/* Reading: points l->rmsg at where the next read goes and returns the
@@ -124,9 +126,10 @@ struct framing {
 	int (*wr_prepare)(struct link *l, struct out_frame *head, bool may_take,
 			  struct link_write *w);
 	/* Loop thread: a write of res (> 0) bytes completed: how many of them
-	 * were bytes of the queued frames it pointed into. */
+	 * were bytes of the queued frames it pointed into.  NULL: all. */
 	size_t (*wr_done)(struct link *l, size_t res);
-	/* Loop thread: nothing of the link's own waits to be sent. */
+	/* Loop thread: nothing of the link's own waits to be sent.  NULL: a
+	 * link that sends nothing of its own. */
 	bool (*wr_idle)(const struct link *l);
 	/* Loop thread, once everything queued is out: queues what must end
 	 * the stream before the socket's end (TLS: close_notify).  Returns
@@ -202,6 +205,9 @@ int link_stream_init(struct link *l);
 void link_stream_fini(struct link *l);
 void link_stream_window(struct link *l);
 int link_stream_frames(struct link *l, size_t len);
+/* The length prefix and header of a message of len body bytes. */
+size_t link_stream_head_encode(const struct link *l, unsigned char *head,
+			       const struct pier_header *h, size_t len);
 
 /* Frees a frame and closes its fds. */
 void out_frame_free(struct out_frame *f);

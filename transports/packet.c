@@ -44,10 +44,6 @@ static int packet_init(struct link *l)
 	return 0;
 }
 
-static void packet_fini(struct link *l)
-{
-}
-
 static int packet_rd_prepare(struct link *l)
 {
 	l->riov = (struct iovec){ l->rbuf, l->rbuf_size };
@@ -148,27 +144,14 @@ static int packet_wr_prepare(struct link *l, struct out_frame *head, bool may_ta
 	return 0;
 }
 
-static size_t packet_wr_done(struct link *l, size_t res)
-{
-	return res;
-}
-
-static bool packet_wr_idle(const struct link *l)
-{
-	return true;
-}
-
 const struct framing framing_packet = {
 	.name = "packet",
 	.app_io = true,
 	.packets = true,
 	.default_max_body = 128u << 10,
 	.init = packet_init,
-	.fini = packet_fini,
 	.rd_prepare = packet_rd_prepare,
 	.rd_done = packet_rd_done,
 	.head_encode = packet_head_encode,
 	.wr_prepare = packet_wr_prepare,
-	.wr_done = packet_wr_done,
-	.wr_idle = packet_wr_idle,
 };

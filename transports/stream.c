@@ -113,8 +113,8 @@ static int stream_rd_done(struct link *l, ssize_t res)
 	return r < 0 ? r : 0;
 }
 
-static size_t stream_head_encode(const struct link *l, unsigned char *head,
-				 const struct pier_header *h, size_t len)
+size_t link_stream_head_encode(const struct link *l, unsigned char *head,
+			       const struct pier_header *h, size_t len)
 {
 	wire_stream_prefix_encode(head, h, len, l->lim.order);
 	return WIRE_STREAM_OVERHEAD;
@@ -137,16 +137,6 @@ static int stream_wr_prepare(struct link *l, struct out_frame *head, bool may_ta
 	return 0;
 }
 
-static size_t stream_wr_done(struct link *l, size_t res)
-{
-	return res;
-}
-
-static bool stream_wr_idle(const struct link *l)
-{
-	return true;
-}
-
 const struct framing framing_stream = {
 	.name = "stream",
 	.app_io = true,
@@ -156,8 +146,6 @@ const struct framing framing_stream = {
 	.fini = link_stream_fini,
 	.rd_prepare = stream_rd_prepare,
 	.rd_done = stream_rd_done,
-	.head_encode = stream_head_encode,
+	.head_encode = link_stream_head_encode,
 	.wr_prepare = stream_wr_prepare,
-	.wr_done = stream_wr_done,
-	.wr_idle = stream_wr_idle,
 };

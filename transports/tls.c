@@ -93,13 +93,6 @@ static bool tls_rd_held(const struct link *l)
 	return l->tls_held;
 }
 
-static size_t tls_head_encode(const struct link *l, unsigned char *head,
-			      const struct pier_header *h, size_t len)
-{
-	wire_stream_prefix_encode(head, h, len, l->lim.order);
-	return WIRE_STREAM_OVERHEAD;
-}
-
 /* Encrypts queued frames from head while little ciphertext waits; *took
  * counts the plaintext bytes taken. */
 static int encrypt(struct link *l, struct out_frame *head, size_t *took)
@@ -212,7 +205,7 @@ const struct framing framing_tls = {
 	.rd_prepare = tls_rd_prepare,
 	.rd_done = tls_rd_done,
 	.rd_held = tls_rd_held,
-	.head_encode = tls_head_encode,
+	.head_encode = link_stream_head_encode,
 	.wr_prepare = tls_wr_prepare,
 	.wr_done = tls_wr_done,
 	.wr_idle = tls_wr_idle,
