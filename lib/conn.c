@@ -29,13 +29,8 @@ static struct conn *conn_of_link(struct link *l)
 static bool link_deliver(struct link *l, struct pier_msg *m)
 {
 	struct conn *c = conn_of_link(l);
-	bool more;
 
-	c->ops->deliver(c, m);
-	pthread_mutex_lock(&c->mu);
-	more = !c->read_paused;
-	pthread_mutex_unlock(&c->mu);
-	return more;
+	return c->ops->deliver(c, m);
 }
 
 static void link_refuse(struct link *l, uint32_t request_id, const char *why)

@@ -91,8 +91,10 @@ enum conn_wr {
 /* What the layer above is told. */
 struct conn_ops {
 	/* Messages read, in order (m and those chained on its next); takes
-	 * them.  Called by whoever reads, with no lock held. */
-	void (*deliver)(struct conn *c, struct pier_msg *m);
+	 * them.  Called by whoever reads, with no lock held.  Returns
+	 * !c->read_paused as it was once they were queued (under mu): whether
+	 * reading may go on. */
+	bool (*deliver)(struct conn *c, struct pier_msg *m);
 	/* Under mu: the connection ended (c->error says why): wakes whoever
 	 * waits on the layer's queues. */
 	void (*ended_locked)(struct conn *c);

@@ -224,10 +224,11 @@ static void route_locked(struct pier_peer *p, struct pier_msg *m)
 
 /* --- what the connection calls ------------------------------------------- */
 
-static void route_deliver(struct conn *c, struct pier_msg *list)
+static bool route_deliver(struct conn *c, struct pier_msg *list)
 {
 	struct pier_peer *p = peer_of(c);
 	uint64_t n = 0, bytes = 0;
+	bool more;
 
 	/* Counted before any of them can be seen. */
 	for (struct pier_msg *m = list; m; m = m->next) {
@@ -244,7 +245,9 @@ static void route_deliver(struct conn *c, struct pier_msg *list)
 		m->next = NULL;
 		route_locked(p, m);
 	}
+	more = !c->read_paused;
 	pthread_mutex_unlock(&c->mu);
+	return more;
 }
 
 static void wake_req(void *value, void *ctx)
