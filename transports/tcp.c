@@ -3,8 +3,8 @@
  * address in brackets; "*" or an empty host listens on every address.  The
  * port is a decimal number, 1 to 65535, or 0 on a listener for any free one.
  * TLS: tls://host:port, the same TCP socket with a TLS session over it
- * (lib/tls.h); in a build without OpenSSL every tls:// address fails with
- * -PIER_ETLSUNAVAILABLE. */
+ * (its framing in tls.c, the session in tls-session.c); in a build without
+ * OpenSSL every tls:// address fails with -PIER_ETLSUNAVAILABLE. */
 #include "config.h"
 
 #include <arpa/inet.h>
