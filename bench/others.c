@@ -2,7 +2,8 @@
 /*
  * The libraries users would pick instead, doing the same work as the
  * libpier scenarios: ZeroMQ and nng, PUSH/PULL one way and REQ/REP round
- * trips, over their Unix-socket (ipc://) transports.  Built only when
+ * trips, over their Unix-socket (ipc://) transports, and ZeroMQ's
+ * PUSH/PULL over tcp:// too.  Built only when
  * configure found them; the library never depends on either.
  */
 #define _GNU_SOURCE
@@ -63,26 +64,34 @@ bool zmq_available(void)
 }
 
 /* PUSH/PULL: the client pushes count messages; the puller says when it has
- * them all over a pipe (PULL cannot answer).  Returns messages/s, or -1. */
-double zmq_push_pull(size_t size, long count)
+ * them all over a pipe (PULL cannot answer).  Over ipc://, or tcp:// on the
+ * loopback (ZeroMQ sets TCP_NODELAY, as libpier does); the puller binds and
+ * tells the pusher its endpoint through the pipe.  Returns messages/s, or
+ * -1. */
+double zmq_push_pull(size_t size, long count, bool tcp)
 {
 	char ep[128], *body = calloc(1, size + 1), ack;
+	unsigned char eplen;
 	int pipefd[2];
 	pid_t pid;
 	double t0;
 
 	endpoint(ep, sizeof(ep), "zmq");
+	if (tcp)
+		snprintf(ep, sizeof(ep), "tcp://127.0.0.1:*");
 	if (pipe(pipefd) < 0)
 		return -1;
 	pid = fork();
 	if (pid == 0) {
 		void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_PULL);
-		char *buf = malloc(size + 1);
+		char *buf = malloc(size + 1), bound[128];
+		size_t blen = sizeof(bound);
 
 		close(pipefd[0]);
-		if (zmq_bind(s, ep) != 0)
+		if (zmq_bind(s, ep) != 0 || zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, bound, &blen) != 0)
 			_exit(1);
-		if (write(pipefd[1], "r", 1) != 1)
+		eplen = (unsigned char)strlen(bound);
+		if (write(pipefd[1], &eplen, 1) != 1 || write(pipefd[1], bound, eplen) != eplen)
 			_exit(1);
 		for (long i = 0; i < count; i++)
 			if (zmq_recv(s, buf, size + 1, 0) < 0)
@@ -97,10 +106,13 @@ double zmq_push_pull(size_t size, long count)
 	{
 		void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_PUSH);
 		int hwm = 100000, linger = 0;
+		char bound[128];
 
 		zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 		zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-		if (read(pipefd[0], &ack, 1) != 1 || zmq_connect(s, ep) != 0)
+		if (read(pipefd[0], &eplen, 1) != 1 || read(pipefd[0], bound, eplen) != eplen)
+			t0 = -1;
+		else if ((bound[eplen] = 0, zmq_connect(s, bound)) != 0)
 			t0 = -1;
 		else {
 			t0 = now_s();
@@ -114,7 +126,7 @@ double zmq_push_pull(size_t size, long count)
 	}
 	close(pipefd[0]);
 	free(body);
-	return reaped(pid, ep) ? t0 : -1;
+	return reaped(pid, tcp ? NULL : ep) ? t0 : -1;
 }
 
 /* REQ/REP: iters round trips of size bytes.  Returns seconds per round
@@ -177,7 +189,7 @@ bool zmq_available(void)
 	return false;
 }
 
-double zmq_push_pull(size_t size, long count)
+double zmq_push_pull(size_t size, long count, bool tcp)
 {
 	return -1;
 }
@@ -224,6 +236,9 @@ static void nng_buffers(nng_socket s)
 {
 	nng_socket_set_int(s, NNG_OPT_SENDBUF, 8192);
 	nng_socket_set_int(s, NNG_OPT_RECVBUF, 8192);
+	/* A run that stalls fails instead of hanging the benchmark. */
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 60000);
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 60000);
 }
 
 static double nng_push_pull_here(size_t size, long count)

@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 bool zmq_available(void);
-double zmq_push_pull(size_t size, long count);
+double zmq_push_pull(size_t size, long count, bool tcp);
 double zmq_req_rep(size_t size, long iters);
 
 bool nng_available(void);
