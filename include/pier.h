@@ -226,6 +226,9 @@ int pier_config_set_max_queued_fds(pier_config *cfg, size_t recv_fds, size_t sen
 int pier_config_set_max_open_requests(pier_config *cfg, unsigned int max_open);
 /* cfg borrowed. */
 int pier_config_set_send_timeout(pier_config *cfg, int timeout_ms);
+/* cfg borrowed.  How long a small message sent right after another may
+ * wait to share one write with those that follow; 0: never. */
+int pier_config_set_coalescing(pier_config *cfg, unsigned int max_delay_us);
 /* cfg borrowed. */
 int pier_config_set_connect_timeout(pier_config *cfg, int timeout_ms);
 /* The permission bits and group of a listener's Unix socket file
@@ -300,6 +303,7 @@ enum pier_stat {
 	PIER_STAT_DUPLICATE_IDS,  /* requests whose id was already open */
 	PIER_STAT_REFUSED_REQUESTS, /* requests over the open-request limit */
 	PIER_STAT_DROPPED,        /* messages for handles already freed */
+	PIER_STAT_WRITES,         /* system calls that wrote messages */
 	PIER_STAT_END_
 };
 /* peer borrowed. */
@@ -334,6 +338,8 @@ int pier_writer_same_peer(const pier_writer *a, const pier_writer *b);
 void pier_writer_close(pier_writer *w);
 /* w borrowed: aborting frees nothing, every handle is still freed as usual. */
 void pier_writer_abort(pier_writer *w);
+/* w borrowed.  Small messages that coalescing holds are written now. */
+int pier_writer_flush(pier_writer *w);
 
 /* --- messages ------------------------------------------------------------ */
 

@@ -25,6 +25,7 @@ struct pier_config {
 	unsigned int max_recv_fds, max_send_fds;
 	unsigned int max_open;
 	int send_timeout_ms;
+	unsigned int coalesce_us; /* 0: every frame is written at once */
 	int connect_timeout_ms;
 	bool connect_timeout_set; /* by the application (listeners default
 				   * to a shorter handshake deadline) */
@@ -43,6 +44,9 @@ struct pier_config {
 #define PIER_DEFAULT_MAX_QUEUED (4u << 20)
 #define PIER_DEFAULT_MAX_OPEN 65536u
 #define PIER_DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define PIER_DEFAULT_COALESCE_US 20u
+/* Far longer than any write takes: a delay beyond it is a mistake. */
+#define PIER_MAX_COALESCE_US 10000000u
 
 void config_defaults(struct pier_config *c);
 /* The default limit on fds queued one way on a connection: a quarter of

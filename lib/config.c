@@ -21,6 +21,7 @@ void config_defaults(struct pier_config *c)
 		.max_send_queued = PIER_DEFAULT_MAX_QUEUED,
 		.max_open = PIER_DEFAULT_MAX_OPEN,
 		.send_timeout_ms = -1,
+		.coalesce_us = PIER_DEFAULT_COALESCE_US,
 		.connect_timeout_ms = PIER_DEFAULT_CONNECT_TIMEOUT_MS,
 		.socket_gid = (gid_t)-1,
 	};
@@ -132,6 +133,14 @@ PIER_EXPORT int pier_config_set_send_timeout(pier_config *cfg, int timeout_ms)
 	if (!cfg || timeout_ms < -1)
 		return -EINVAL;
 	cfg->send_timeout_ms = timeout_ms;
+	return 0;
+}
+
+PIER_EXPORT int pier_config_set_coalescing(pier_config *cfg, unsigned int max_delay_us)
+{
+	if (!cfg || max_delay_us > PIER_MAX_COALESCE_US)
+		return -EINVAL;
+	cfg->coalesce_us = max_delay_us;
 	return 0;
 }
 

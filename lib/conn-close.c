@@ -198,6 +198,7 @@ static void conn_destroy(struct conn *c)
 	loop_timer_disarm(c->loop, &c->linger);
 	loop_timer_disarm(c->loop, &c->hs_timer);
 	loop_timer_disarm(c->loop, &c->fd_retry);
+	loop_timer_disarm(c->loop, &c->hold_timer);
 	conn_frames_free(c->out_head);
 	link_fini(&c->link);
 	if (c->wake_fd >= 0)

@@ -17,6 +17,7 @@
 #define CONN_EV_RELEASE 8u /* no handles left: close gracefully */
 #define CONN_EV_CLOSE 16u  /* conn_close() */
 #define CONN_EV_FINISH 32u /* it ended off the loop, or its reader or writer left */
+#define CONN_EV_HOLD 64u   /* frames are held: arm the hold timer */
 
 void conn_post(struct conn *c, unsigned int events);
 
@@ -68,5 +69,7 @@ void conn_hs_expired(struct loop_timer *t);
 
 /* conn-write.c: after ETOOMANYREFS, writes again on a timer. */
 void conn_fd_retry_expired(struct loop_timer *t);
+void conn_hold_arm(struct conn *c);
+void conn_hold_expired(struct loop_timer *t);
 
 #endif

@@ -27,7 +27,8 @@ static const char *const rd_names[] = {
 	[RD_LEAVING] = "leaving", [RD_GONE] = "gone",
 };
 static const char *const wr_names[] = {
-	[WR_IDLE] = "idle", [WR_LOOP] = "loop", [WR_DIRECT] = "direct", [WR_LEAVING] = "leaving",
+	[WR_IDLE] = "idle",	    [WR_HELD] = "held",	      [WR_LOOP] = "loop",
+	[WR_DIRECT] = "direct", [WR_LEAVING] = "leaving",
 };
 
 /* PIER_DEBUG=1 in the environment: every state change on stderr. */
@@ -103,10 +104,14 @@ void conn_set_wr_locked(struct conn *c, enum conn_wr wr)
 		return;
 	switch (wr) {
 	case WR_IDLE:
-		assert(from == WR_LOOP || from == WR_DIRECT);
+		assert(from == WR_HELD || from == WR_LOOP || from == WR_DIRECT);
+		break;
+	case WR_HELD:
+		assert(from == WR_IDLE);
 		break;
 	case WR_LOOP:
-		assert(from == WR_IDLE || from == WR_DIRECT || from == WR_LEAVING);
+		assert(from == WR_IDLE || from == WR_HELD || from == WR_DIRECT ||
+		       from == WR_LEAVING);
 		break;
 	case WR_DIRECT:
 		assert(from == WR_IDLE);
@@ -116,6 +121,7 @@ void conn_set_wr_locked(struct conn *c, enum conn_wr wr)
 		break;
 	}
 	c->wr = wr;
+	atomic_store_explicit(&c->holding, wr == WR_HELD, memory_order_relaxed);
 	if (pier_unlikely(debug_on()))
 		say(c, "writer", wr_names[from], wr_names[wr]);
 }

@@ -1,8 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The write path: the send queue shared by every thread, a sender writing
- * its own frame when nothing is queued (no hop through the loop), and the
+ * its own frame when nothing is queued (no hop through the loop), small
+ * frames sent back to back held to share one write (coalescing), and the
  * loop writing what is queued through the link's framing.
+ *
+ * Coalescing.  A write costs a system call (and on TCP a segment) however
+ * small the frame.  A sender that comes back sooner than its last write
+ * took (the thread does little else than send) holds its small frame in
+ * the queue instead (WR_HELD); the frames that follow join it, and one
+ * write takes them all: the sender's, once HOLD_BYTES are held; that of a
+ * thread about to wait for a message on the connection (conn_send_flush():
+ * a request is never held while its sender waits for the answer); or the
+ * loop's, once the oldest has waited cfg.coalesce_us (its hold timer).  A
+ * message sent after a pause, as every request of a round trip is, is
+ * written at once as before.
  */
 #include "config.h"
 
@@ -28,6 +40,10 @@
 /* After the kernel refused a packet's fds (ETOOMANYREFS), the loop sends
  * it again after 1 ms, doubling up to this. */
 #define FD_RETRY_MAX_MS 16u
+/* Held frames are written once this many bytes are held... */
+#define HOLD_BYTES (32u << 10)
+/* ...and frames larger than this are never held. */
+#define HOLD_MAX_FRAME (8u << 10)
 /* --- the loop's writes --------------------------------------------------- */
 
 static void write_done(struct loop_op *op, int res);
@@ -47,6 +63,111 @@ void conn_fd_retry_expired(struct loop_timer *t)
 	struct conn *c = pier_container_of(t, struct conn, fd_retry);
 
 	conn_write_start(c);
+	conn_maybe_finish(c);
+}
+
+/* Under out_mu: whether the frames at the queue's head may be written at
+ * once by whoever holds the write path (wr_now): not frames with fds, nor
+ * while fds in flight are counted packet by packet. */
+static bool may_write_now_locked(const struct conn *c)
+{
+	return c->link.f->wr_now && c->link.fd >= 0 && c->out_head && !c->out_head->nfds &&
+	       !c->fdp_count;
+}
+
+/* Under out_mu, with no write in flight: writes queued frames at once, as
+ * many as the socket takes without waiting; the frames that went leave
+ * the queue onto **done.  0 (c->out_head says what is left), or why the
+ * stream broke. */
+static int write_now_locked(struct conn *c, struct out_frame ***done)
+{
+	for (int i = 0; i < 16 && may_write_now_locked(c); i++) {
+		ssize_t n = c->link.f->wr_now(&c->link, c->out_head);
+
+		if (n == -EAGAIN)
+			return 0;
+		if (n < 0)
+			return (int)n;
+		conn_count_locked(c, PIER_STAT_WRITES, 1);
+		conn_queue_consume_locked(c, (size_t)n, done);
+	}
+	return 0;
+}
+
+/* Under out_mu, WR_HELD: the held frames go now, from this thread as far
+ * as the socket takes them.  Returns the events to post (the loop writes
+ * the rest, or ends the connection with the error the write found). */
+static unsigned int release_held_locked(struct conn *c, struct out_frame ***done)
+{
+	int64_t t0 = clock_now_ns();
+	int r = write_now_locked(c, done);
+
+	c->held_bytes = 0;
+	if (r < 0) {
+		if (!c->send_error)
+			c->send_error = r;
+		conn_set_wr_locked(c, WR_LOOP);
+		return CONN_EV_FINISH;
+	}
+	c->send_end_ns = clock_now_ns();
+	c->send_cost_ns = c->send_end_ns - t0;
+	if (!c->out_head) {
+		conn_set_wr_locked(c, WR_IDLE);
+		return 0;
+	}
+	conn_set_wr_locked(c, WR_LOOP);
+	return CONN_EV_WRITE;
+}
+
+int conn_send_flush(struct conn *c, bool waiting)
+{
+	struct out_frame *done = NULL, **done_tail = &done;
+	unsigned int post = 0;
+	int r;
+
+	if (waiting && !atomic_load_explicit(&c->waited, memory_order_relaxed))
+		atomic_store_explicit(&c->waited, true, memory_order_relaxed);
+	if (!atomic_load_explicit(&c->holding, memory_order_relaxed))
+		return 0;
+	pthread_mutex_lock(&c->out_mu);
+	if (c->wr == WR_HELD)
+		post = release_held_locked(c, &done_tail);
+	r = c->send_error == -PIER_ESHUTDOWN ? 0 : c->send_error;
+	pthread_mutex_unlock(&c->out_mu);
+	conn_frames_free(done);
+	if (post)
+		conn_post(c, post);
+	return r;
+}
+
+/* Loop thread: frames were held; the timer looks when the oldest is due. */
+void conn_hold_arm(struct conn *c)
+{
+	pthread_mutex_lock(&c->out_mu);
+	if (c->wr == WR_HELD)
+		loop_timer_arm(c->loop, &c->hold_timer,
+			       c->held_since_ns + (int64_t)c->cfg.coalesce_us * 1000);
+	else
+		c->hold_timer_armed = false;
+	pthread_mutex_unlock(&c->out_mu);
+}
+
+void conn_hold_expired(struct loop_timer *t)
+{
+	struct conn *c = pier_container_of(t, struct conn, hold_timer);
+	int64_t due;
+	bool write;
+
+	pthread_mutex_lock(&c->out_mu);
+	due = c->held_since_ns + (int64_t)c->cfg.coalesce_us * 1000;
+	write = c->wr == WR_HELD && clock_now_ns() >= due;
+	if (c->wr == WR_HELD && !write)
+		loop_timer_arm(c->loop, &c->hold_timer, due); /* held again since */
+	else
+		c->hold_timer_armed = false;
+	pthread_mutex_unlock(&c->out_mu);
+	if (write)
+		conn_write_start(c);
 	conn_maybe_finish(c);
 }
 
@@ -70,6 +191,20 @@ void conn_write_start(struct conn *c)
 		return;
 	}
 	may_take = !c->send_error || c->send_error == -PIER_ESHUTDOWN;
+	if (c->wr == WR_HELD)
+		c->held_bytes = 0; /* the loop writes them now */
+	if (may_take && may_write_now_locked(c)) {
+		/* What the socket takes at once costs no operation in
+		 * flight: many packets in one sendmmsg, say. */
+		r = write_now_locked(c, &done_tail);
+		if (r < 0) {
+			c->send_error = r;
+			conn_post(c, CONN_EV_FINISH);
+			may_take = false;
+		}
+		if (done)
+			pthread_cond_broadcast(&c->out_cond);
+	}
 	r = l->f->wr_prepare(l, c->out_head, may_take, &w);
 	if (w.took) {
 		conn_queue_consume_locked(c, w.took, &done_tail);
@@ -87,7 +222,7 @@ void conn_write_start(struct conn *c)
 		c->wr_frames = w.frames;
 		if (w.frames)
 			c->wr_unread_before = conn_unread_before_locked(c, c->out_head->nfds);
-	} else if (!c->out_head || !may_take) {
+	} else if (!c->out_head || !may_take || c->wr == WR_HELD) {
 		conn_set_wr_locked(c, WR_IDLE);
 	}
 	pthread_mutex_unlock(&c->out_mu);
@@ -128,6 +263,8 @@ static void write_done(struct loop_op *op, int res)
 	}
 	pthread_mutex_lock(&c->out_mu);
 	if (res > 0)
+		conn_count_locked(c, PIER_STAT_WRITES, 1);
+	if (res > 0)
 		conn_queue_consume_locked(c,
 					  c->link.f->wr_done ? c->link.f->wr_done(&c->link, (size_t)res)
 							     : (size_t)res,
@@ -157,6 +294,7 @@ static int send_rest(struct conn *c, const unsigned char *head, size_t head_len,
 	int timeout = c->cfg.send_timeout_ms, fd = c->link.fd, r = 0;
 	struct timespec deadline;
 	size_t total = head_len + len;
+	uint64_t writes = 0;
 
 	if (timeout > 0)
 		deadline = deadline_after(timeout);
@@ -186,14 +324,16 @@ static int send_rest(struct conn *c, const unsigned char *head, size_t head_len,
 			n = send(fd, (const unsigned char *)body + (*sent - head_len),
 				 total - *sent, MSG_DONTWAIT | SEND_FLAGS);
 		}
-		if (n > 0)
+		if (n > 0) {
 			*sent += (size_t)n;
-		else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			writes++;
+		} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
 			r = -errno;
 			break;
 		}
 	}
 	pthread_mutex_lock(&c->out_mu);
+	conn_count_locked(c, PIER_STAT_WRITES, writes);
 	/* The connection ended meanwhile (a close lets the frame finish). */
 	if (r == 0 && c->send_error && c->send_error != -PIER_ESHUTDOWN)
 		r = c->send_error;
@@ -249,8 +389,10 @@ static int send_direct(struct conn *c, const unsigned char *head, size_t head_le
 	do
 		n = sendmsg(c->link.fd, &mh, MSG_DONTWAIT | SEND_FLAGS);
 	while (n < 0 && errno == EINTR);
-	if (n > 0)
+	if (n > 0) {
+		conn_count_locked(c, PIER_STAT_WRITES, 1);
 		conn_fd_packet_sent_locked(c, (unsigned int)*nfds, unread_before);
+	}
 	if (n == (ssize_t)(head_len + len))
 		return 1;
 	if (n < 0 && errno == ETOOMANYREFS) {
@@ -287,26 +429,89 @@ static int send_direct(struct conn *c, const unsigned char *head, size_t head_le
 	return 0;
 }
 
+/* Whether a frame of total bytes and nfds fds may be held at all: a small
+ * plain one, on a link that can write many at once. */
+static bool holdable(const struct conn *c, size_t total, size_t nfds, bool control)
+{
+	return c->cfg.coalesce_us && !control && !nfds && total <= HOLD_MAX_FRAME &&
+	       c->link.f->wr_now;
+}
+
+/* Under out_mu, WR_IDLE with nothing queued: whether a holdable frame
+ * waits for those that follow rather than go at once: no thread waited
+ * for a message since the last send (a request's sender waits for its
+ * answer between two), and its sender is back (now) sooner than the last
+ * write took. */
+static bool hold_new_locked(struct conn *c, int64_t now)
+{
+	if (atomic_load_explicit(&c->waited, memory_order_relaxed)) {
+		atomic_store_explicit(&c->waited, false, memory_order_relaxed);
+		return false;
+	}
+	return now - c->send_end_ns < c->send_cost_ns;
+}
+
 int conn_send(struct conn *c, const struct pier_header *h, const void *body, size_t len,
 	      const int *fds, size_t nfds, bool control)
 {
 	const struct framing *f = c->link.f;
 	unsigned char head[WIRE_STREAM_OVERHEAD];
-	size_t head_len, sent = 0;
-	bool wake = false, broken = false;
+	struct out_frame *done = NULL, **done_tail = &done;
+	size_t head_len, sent = 0, total;
+	unsigned int post = 0;
+	bool broken = false, may_hold;
+	int64_t now = 0;
 	int r;
 
 	r = conn_send_check(c, len, nfds);
 	if (r < 0)
 		return r;
 	head_len = f->head_encode(&c->link, head, h, len);
+	total = head_len + len;
+	may_hold = holdable(c, total, nfds, control);
 
 	pthread_mutex_lock(&c->out_mu);
-	r = conn_queue_wait_locked(c, head_len + len, nfds, control);
+	r = conn_queue_wait_locked(c, total, nfds, control);
 	if (r < 0)
 		goto out;
+	if (c->wr == WR_HELD) {
+		if (may_hold) {
+			r = conn_queue_frame_locked(c, head, head_len, body, len, NULL, 0, 0);
+			if (r < 0)
+				goto out;
+			c->held_bytes += total;
+			if (c->held_bytes >= HOLD_BYTES)
+				post |= release_held_locked(c, &done_tail);
+			goto sent;
+		}
+		/* What is held goes first, then this frame as usual. */
+		post |= release_held_locked(c, &done_tail);
+		if (c->send_error && c->send_error != -PIER_ESHUTDOWN) {
+			r = c->send_error;
+			goto out;
+		}
+	}
 	if (c->wr == WR_IDLE && !c->out_head && c->link.fd >= 0 && f->app_io) {
+		if (may_hold)
+			now = clock_now_ns();
+		if (may_hold && hold_new_locked(c, now)) {
+			r = conn_queue_frame_locked(c, head, head_len, body, len, NULL, 0, 0);
+			if (r < 0)
+				goto out;
+			conn_set_wr_locked(c, WR_HELD);
+			c->held_since_ns = now;
+			c->held_bytes = total;
+			if (!c->hold_timer_armed) {
+				c->hold_timer_armed = true;
+				post |= CONN_EV_HOLD;
+			}
+			goto sent;
+		}
 		r = send_direct(c, head, head_len, body, len, fds, &nfds, control, &sent, &broken);
+		if (may_hold) {
+			c->send_end_ns = clock_now_ns();
+			c->send_cost_ns = c->send_end_ns - now;
+		}
 		if (r == 1)
 			goto sent;
 		if (r < 0)
@@ -325,23 +530,22 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 	}
 	if (c->wr == WR_IDLE) {
 		conn_set_wr_locked(c, WR_LOOP);
-		wake = true;
+		post |= CONN_EV_WRITE;
 	}
 sent:
 	r = 0;
+	conn_count_locked(c, PIER_STAT_MSGS_SENT, 1);
+	conn_count_locked(c, PIER_STAT_BYTES_SENT, len);
 out:
 	pthread_mutex_unlock(&c->out_mu);
+	conn_frames_free(done);
 	if (broken)
-		conn_post(c, CONN_EV_FINISH);
-	if (wake) {
-		if (loop_on_thread(c->loop))
-			conn_write_start(c);
-		else
-			conn_post(c, CONN_EV_WRITE);
+		post |= CONN_EV_FINISH;
+	if (post & CONN_EV_WRITE && loop_on_thread(c->loop)) {
+		conn_write_start(c);
+		post &= ~CONN_EV_WRITE;
 	}
-	if (r == 0) {
-		conn_count(c, PIER_STAT_MSGS_SENT, 1);
-		conn_count(c, PIER_STAT_BYTES_SENT, len);
-	}
+	if (post)
+		conn_post(c, post);
 	return r;
 }

@@ -110,6 +110,7 @@ int conn_init(struct conn *c, int fd, const struct transport *t, const struct pi
 	c->linger.fn = conn_linger_expired;
 	c->hs_timer.fn = conn_hs_expired;
 	c->fd_retry.fn = conn_fd_retry_expired;
+	c->hold_timer.fn = conn_hold_expired;
 	if (t->describe(t, fd, true, c->remote, sizeof(c->remote)) < 0)
 		snprintf(c->remote, sizeof(c->remote), "%s://", t->scheme);
 	return 0;
@@ -197,6 +198,8 @@ static void conn_task(struct loop_task *task, unsigned int ev)
 		conn_closing(c, ev & CONN_EV_RELEASE);
 	if (ev & CONN_EV_READ)
 		conn_read_start(c);
+	if (ev & CONN_EV_HOLD)
+		conn_hold_arm(c);
 	if (ev & (CONN_EV_WRITE | CONN_EV_CLOSE | CONN_EV_RELEASE))
 		conn_write_start(c);
 	conn_maybe_finish(c);

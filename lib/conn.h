@@ -81,6 +81,10 @@ enum conn_rd {
 /* Who writes the socket (under out_mu). */
 enum conn_wr {
 	WR_IDLE,    /* nobody: a sender finding nothing queued writes itself */
+	WR_HELD,    /* small frames sent back to back wait in the queue to
+		     * share one write: a sender writes them all once enough
+		     * wait or the oldest waited its time, a thread about to
+		     * wait for a message first, the loop's timer otherwise */
 	WR_LOOP,    /* the loop owns the queue: it writes, or will */
 	WR_DIRECT,  /* a sender writes its large frame from its own buffer,
 		     * out_mu released; others queue behind it */
@@ -151,6 +155,18 @@ struct conn {
 	size_t out_bytes;     /* memory the queued frames hold (not yet written) */
 	unsigned int out_fds; /* fds the queued frames hold */
 	int send_error;       /* sending fails with this; 0 while it may send */
+	/* Coalescing: when the last write from a sender's thread ended and
+	 * what it cost; while WR_HELD, when the oldest frame was held and the
+	 * bytes held; whether the loop's hold timer will look. */
+	int64_t send_end_ns, send_cost_ns;
+	int64_t held_since_ns;
+	size_t held_bytes;
+	bool hold_timer_armed;
+	/* c->wr == WR_HELD, for a look without out_mu (conn_send_flush()). */
+	atomic_bool holding;
+	/* A thread went to wait for a message since the last send: the next
+	 * one is not part of a burst (set by conn_send_flush()). */
+	atomic_bool waited;
 	/* How many frames from out_head the loop's write in flight points
 	 * into (0: none).  The kernel reads them until that write completes,
 	 * so they stay queued, and allocated, until it does, whatever happens
@@ -176,6 +192,7 @@ struct conn {
 	struct loop_op rd_op, wr_op;
 	struct loop_timer linger;
 	struct loop_timer fd_retry; /* after ETOOMANYREFS: writes again */
+	struct loop_timer hold_timer; /* writes what is held, on time */
 	unsigned int fd_retry_ms;   /* the next wait, doubling up to a cap */
 	struct loop_timer hs_timer;
 	/* Who waits for the handshake of an accepted connection (a listener):
@@ -252,11 +269,24 @@ void conn_consumed_locked(struct conn *c, size_t len, unsigned int nfds);
 int conn_send_check(const struct conn *c, size_t len, size_t nfds);
 int conn_send(struct conn *c, const struct pier_header *h, const void *body, size_t len,
 	      const int *fds, size_t nfds, bool control);
+/* What coalescing holds goes now (WR_HELD).  A thread about to wait for a
+ * message calls it with waiting true: nothing it waits on may sit behind
+ * its own sends, and the next send, coming after a wait, is not part of a
+ * burst.  Any thread; may hold mu.  0, or why sending fails. */
+int conn_send_flush(struct conn *c, bool waiting);
 
 /* The remote's credentials (Unix sockets): 0, -ENOTSUP, or -ENOTCONN once
  * the socket is closed. */
 int conn_credentials(struct conn *c, struct ucred *cred);
 /* Counts a statistic. */
 void conn_count(struct conn *c, enum pier_stat s, uint64_t n);
+/* The same, by a caller holding the lock that every writer of s holds
+ * (out_mu for what is sent): no atomic read-modify-write needed. */
+static inline void conn_count_locked(struct conn *c, enum pier_stat s, uint64_t n)
+{
+	atomic_store_explicit(&c->stats[s],
+			      atomic_load_explicit(&c->stats[s], memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
 
 #endif

@@ -353,6 +353,13 @@ PIER_EXPORT void pier_writer_close(pier_writer *w)
 		conn_close(&w->peer->conn);
 }
 
+PIER_EXPORT int pier_writer_flush(pier_writer *w)
+{
+	if (!w)
+		return -EINVAL;
+	return conn_send_flush(&w->peer->conn, false);
+}
+
 PIER_EXPORT void pier_writer_abort(pier_writer *w)
 {
 	if (w)

@@ -134,6 +134,11 @@ int msgq_wait_locked(struct conn *c, struct msgq *q, bool interruptible, int tim
 			ret = timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
 			break;
 		}
+		if (timeout_ms != 0 && !listed) {
+			/* Nothing this thread waits for may sit behind what
+			 * it sent itself. */
+			conn_send_flush(c, true);
+		}
 		if (conn_may_read_locked(c)) {
 			if (listed)
 				conn_rd_waiter_del_locked(c, &w);

@@ -125,6 +125,14 @@ struct framing {
 	 * taken, the connection is ending).  0, or why the connection ends. */
 	int (*wr_prepare)(struct link *l, struct out_frame *head, bool may_take,
 			  struct link_write *w);
+	/* Any thread, under the send lock, with no write in flight: writes
+	 * frames queued from head at once, as many as the socket takes
+	 * without waiting (many frames per sendmsg on streams; many packets
+	 * per sendmmsg, up to the first frame with fds).  Returns the bytes
+	 * of the queued frames written (a packet counts whole), -EAGAIN when
+	 * the socket took nothing, or another -errno.  NULL: the framing
+	 * cannot (TLS: its session lives on the loop). */
+	ssize_t (*wr_now)(struct link *l, const struct out_frame *head);
 	/* Loop thread: a write of res (> 0) bytes completed: how many of them
 	 * were bytes of the queued frames it pointed into.  NULL: all. */
 	size_t (*wr_done)(struct link *l, size_t res);

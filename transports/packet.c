@@ -144,6 +144,36 @@ static int packet_wr_prepare(struct link *l, struct out_frame *head, bool may_ta
 	return 0;
 }
 
+/* Packets per sendmmsg in wr_now. */
+#define PACKET_BATCH 32
+
+/* Many packets per sendmmsg, up to the first frame with fds (those go one
+ * at a time, so that their fds in flight can be counted). */
+static ssize_t packet_wr_now(struct link *l, const struct out_frame *head)
+{
+	struct mmsghdr mm[PACKET_BATCH];
+	struct iovec iov[PACKET_BATCH];
+	unsigned int n = 0;
+	ssize_t bytes = 0;
+	int r;
+
+	for (const struct out_frame *f = head; f && !f->nfds && n < PACKET_BATCH; f = f->next) {
+		iov[n] = (struct iovec){ (void *)f->data, f->len };
+		mm[n] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[n], .msg_iovlen = 1 } };
+		n++;
+	}
+	if (n == 0)
+		return -EAGAIN;
+	do
+		r = sendmmsg(l->fd, mm, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	for (int i = 0; i < r; i++)
+		bytes += (ssize_t)iov[i].iov_len;
+	return bytes;
+}
+
 const struct framing framing_packet = {
 	.name = "packet",
 	.app_io = true,
@@ -154,4 +184,5 @@ const struct framing framing_packet = {
 	.rd_done = packet_rd_done,
 	.head_encode = packet_head_encode,
 	.wr_prepare = packet_wr_prepare,
+	.wr_now = packet_wr_now,
 };

@@ -137,6 +137,22 @@ static int stream_wr_prepare(struct link *l, struct out_frame *head, bool may_ta
 	return 0;
 }
 
+/* Many frames per sendmsg, the socket taking what it has room for. */
+static ssize_t stream_wr_now(struct link *l, const struct out_frame *head)
+{
+	struct iovec iov[PIER_ARRAY_SIZE(l->wiov)];
+	struct msghdr mh = { .msg_iov = iov };
+	ssize_t n;
+
+	for (const struct out_frame *f = head; f && mh.msg_iovlen < PIER_ARRAY_SIZE(iov);
+	     f = f->next)
+		iov[mh.msg_iovlen++] = (struct iovec){ (void *)(f->data + f->sent), f->len - f->sent };
+	do
+		n = sendmsg(l->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
 const struct framing framing_stream = {
 	.name = "stream",
 	.app_io = true,
@@ -148,4 +164,5 @@ const struct framing framing_stream = {
 	.rd_done = stream_rd_done,
 	.head_encode = link_stream_head_encode,
 	.wr_prepare = stream_wr_prepare,
+	.wr_now = stream_wr_now,
 };
