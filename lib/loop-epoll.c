@@ -14,10 +14,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "loop.h"
@@ -259,19 +261,38 @@ static bool run_ready(struct pier_loop *l)
 	return ran;
 }
 
+/* Waits for events until timeout_ns (-1: none).  Timers of microseconds
+ * (coalescing's) need epoll_pwait2(); where the kernel lacks it (before
+ * 5.11), a wait rounds up to the millisecond. */
+static int ep_epoll_wait(struct ep *ep, struct epoll_event *evs, int64_t timeout_ns)
+{
+#ifdef HAVE_EPOLL_PWAIT2
+	static atomic_bool no_pwait2;
+
+	if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+		struct timespec ts = { timeout_ns / 1000000000, timeout_ns % 1000000000 };
+		int n = epoll_pwait2(ep->epfd, evs, EPOLL_BATCH, timeout_ns >= 0 ? &ts : NULL, NULL);
+
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
+	}
+#endif
+	return epoll_wait(ep->epfd, evs, EPOLL_BATCH,
+			  timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000));
+}
+
 static void ep_wait(struct pier_loop *l, int64_t timeout_ns)
 {
 	struct ep *ep = ep_of(l);
 	struct epoll_event evs[EPOLL_BATCH];
-	int ms = -1, n;
+	int n;
 
 	/* Callbacks that ran may have armed a timer or asked the loop to
 	 * stop: then only look, and let the loop look again too. */
 	if (run_ready(l))
-		ms = 0;
-	else if (timeout_ns >= 0)
-		ms = (int)((timeout_ns + 999999) / 1000000);
-	n = epoll_wait(ep->epfd, evs, EPOLL_BATCH, ms);
+		timeout_ns = 0;
+	n = ep_epoll_wait(ep, evs, timeout_ns);
 	for (int i = 0; i < n; i++) {
 		int fd = evs[i].data.fd;
 		struct ep_fd *rec = (size_t)fd < ep->nfds ? ep->fds[fd] : NULL;
