@@ -44,6 +44,10 @@
 #define HOLD_BYTES (32u << 10)
 /* ...and frames larger than this are never held. */
 #define HOLD_MAX_FRAME (8u << 10)
+/* A sender back within this long is sending a burst, however cheap its
+ * last write was (preemption and sanitizers stretch the gaps of a tight
+ * loop). */
+#define HOLD_GAP_MIN_NS 5000
 /* --- the loop's writes --------------------------------------------------- */
 
 static void write_done(struct loop_op *op, int res);
@@ -441,14 +445,15 @@ static bool holdable(const struct conn *c, size_t total, size_t nfds, bool contr
  * waits for those that follow rather than go at once: no thread waited
  * for a message since the last send (a request's sender waits for its
  * answer between two), and its sender is back (now) sooner than the last
- * write took. */
+ * write took, or HOLD_GAP_MIN_NS. */
 static bool hold_new_locked(struct conn *c, int64_t now)
 {
 	if (atomic_load_explicit(&c->waited, memory_order_relaxed)) {
 		atomic_store_explicit(&c->waited, false, memory_order_relaxed);
 		return false;
 	}
-	return now - c->send_end_ns < c->send_cost_ns;
+	return now - c->send_end_ns <
+	       (c->send_cost_ns > HOLD_GAP_MIN_NS ? c->send_cost_ns : HOLD_GAP_MIN_NS);
 }
 
 int conn_send(struct conn *c, const struct pier_header *h, const void *body, size_t len,
