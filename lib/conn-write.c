@@ -195,8 +195,12 @@ void conn_write_start(struct conn *c)
 		return;
 	}
 	may_take = !c->send_error || c->send_error == -PIER_ESHUTDOWN;
-	if (c->wr == WR_HELD)
-		c->held_bytes = 0; /* the loop writes them now */
+	if (c->wr == WR_HELD) {
+		/* The loop writes them now: a sender back soon after is
+		 * still sending its burst. */
+		c->held_bytes = 0;
+		c->send_end_ns = clock_now_ns();
+	}
 	if (may_take && may_write_now_locked(c)) {
 		/* What the socket takes at once costs no operation in
 		 * flight: many packets in one sendmmsg, say. */

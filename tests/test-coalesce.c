@@ -101,12 +101,15 @@ static void expect_burst(pier_peer *b, int n, int ms)
 
 START_TEST(burst_shares_writes)
 {
+	/* Longer than the default, so that a slow build on a loaded machine
+	 * has time to send its burst within it. */
+	pier_config *cfg = delay_config(10000);
 	pier_peer *a, *b;
 	uint64_t writes;
 
 	if (!coalesces((enum pair_kind)_i))
-		return;
-	make_pair((enum pair_kind)_i, &a, &b);
+		goto out;
+	make_pair_cfg((enum pair_kind)_i, cfg, NULL, &a, &b);
 	burst(a, 100);
 	/* b's wait gives a no flush: the loop's timer writes the tail. */
 	expect_burst(b, 100, WAIT_MS);
@@ -119,6 +122,8 @@ START_TEST(burst_shares_writes)
 		      (unsigned long long)writes);
 	pier_peer_free(a);
 	pier_peer_free(b);
+out:
+	pier_config_free(cfg);
 }
 END_TEST
 
