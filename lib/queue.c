@@ -77,12 +77,17 @@ int msgq_fd_locked(struct conn *c, struct msgq *q)
 	return q->evfd;
 }
 
-void msgq_push_locked(struct conn *c, struct msgq *q, struct pier_msg *m)
+void msgq_append_locked(struct conn *c, struct msgq *q, struct pier_msg *m)
 {
 	m->next = NULL;
 	*q->tail = m;
 	q->tail = &m->next;
 	conn_queued_locked(c, m->len + MSG_OVERHEAD, m->nfds);
+}
+
+void msgq_push_locked(struct conn *c, struct msgq *q, struct pier_msg *m)
+{
+	msgq_append_locked(c, q, m);
 	msgq_changed_locked(c, q);
 }
 

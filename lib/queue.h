@@ -30,6 +30,9 @@ void msgq_fini(struct msgq *q);
 /* Appends m (taken), counting it against the connection's receive limits,
  * and wakes whoever waits. */
 void msgq_push_locked(struct conn *c, struct msgq *q, struct pier_msg *m);
+/* The same without telling anyone: the caller calls msgq_changed_locked()
+ * once, after the last of a batch. */
+void msgq_append_locked(struct conn *c, struct msgq *q, struct pier_msg *m);
 /* Takes the first message, or NULL. */
 struct pier_msg *msgq_pop_locked(struct conn *c, struct msgq *q);
 /* Waits until the queue has a message or has nothing more to give (it

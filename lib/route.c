@@ -145,7 +145,10 @@ static void drop(struct pier_peer *p, struct pier_msg *m, enum pier_stat why)
 	msg_free(m);
 }
 
-static void route_request_locked(struct pier_peer *p, struct pier_msg *m)
+/* Routing one message of a batch: what joins the peer's own queue is
+ * appended quietly (*to_in set), and its waiters told once, after the
+ * batch. */
+static void route_request_locked(struct pier_peer *p, struct pier_msg *m, bool *to_in)
 {
 	struct req *r;
 
@@ -173,7 +176,8 @@ static void route_request_locked(struct pier_peer *p, struct pier_msg *m)
 		return;
 	}
 	m->req = r;
-	msgq_push_locked(&p->conn, &p->in, m);
+	msgq_append_locked(&p->conn, &p->in, m);
+	*to_in = true;
 }
 
 static void route_to_request_locked(struct pier_peer *p, struct pier_msg *m, struct idmap *table)
@@ -200,11 +204,11 @@ static void route_to_request_locked(struct pier_peer *p, struct pier_msg *m, str
 		req_free(r);
 }
 
-static void route_locked(struct pier_peer *p, struct pier_msg *m)
+static void route_locked(struct pier_peer *p, struct pier_msg *m, bool *to_in)
 {
 	switch (m->hdr.type) {
 	case PIER_MSG_REQUEST:
-		route_request_locked(p, m);
+		route_request_locked(p, m, to_in);
 		break;
 	case PIER_MSG_RESPONSE:
 	case PIER_MSG_RESPONDER_UPDATE:
@@ -214,9 +218,10 @@ static void route_locked(struct pier_peer *p, struct pier_msg *m)
 		route_to_request_locked(p, m, &p->received);
 		break;
 	case PIER_MSG_STREAM:
-		if (p->reader)
-			msgq_push_locked(&p->conn, &p->in, m);
-		else
+		if (p->reader) {
+			msgq_append_locked(&p->conn, &p->in, m);
+			*to_in = true;
+		} else
 			drop(p, m, PIER_STAT_DROPPED);
 		break;
 	}
@@ -228,7 +233,7 @@ static bool route_deliver(struct conn *c, struct pier_msg *list)
 {
 	struct pier_peer *p = peer_of(c);
 	uint64_t n = 0, bytes = 0;
-	bool more;
+	bool more, to_in = false;
 
 	/* Counted before any of them can be seen. */
 	for (struct pier_msg *m = list; m; m = m->next) {
@@ -243,8 +248,10 @@ static bool route_deliver(struct conn *c, struct pier_msg *list)
 
 		list = m->next;
 		m->next = NULL;
-		route_locked(p, m);
+		route_locked(p, m, &to_in);
 	}
+	if (to_in)
+		msgq_changed_locked(c, &p->in);
 	more = !c->read_paused;
 	pthread_mutex_unlock(&c->mu);
 	return more;
