@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -79,10 +81,25 @@ void conn_rd_wake_locked(struct conn *c, const void *what)
 
 /* --- reading from an application thread ---------------------------------- */
 
+/* Has a blocking recvmsg give up within about ms (> 0) milliseconds, and
+ * not much sooner: the socket's receive timeout, set only when what it
+ * holds would overshoot or fall well short (a wait of the same timeout
+ * as the last costs no system call). */
+static void rcvtimeo(struct link *l, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (l->rcvtimeo_ms && l->rcvtimeo_ms <= ms && l->rcvtimeo_ms >= ms - ms / 8)
+		return;
+	if (setsockopt(l->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0)
+		l->rcvtimeo_ms = ms;
+}
+
 /* One recvmsg by the thread holding the read role (or by
  * conn_read_pending()), waiting for data first unless timeout_ms is 0.
- * With no deadline and no wake fd, a blocking recvmsg is the only system
- * call (closing wakes it with shutdown()). */
+ * Without a wake fd, a blocking recvmsg is the only system call: the
+ * socket's receive timeout bounds it when there is a deadline, and
+ * closing wakes it with shutdown().  With one, poll() waits for both. */
 static int rd_app(struct conn *c, int wake_fd, int timeout_ms, const struct timespec *deadline)
 {
 	struct link *l = &c->link;
@@ -90,9 +107,16 @@ static int rd_app(struct conn *c, int wake_fd, int timeout_ms, const struct time
 	for (;;) {
 		int flags = l->f->rd_prepare(l), ms = -1, n;
 		struct pollfd pfd[2] = { { l->fd, POLLIN, 0 }, { wake_fd, POLLIN, 0 } };
+		bool blocking = wake_fd < 0 && timeout_ms != 0;
 		ssize_t res;
 
-		if (timeout_ms >= 0 || wake_fd >= 0)
+		if (blocking && timeout_ms > 0) {
+			ms = ms_until(deadline);
+			if (ms == 0)
+				return -ETIMEDOUT;
+			rcvtimeo(l, ms);
+		}
+		if (!blocking)
 			flags |= MSG_DONTWAIT;
 		res = recvmsg(l->fd, &l->rmsg, flags);
 		if (res >= 0)
@@ -103,6 +127,8 @@ static int rd_app(struct conn *c, int wake_fd, int timeout_ms, const struct time
 			return -errno;
 		if (timeout_ms == 0)
 			return -EAGAIN;
+		/* The socket's timeout expired (or the fd does not block):
+		 * poll() until the deadline. */
 		if (timeout_ms > 0 && (ms = ms_until(deadline)) == 0)
 			return -ETIMEDOUT;
 		n = poll(pfd, wake_fd >= 0 ? 2 : 1, ms);

@@ -186,7 +186,7 @@ static int attempt(struct loop_op *op)
 		/* Only once the fd is ready: the socket may block. */
 		if (!op->ready)
 			return -EAGAIN;
-		n = accept4(op->fd, op->addr, op->addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		n = accept4(op->fd, op->addr, op->addrlen, SOCK_CLOEXEC);
 		break;
 	case LOOP_OP_READ:
 		if (!op->ready)

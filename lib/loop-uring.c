@@ -83,8 +83,7 @@ static void uring_submit(struct pier_loop *l, struct loop_op *op)
 		io_uring_prep_sendmsg(sqe, op->fd, op->msg, op->flags);
 		break;
 	case LOOP_OP_ACCEPT:
-		io_uring_prep_accept(sqe, op->fd, op->addr, op->addrlen,
-				     SOCK_CLOEXEC | SOCK_NONBLOCK);
+		io_uring_prep_accept(sqe, op->fd, op->addr, op->addrlen, SOCK_CLOEXEC);
 		break;
 	case LOOP_OP_READ:
 		io_uring_prep_read(sqe, op->fd, op->buf, (unsigned int)op->len, 0);

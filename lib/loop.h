@@ -29,7 +29,9 @@ typedef void (*loop_op_cb)(struct loop_op *op, int res);
 enum loop_op_kind {
 	LOOP_OP_RECVMSG, /* recvmsg(fd, msg, flags) */
 	LOOP_OP_SENDMSG, /* sendmsg(fd, msg, flags) */
-	LOOP_OP_ACCEPT,  /* accept4(fd, addr, addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK) */
+	LOOP_OP_ACCEPT,  /* accept4(fd, addr, addrlen, SOCK_CLOEXEC): the new socket
+			  * blocks, as every connection's does (the library's
+			  * own non-blocking calls say MSG_DONTWAIT) */
 	LOOP_OP_READ,    /* read(fd, buf, len) */
 };
 

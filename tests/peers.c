@@ -309,6 +309,12 @@ bool thread_waits(pid_t tid, bool reading)
 	return !reading && nr == SYS_futex;
 }
 
+bool thread_in_recvmsg(pid_t tid)
+{
+	return tid > 0 && syscall_of(tid) == SYS_recvmsg && state_of(tid) == 'S' &&
+	       syscall_of(tid) == SYS_recvmsg;
+}
+
 bool under_valgrind(void)
 {
 	const char *preload = getenv("LD_PRELOAD");

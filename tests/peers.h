@@ -101,6 +101,8 @@ pid_t thread_id(void);
  * thread or the loop reads.  For tests that must not go on until a thread
  * is blocked in its wait. */
 bool thread_waits(pid_t tid, bool reading);
+/* Whether thread tid sleeps in recvmsg itself (not in poll first). */
+bool thread_in_recvmsg(pid_t tid);
 
 /* Whether the test runs under valgrind (which keeps the fd limit to
  * itself). */

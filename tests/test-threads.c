@@ -622,6 +622,34 @@ START_TEST(waiter_times_out_while_another_reads)
 }
 END_TEST
 
+/* A thread waiting with a deadline sleeps in recvmsg itself: one system
+ * call per message, as without one, on accepted and adopted sockets
+ * alike; and the deadline still ends a wait in vain. */
+START_TEST(timed_wait_is_one_recvmsg)
+{
+	struct waiter w = { .timeout = 60000 };
+	pier_received_request *rr;
+	pier_peer *a, *b;
+	pthread_t th;
+	pier_msg *m;
+
+	if (!pair_kind_threads_read(_i))
+		return;
+	make_pair(_i, &a, &b);
+	w.peer = b;
+	ck_assert_int_eq(pthread_create(&th, NULL, wait_peer, &w), 0);
+	wait_until(thread_in_recvmsg(atomic_load(&w.tid)), WAIT);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 2, "s", 1, NULL, 0), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(w.result, 0);
+	assert_msg(w.m, PIER_MSG_STREAM, 2, "s");
+	pier_msg_free(w.m);
+	ck_assert_int_eq(pier_peer_recv(b, &m, &rr, 100), -ETIMEDOUT);
+	pier_peer_free(a);
+	pier_peer_free(b);
+}
+END_TEST
+
 /* A receive that does not wait still reads what has arrived. */
 START_TEST(try_receive_reads)
 {
@@ -680,6 +708,7 @@ int main(void)
 	tcase_add_loop_test(tc, reading_handed_between_threads, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, waiter_times_out_while_another_reads, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, try_receive_reads, 0, PAIR_KINDS);
+	tcase_add_loop_test(tc, timed_wait_is_one_recvmsg, 0, PAIR_KINDS);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }

@@ -164,6 +164,7 @@ struct link {
 	size_t rcmsg_size;
 	struct msghdr rmsg;
 	struct iovec riov;
+	int rcvtimeo_ms; /* the socket's SO_RCVTIMEO (0: none) */
 
 	/* Write side (loop thread). */
 	struct msghdr wmsg;
