@@ -471,7 +471,10 @@ static void bench_rtt(void)
 			for (size_t s = 0; s < 3; s++) {
 				struct rtt_arg a = { (enum kind)k, sizes[s], 0, pinned };
 				char name[64];
-				double v, b, v_sw, b_sw, target = 2.0;
+				/* Pinned, the software cost shows: within 15 %
+				 * of raw; unpinned, 20 % (a hop to the other
+				 * CPU costs tens of microseconds here). */
+				double v, b, v_sw, b_sw, target = pinned ? 1.15 : 1.2;
 
 				snprintf(name, sizeof(name), "rtt-%zu-%s-%s", sizes[s], kind_name[k],
 					 pinned ? "pinned" : "unpinned");
@@ -481,10 +484,6 @@ static void bench_rtt(void)
 				set_pinned(pinned, &saved);
 				compare(pier_rtt, raw_rtt, &a, &v, &b, &v_sw, &b_sw);
 				set_pinned(false, &saved);
-				if (sizes[s] == 65536 && k == K_UNIX && pinned)
-					target = 1.5;
-				if (!pinned)
-					target = 1.2;
 				result(name, v * 1e6, "us", b * 1e6, LOWER, target);
 				/* Thread hops: a raw ping-pong sleeps twice per
 				 * round trip (each side in its read). */

@@ -6,9 +6,9 @@
  * loop writing what is queued through the link's framing.
  *
  * Coalescing.  A write costs a system call (and on TCP a segment) however
- * small the frame.  A sender that comes back sooner than its last write
- * took (the thread does little else than send) holds its small frame in
- * the queue instead (WR_HELD); the frames that follow join it, and one
+ * small the frame.  A small frame sent within HOLD_GAP_NS of the last
+ * send, with no thread having waited for a message in between (a thread
+ * sending a burst), is held in the queue instead (WR_HELD); the frames that follow join it, and one
  * write takes them all: the sender's, once HOLD_BYTES are held; that of a
  * thread about to wait for a message on the connection (conn_send_flush():
  * a request is never held while its sender waits for the answer); or the
@@ -44,10 +44,11 @@
 #define HOLD_BYTES (32u << 10)
 /* ...and frames larger than this are never held. */
 #define HOLD_MAX_FRAME (8u << 10)
-/* A sender back within this long is sending a burst, however cheap its
- * last write was (preemption and sanitizers stretch the gaps of a tight
- * loop). */
-#define HOLD_GAP_MIN_NS 5000
+/* A send this soon after the last one, with no wait in between, is part of
+ * a burst: longer than a write of a small frame takes (about 1 us on a
+ * Unix socket, 2-3 us over TCP on the loopback), far shorter than a round
+ * trip. */
+#define HOLD_GAP_NS 5000
 /* --- the loop's writes --------------------------------------------------- */
 
 static void write_done(struct loop_op *op, int res);
@@ -103,7 +104,6 @@ static int write_now_locked(struct conn *c, struct out_frame ***done)
  * the rest, or ends the connection with the error the write found). */
 static unsigned int release_held_locked(struct conn *c, struct out_frame ***done)
 {
-	int64_t t0 = clock_now_ns();
 	int r = write_now_locked(c, done);
 
 	c->held_bytes = 0;
@@ -113,8 +113,8 @@ static unsigned int release_held_locked(struct conn *c, struct out_frame ***done
 		conn_set_wr_locked(c, WR_LOOP);
 		return CONN_EV_FINISH;
 	}
-	c->send_end_ns = clock_now_ns();
-	c->send_cost_ns = c->send_end_ns - t0;
+	/* A sender back soon after is still sending its burst. */
+	c->last_send_ns = clock_now_ns();
 	if (!c->out_head) {
 		conn_set_wr_locked(c, WR_IDLE);
 		return 0;
@@ -199,7 +199,7 @@ void conn_write_start(struct conn *c)
 		/* The loop writes them now: a sender back soon after is
 		 * still sending its burst. */
 		c->held_bytes = 0;
-		c->send_end_ns = clock_now_ns();
+		c->last_send_ns = clock_now_ns();
 	}
 	if (may_take && may_write_now_locked(c)) {
 		/* What the socket takes at once costs no operation in
@@ -448,16 +448,20 @@ static bool holdable(const struct conn *c, size_t total, size_t nfds, bool contr
 /* Under out_mu, WR_IDLE with nothing queued: whether a holdable frame
  * waits for those that follow rather than go at once: no thread waited
  * for a message since the last send (a request's sender waits for its
- * answer between two), and its sender is back (now) sooner than the last
- * write took, or HOLD_GAP_MIN_NS. */
-static bool hold_new_locked(struct conn *c, int64_t now)
+ * answer between two, and then the clock is not even read), and the last
+ * send began within HOLD_GAP_NS.  Sets *now when it read the clock. */
+static bool hold_new_locked(struct conn *c, int64_t *now)
 {
+	int64_t last = c->last_send_ns;
+
 	if (atomic_load_explicit(&c->waited, memory_order_relaxed)) {
 		atomic_store_explicit(&c->waited, false, memory_order_relaxed);
+		c->last_send_ns = 0;
 		return false;
 	}
-	return now - c->send_end_ns <
-	       (c->send_cost_ns > HOLD_GAP_MIN_NS ? c->send_cost_ns : HOLD_GAP_MIN_NS);
+	*now = clock_now_ns();
+	c->last_send_ns = *now;
+	return last && *now - last < HOLD_GAP_NS;
 }
 
 int conn_send(struct conn *c, const struct pier_header *h, const void *body, size_t len,
@@ -501,9 +505,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 		}
 	}
 	if (c->wr == WR_IDLE && !c->out_head && c->link.fd >= 0 && f->app_io) {
-		if (may_hold)
-			now = clock_now_ns();
-		if (may_hold && hold_new_locked(c, now)) {
+		if (may_hold && hold_new_locked(c, &now)) {
 			r = conn_queue_frame_locked(c, head, head_len, body, len, NULL, 0, 0);
 			if (r < 0)
 				goto out;
@@ -517,10 +519,6 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 			goto sent;
 		}
 		r = send_direct(c, head, head_len, body, len, fds, &nfds, control, &sent, &broken);
-		if (may_hold) {
-			c->send_end_ns = clock_now_ns();
-			c->send_cost_ns = c->send_end_ns - now;
-		}
 		if (r == 1)
 			goto sent;
 		if (r < 0)

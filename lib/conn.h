@@ -155,10 +155,11 @@ struct conn {
 	size_t out_bytes;     /* memory the queued frames hold (not yet written) */
 	unsigned int out_fds; /* fds the queued frames hold */
 	int send_error;       /* sending fails with this; 0 while it may send */
-	/* Coalescing: when the last write from a sender's thread ended and
-	 * what it cost; while WR_HELD, when the oldest frame was held and the
-	 * bytes held; whether the loop's hold timer will look. */
-	int64_t send_end_ns, send_cost_ns;
+	/* Coalescing: when the last send that could have been held began
+	 * (0: after a wait, or never); while WR_HELD, when the oldest frame
+	 * was held and the bytes held; whether the loop's hold timer will
+	 * look. */
+	int64_t last_send_ns;
 	int64_t held_since_ns;
 	size_t held_bytes;
 	bool hold_timer_armed;
