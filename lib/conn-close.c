@@ -200,6 +200,7 @@ static void conn_destroy(struct conn *c)
 	loop_timer_disarm(c->loop, &c->fd_retry);
 	loop_timer_disarm(c->loop, &c->hold_timer);
 	conn_frames_free(c->out_head);
+	conn_frames_free(c->spare_chunk);
 	link_fini(&c->link);
 	if (c->wake_fd >= 0)
 		close(c->wake_fd);

@@ -77,6 +77,12 @@ void conn_queue_consume_locked(struct conn *c, size_t n, struct out_frame ***don
 		c->out_fds -= f->nfds;
 		conn_fd_packet_sent_locked(c, f->nfds, c->wr_unread_before);
 		f->next = NULL;
+		if (f->cap && !c->spare_chunk) {
+			/* The next burst writes into it: no allocation, no
+			 * fresh pages to fault in. */
+			c->spare_chunk = f;
+			continue;
+		}
 		**done = f;
 		*done = &f->next;
 	}
@@ -227,9 +233,20 @@ int conn_queue_frame_locked(struct conn *c, const unsigned char *head, size_t he
 		last->len += total; /* in room already counted */
 		return 0;
 	}
-	r = frame_new(&f, head, head_len, body, len, fds, nfds, sent, small ? CHUNK_SIZE : 0);
-	if (r < 0)
-		return r;
+	if (small && c->spare_chunk) {
+		f = c->spare_chunk;
+		c->spare_chunk = NULL;
+		f->len = total;
+		f->sent = sent;
+		memcpy(f->data, head, head_len);
+		if (len)
+			memcpy(f->data + head_len, body, len);
+	} else {
+		r = frame_new(&f, head, head_len, body, len, fds, nfds, sent,
+			      small ? CHUNK_SIZE : 0);
+		if (r < 0)
+			return r;
+	}
 	if (sent) {
 		f->next = c->out_head;
 		c->out_head = f;

@@ -152,6 +152,9 @@ struct conn {
 	pthread_cond_t out_cond;
 	enum conn_wr wr;
 	struct out_frame *out_head, **out_tail;
+	/* A chunk written and kept for the next burst (owned, uncounted:
+	 * one per connection at most), or NULL. */
+	struct out_frame *spare_chunk;
 	size_t out_bytes;     /* memory the queued frames hold (not yet written) */
 	unsigned int out_fds; /* fds the queued frames hold */
 	int send_error;       /* sending fails with this; 0 while it may send */
