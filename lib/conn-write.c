@@ -6,9 +6,10 @@
  * loop writing what is queued through the link's framing.
  *
  * Coalescing.  A write costs a system call (and on TCP a segment) however
- * small the frame.  A small frame sent within HOLD_GAP_NS of the last
- * send, with no thread having waited for a message in between (a thread
- * sending a burst), is held in the queue instead (WR_HELD); the frames that follow join it, and one
+ * small the frame.  A small frame sent within a quarter of the coalescing
+ * delay (cfg.coalesce_us) after the last send, with no thread having
+ * waited for a message in between (a thread sending a burst), is held in
+ * the queue instead (WR_HELD); the frames that follow join it, and one
  * write takes them all: the sender's, once HOLD_BYTES are held; that of a
  * thread about to wait for a message on the connection (conn_send_flush():
  * a request is never held while its sender waits for the answer); or the
@@ -44,11 +45,13 @@
 #define HOLD_BYTES (32u << 10)
 /* ...and frames larger than this are never held. */
 #define HOLD_MAX_FRAME (8u << 10)
-/* A send this soon after the last one, with no wait in between, is part of
- * a burst: longer than a write of a small frame takes (about 1 us on a
- * Unix socket, 2-3 us over TCP on the loopback), far shorter than a round
- * trip. */
-#define HOLD_GAP_NS 5000
+/* A send within this part of the coalescing delay after the last one,
+ * with no wait in between, is part of a burst: by the default delay, 5 us,
+ * longer than a write of a small frame takes (about 1 us on a Unix socket,
+ * 2-3 us over TCP on the loopback), far shorter than a round trip.  A
+ * sender that holds a frame for up to the delay expects others within it;
+ * a longer delay lets slower bursts share writes too. */
+#define HOLD_GAP_PART 4
 /* --- the loop's writes --------------------------------------------------- */
 
 static void write_done(struct loop_op *op, int res);
@@ -449,7 +452,8 @@ static bool holdable(const struct conn *c, size_t total, size_t nfds, bool contr
  * waits for those that follow rather than go at once: no thread waited
  * for a message since the last send (a request's sender waits for its
  * answer between two, and then the clock is not even read), and the last
- * send began within HOLD_GAP_NS.  Sets *now when it read the clock. */
+ * send began within 1 / HOLD_GAP_PART of the delay.  Sets *now when it
+ * read the clock. */
 static bool hold_new_locked(struct conn *c, int64_t *now)
 {
 	int64_t last = c->last_send_ns;
@@ -461,7 +465,7 @@ static bool hold_new_locked(struct conn *c, int64_t *now)
 	}
 	*now = clock_now_ns();
 	c->last_send_ns = *now;
-	return last && *now - last < HOLD_GAP_NS;
+	return last && *now - last < (int64_t)c->cfg.coalesce_us * 1000 / HOLD_GAP_PART;
 }
 
 int conn_send(struct conn *c, const struct pier_header *h, const void *body, size_t len,
