@@ -8,6 +8,9 @@
 #ifndef PIER_CONN_INT_H
 #define PIER_CONN_INT_H
 
+#include <assert.h>
+#include <stdatomic.h>
+
 #include "conn.h"
 
 /* Work an application thread asks of the loop (c->task's events). */
@@ -24,8 +27,72 @@ void conn_post(struct conn *c, unsigned int events);
 /* The one place each state changes: checks that the change is legal, and
  * says it on stderr when PIER_DEBUG=1 is in the environment. */
 void conn_set_state_locked(struct conn *c, enum conn_state s); /* under mu, loop */
-void conn_set_rd_locked(struct conn *c, enum conn_rd rd);      /* under mu */
-void conn_set_wr_locked(struct conn *c, enum conn_wr wr);      /* under out_mu */
+
+/* Whether PIER_DEBUG=1 is in the environment: 1 or 0 once looked up, -1
+ * before (conn-state.c).  The setters are inline, for the read role changes
+ * twice per message a thread reads; they say the change out of line. */
+extern atomic_int conn_debug;
+void conn_say_rd(const struct conn *c, enum conn_rd from, enum conn_rd to);
+void conn_say_wr(const struct conn *c, enum conn_wr from, enum conn_wr to);
+
+static inline bool conn_rd_step_legal(enum conn_rd from, enum conn_rd to)
+{
+	switch (to) {
+	case RD_NONE:
+		return from == RD_LOOP || from == RD_APP || from == RD_LEAVING;
+	case RD_LOOP:
+	case RD_APP:
+		return from == RD_NONE;
+	case RD_LEAVING:
+		return from == RD_APP;
+	case RD_GONE:
+		return from == RD_NONE || from == RD_LOOP;
+	}
+	return false;
+}
+
+static inline bool conn_wr_step_legal(enum conn_wr from, enum conn_wr to)
+{
+	switch (to) {
+	case WR_IDLE:
+		return from == WR_HELD || from == WR_LOOP || from == WR_DIRECT;
+	case WR_HELD:
+		return from == WR_IDLE;
+	case WR_LOOP:
+		return from == WR_IDLE || from == WR_HELD || from == WR_DIRECT ||
+		       from == WR_LEAVING;
+	case WR_DIRECT:
+		return from == WR_IDLE;
+	case WR_LEAVING:
+		return from == WR_DIRECT;
+	}
+	return false;
+}
+
+static inline void conn_set_rd_locked(struct conn *c, enum conn_rd rd)
+{
+	enum conn_rd from = c->rd;
+
+	if (rd == from)
+		return;
+	assert(conn_rd_step_legal(from, rd));
+	c->rd = rd;
+	if (atomic_load_explicit(&conn_debug, memory_order_relaxed) != 0)
+		conn_say_rd(c, from, rd);
+}
+
+static inline void conn_set_wr_locked(struct conn *c, enum conn_wr wr)
+{
+	enum conn_wr from = c->wr;
+
+	if (wr == from)
+		return;
+	assert(conn_wr_step_legal(from, wr));
+	c->wr = wr;
+	atomic_store_explicit(&c->holding, wr == WR_HELD, memory_order_relaxed);
+	if (atomic_load_explicit(&conn_debug, memory_order_relaxed) != 0)
+		conn_say_wr(c, from, wr);
+}
 
 /* conn-read.c, loop thread: reads in the background if the loop holds the
  * read role; routes what already arrived, once the application let go. */

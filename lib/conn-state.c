@@ -31,17 +31,18 @@ static const char *const wr_names[] = {
 	[WR_DIRECT] = "direct", [WR_LEAVING] = "leaving",
 };
 
+atomic_int conn_debug = -1;
+
 /* PIER_DEBUG=1 in the environment: every state change on stderr. */
 static bool debug_on(void)
 {
-	static atomic_int on = -1;
-	int v = atomic_load_explicit(&on, memory_order_relaxed);
+	int v = atomic_load_explicit(&conn_debug, memory_order_relaxed);
 
 	if (pier_unlikely(v < 0)) {
 		const char *e = getenv("PIER_DEBUG");
 
 		v = e && *e && strcmp(e, "0") != 0;
-		atomic_store_explicit(&on, v, memory_order_relaxed);
+		atomic_store_explicit(&conn_debug, v, memory_order_relaxed);
 	}
 	return v;
 }
@@ -70,60 +71,16 @@ void conn_set_state_locked(struct conn *c, enum conn_state s)
 		say(c, "state", state_names[from], state_names[s]);
 }
 
-void conn_set_rd_locked(struct conn *c, enum conn_rd rd)
+void conn_say_rd(const struct conn *c, enum conn_rd from, enum conn_rd to)
 {
-	enum conn_rd from = c->rd;
-
-	if (rd == from)
-		return;
-	switch (rd) {
-	case RD_NONE:
-		assert(from == RD_LOOP || from == RD_APP || from == RD_LEAVING);
-		break;
-	case RD_LOOP:
-	case RD_APP:
-		assert(from == RD_NONE);
-		break;
-	case RD_LEAVING:
-		assert(from == RD_APP);
-		break;
-	case RD_GONE:
-		assert(from == RD_NONE || from == RD_LOOP);
-		break;
-	}
-	c->rd = rd;
-	if (pier_unlikely(debug_on()))
-		say(c, "reader", rd_names[from], rd_names[rd]);
+	if (debug_on())
+		say(c, "reader", rd_names[from], rd_names[to]);
 }
 
-void conn_set_wr_locked(struct conn *c, enum conn_wr wr)
+void conn_say_wr(const struct conn *c, enum conn_wr from, enum conn_wr to)
 {
-	enum conn_wr from = c->wr;
-
-	if (wr == from)
-		return;
-	switch (wr) {
-	case WR_IDLE:
-		assert(from == WR_HELD || from == WR_LOOP || from == WR_DIRECT);
-		break;
-	case WR_HELD:
-		assert(from == WR_IDLE);
-		break;
-	case WR_LOOP:
-		assert(from == WR_IDLE || from == WR_HELD || from == WR_DIRECT ||
-		       from == WR_LEAVING);
-		break;
-	case WR_DIRECT:
-		assert(from == WR_IDLE);
-		break;
-	case WR_LEAVING:
-		assert(from == WR_DIRECT);
-		break;
-	}
-	c->wr = wr;
-	atomic_store_explicit(&c->holding, wr == WR_HELD, memory_order_relaxed);
-	if (pier_unlikely(debug_on()))
-		say(c, "writer", wr_names[from], wr_names[wr]);
+	if (debug_on())
+		say(c, "writer", wr_names[from], wr_names[to]);
 }
 
 void conn_post(struct conn *c, unsigned int events)
