@@ -121,7 +121,14 @@ int conn_queue_frame_locked(struct conn *c, const unsigned char *head, size_t he
 			    const void *body, size_t len, const int *fds, size_t nfds,
 			    size_t sent);
 
-/* conn-fds.c, under out_mu: fds sent and not yet read by the remote. */
+/* conn-fds.c, under out_mu: fds sent and not yet read by the remote.  Both
+ * do nothing unless the packet carries fds or packets with fds are
+ * tracked: conn_fds_tracked() says so inline, for the sends of every
+ * other message. */
+static inline bool conn_fds_tracked(const struct conn *c, size_t nfds)
+{
+	return nfds || c->fdp_count;
+}
 int conn_unread_before_locked(const struct conn *c, size_t nfds);
 void conn_fd_packet_sent_locked(struct conn *c, unsigned int nfds, int unread_before);
 void conn_fds_refresh_locked(struct conn *c);

@@ -75,7 +75,8 @@ void conn_queue_consume_locked(struct conn *c, size_t n, struct out_frame ***don
 			c->out_tail = &c->out_head;
 		c->out_bytes -= f->size - f->len;
 		c->out_fds -= f->nfds;
-		conn_fd_packet_sent_locked(c, f->nfds, c->wr_unread_before);
+		if (conn_fds_tracked(c, f->nfds))
+			conn_fd_packet_sent_locked(c, f->nfds, c->wr_unread_before);
 		f->next = NULL;
 		if (f->cap && !c->spare_chunk) {
 			/* The next burst writes into it: no allocation, no

@@ -392,7 +392,7 @@ static int send_direct(struct conn *c, const unsigned char *head, size_t head_le
 	unsigned char cmsg[CMSG_SPACE(WIRE_MAX_FDS * sizeof(int))];
 	struct iovec iov[2] = { { (void *)head, head_len }, { (void *)body, len } };
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
-	int unread_before = conn_unread_before_locked(c, *nfds);
+	int unread_before = conn_fds_tracked(c, *nfds) ? conn_unread_before_locked(c, *nfds) : -1;
 	ssize_t n;
 	int r;
 
@@ -402,7 +402,8 @@ static int send_direct(struct conn *c, const unsigned char *head, size_t head_le
 	while (n < 0 && errno == EINTR);
 	if (n > 0) {
 		conn_count_locked(c, PIER_STAT_WRITES, 1);
-		conn_fd_packet_sent_locked(c, (unsigned int)*nfds, unread_before);
+		if (conn_fds_tracked(c, *nfds))
+			conn_fd_packet_sent_locked(c, (unsigned int)*nfds, unread_before);
 	}
 	if (n == (ssize_t)(head_len + len))
 		return 1;
