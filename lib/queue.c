@@ -22,12 +22,13 @@ void msgq_init(struct msgq *q)
 	q->evfd = -1;
 	q->readable = false;
 	q->finished = false;
-	cond_init_monotonic(&q->cond);
+	q->cond_made = false;
 }
 
 void msgq_fini(struct msgq *q)
 {
-	pthread_cond_destroy(&q->cond);
+	if (q->cond_made)
+		pthread_cond_destroy(&q->cond);
 	if (q->evfd >= 0)
 		close(q->evfd);
 }
@@ -56,7 +57,8 @@ void msgq_changed_locked(struct conn *c, struct msgq *q)
 	bool ready = msgq_ready(c, q);
 
 	if (ready) {
-		pthread_cond_broadcast(&q->cond);
+		if (q->cond_made)
+			pthread_cond_broadcast(&q->cond);
 		conn_rd_wake_locked(c, q);
 	}
 	msgq_sync_fd_locked(q, ready);
@@ -160,6 +162,10 @@ int msgq_wait_locked(struct conn *c, struct msgq *q, bool interruptible, int tim
 		if (timeout_ms == 0) {
 			expired = true;
 			continue;
+		}
+		if (!q->cond_made) {
+			cond_init_monotonic(&q->cond);
+			q->cond_made = true;
 		}
 		if (!listed)
 			conn_rd_waiter_add_locked(c, &w);

@@ -17,7 +17,10 @@ struct pier_msg;
 
 struct msgq {
 	struct pier_msg *head, **tail; /* owned */
+	/* Made when a thread first sleeps on the queue: most never do (a
+	 * thread waiting alone reads the socket itself). */
 	pthread_cond_t cond;
+	bool cond_made;
 	int evfd;      /* owned; -1 until the application asks for a pollable fd */
 	bool readable; /* evfd was signalled and not cleared */
 	bool finished; /* nothing more will come: its request is done */
