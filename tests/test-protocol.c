@@ -468,6 +468,35 @@ START_TEST(id_allocation_wraps_and_skips)
 }
 END_TEST
 
+/* Request ids a remote chose to share their low bits, which would pile up
+ * on one slot of the table of open requests: every one is taken, and the
+ * table keeps them near their homes (seeded), so that none costs a walk
+ * across the others. */
+START_TEST(crowding_request_ids)
+{
+	enum { N = 2000 };
+	struct raw r = raw_pair(_i, NULL);
+	struct conn *c = &r.peer->conn;
+	pier_received_request *rr[N];
+	pier_msg *m;
+
+	for (uint32_t i = 0; i < N; i++) {
+		raw_send(&r, PIER_MSG_REQUEST, (i + 1) << 16, 1, "crowd");
+		ck_assert_int_eq(pier_peer_recv(r.peer, &m, &rr[i], WAIT), 0);
+		ck_assert_uint_eq(pier_received_request_id(rr[i]), (i + 1) << 16);
+		pier_msg_free(m);
+	}
+	pthread_mutex_lock(&c->mu);
+	ck_assert_uint_eq(r.peer->received.count, N);
+	ck_assert_uint_ne(r.peer->received.seed, 0);
+	ck_assert_uint_le(r.peer->received.far, 200); /* a crowd would be 2000 */
+	pthread_mutex_unlock(&c->mu);
+	for (int i = 0; i < N; i++)
+		pier_received_request_free(rr[i]);
+	raw_close(&r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("protocol");
@@ -488,6 +517,7 @@ int main(void)
 	tcase_add_test(tc, fds_on_stream_socket);
 	tcase_add_loop_test(tc, error_ends_one_connection, 0, 2);
 	tcase_add_loop_test(tc, id_allocation_wraps_and_skips, 0, 2);
+	tcase_add_loop_test(tc, crowding_request_ids, 0, 2);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }
