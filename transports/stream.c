@@ -11,8 +11,10 @@
 #include "private.h"
 
 #define STREAM_RBUF_SIZE (16u << 10)
-/* Bodies at least this large are read straight into the message. */
-#define DIRECT_READ_MIN 4096u
+/* What is left of a body is read straight into its message when it is at
+ * least this large: a read per body saves its copy.  Smaller bodies (4 KiB
+ * messages back to back, say) come many to a read, and are copied. */
+#define DIRECT_READ_MIN STREAM_RBUF_SIZE
 
 /* The parser's storage for bodies: the message the body will travel in. */
 static void *body_alloc(void *ctx, const struct pier_header *h, size_t len)
