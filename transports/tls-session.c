@@ -426,6 +426,11 @@ size_t tls_out_take(struct tls *t, void *buf, size_t len)
 	return n > 0 ? (size_t)n : 0;
 }
 
+uint64_t tls_out_count(const struct tls *t)
+{
+	return BIO_number_written(t->out);
+}
+
 bool tls_ready(const struct tls *t)
 {
 	return t->up;

@@ -2,9 +2,10 @@
 /*
  * TLS: the settings a configuration carries, the OpenSSL contexts built from
  * them, and a connection's TLS session.  A session never touches the socket:
- * the loop feeds it what it received (ciphertext in), takes plaintext out
- * for the parser, hands it plaintext frames to encrypt, and sends what it
- * produced (ciphertext out).  Only the loop thread calls a session.
+ * the reader feeds it what it received (ciphertext in) and takes plaintext
+ * out for the parser; the writer hands it plaintext frames to encrypt and
+ * sends what it produced (ciphertext out).  A session is for one thread at
+ * a time: its caller (the TLS framing) holds a lock around every call.
  *
  * Everything but the settings exists only in builds with OpenSSL.
  */
@@ -14,6 +15,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <pier.h>
@@ -73,6 +75,9 @@ ssize_t tls_write(struct tls *t, const void *buf, size_t len);
 /* Ciphertext to send, in order: how much waits, and taking it. */
 size_t tls_out_pending(const struct tls *t);
 size_t tls_out_take(struct tls *t, void *buf, size_t len);
+/* How much ciphertext the session has produced so far, in all: a change
+ * across tls_read() means reading made something to send. */
+uint64_t tls_out_count(const struct tls *t);
 /* The handshake is done. */
 bool tls_ready(const struct tls *t);
 /* The remote's first handshake message (a client's hello) has arrived. */
@@ -127,6 +132,10 @@ static inline size_t tls_out_pending(const struct tls *t)
 	return 0;
 }
 static inline size_t tls_out_take(struct tls *t, void *buf, size_t len)
+{
+	return 0;
+}
+static inline uint64_t tls_out_count(const struct tls *t)
 {
 	return 0;
 }
