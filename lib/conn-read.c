@@ -97,6 +97,8 @@ static int rd_app(struct conn *c, int wake_fd, int timeout_ms, const struct time
 		struct pollfd pfd[2] = { { l->fd, POLLIN, 0 }, { wake_fd, POLLIN, 0 } };
 		ssize_t res;
 
+		if (flags < 0)
+			return flags;
 		if (timeout_ms >= 0 || wake_fd >= 0)
 			flags |= MSG_DONTWAIT;
 		res = recvmsg(l->fd, &l->rmsg, flags);
@@ -193,6 +195,7 @@ static bool loop_reads_locked(const struct conn *c)
 void conn_read_start(struct conn *c)
 {
 	struct link *l = &c->link;
+	int flags;
 	bool go;
 
 	if (c->rd_op.in_flight || l->fd < 0)
@@ -215,12 +218,17 @@ void conn_read_start(struct conn *c)
 		if (!go)
 			return;
 	}
+	flags = l->f->rd_prepare(l);
+	if (flags < 0) {
+		conn_fail(c, flags);
+		return;
+	}
 	c->rd_op = (struct loop_op){
 		.cb = read_done,
 		.kind = LOOP_OP_RECVMSG,
 		.fd = l->fd,
 		.msg = &l->rmsg,
-		.flags = (unsigned int)l->f->rd_prepare(l),
+		.flags = (unsigned int)flags,
 	};
 	loop_submit(c->loop, &c->rd_op);
 }

@@ -32,6 +32,7 @@
 #include "peers.h"
 #include "pki.h"
 #include "route.h"
+#include "tls-session.h"
 
 #ifdef HAVE_OPENSSL
 #include <openssl/err.h>
@@ -1514,8 +1515,8 @@ START_TEST(alert_while_a_thread_reads)
 }
 END_TEST
 
-/* p's link holds no buffer of ciphertext to send, and nobody is in its
- * socket. */
+/* p's link holds no buffer of ciphertext, either way, and nobody is in
+ * its socket. */
 static bool no_ciphertext_kept(pier_peer *p)
 {
 	struct conn *c = &p->conn;
@@ -1523,14 +1524,19 @@ static bool no_ciphertext_kept(pier_peer *p)
 
 	pthread_mutex_lock(&c->mu);
 	pthread_mutex_lock(&c->out_mu);
-	none = c->rd == RD_NONE && c->wr == WR_IDLE && !c->link.tls_obuf;
+	none = c->rd == RD_NONE && c->wr == WR_IDLE && !c->link.tls_ibuf && !c->link.tls_obuf;
+	if (none) {
+		pthread_mutex_lock(&c->link.tls_mu);
+		none = tls_out_buffered(c->link.tls) == 0;
+		pthread_mutex_unlock(&c->link.tls_mu);
+	}
 	pthread_mutex_unlock(&c->out_mu);
 	pthread_mutex_unlock(&c->mu);
 	return none;
 }
 
-/* After large messages both ways, an idle TLS connection keeps no buffer
- * of ciphertext to send on either side. */
+/* After large messages both ways, an idle TLS connection keeps no
+ * ciphertext buffer on either side. */
 START_TEST(idle_links_keep_no_buffers)
 {
 	enum { LEN = 300000 };

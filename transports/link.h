@@ -105,7 +105,7 @@ struct framing {
 	void (*fini)(struct link *l);
 
 	/* Reading: points l->rmsg at where the next read goes and returns the
-	 * recvmsg flags. */
+	 * recvmsg flags, or -ENOMEM. */
 	int (*rd_prepare)(struct link *l);
 	/* What a read returned (bytes, 0 for the end, -errno; -EAGAIN: only
 	 * look at what the link holds): frames go up through deliver.  0, or
@@ -184,12 +184,14 @@ struct link {
 	size_t wcmsg_size;
 
 	/* TLS (tls.c says who touches what): the session (owned) and its
-	 * lock; the ciphertext being sent (tls_obuf[tls_opos..tls_olen),
-	 * owned), the write path's; and what the framing keeps of its
-	 * state. */
+	 * lock; the ciphertext received (tls_ibuf, owned), the read role's;
+	 * the ciphertext being sent (tls_obuf[tls_opos..tls_olen), the
+	 * session's, lent), the write path's; and what the framing keeps of
+	 * its state. */
 	struct tls *tls;
 	pthread_mutex_t tls_mu;
-	unsigned char *tls_obuf;
+	unsigned char *tls_ibuf;
+	const unsigned char *tls_obuf;
 	size_t tls_opos, tls_olen;
 	bool tls_held;     /* the session holds input a pause kept from the
 			    * parser, or has not started: see rd_held */

@@ -18,6 +18,11 @@
  * belongs to the write path, the parser and tls_held to the read role,
  * tls_notified to the loop.
  *
+ * Copies: received ciphertext stays in tls_ibuf, where the session reads
+ * it, until the session has taken all of it; the plaintext goes to rbuf,
+ * or straight into a large body.  The ciphertext to send is the session's
+ * own buffer, lent to the write path (tls_out_take()).
+ *
  * What reading makes the session send (an alert, a key update) waits in it
  * until the write path's holder sends it: ops->want_write asks for that.
  * Whoever writes sends what the link holds before anything new, so records
@@ -33,10 +38,13 @@
 #include "private.h"
 #include "tls-session.h"
 
-/* Ciphertext sent per write, and how much may wait encrypted before more
- * plaintext is encrypted.  The buffer is freed whenever everything went:
- * an idle link keeps none. */
-#define TLS_OBUF_SIZE (32u << 10)
+/* How much ciphertext may wait to be sent before more plaintext is
+ * encrypted: what one write sends at most. */
+#define TLS_OUT_BATCH (32u << 10)
+/* Ciphertext received per read: two full records (16 KiB of plaintext and
+ * at most 22 bytes more each, as OpenSSL makes them).  The buffer is freed
+ * whenever the session took all of it, so an idle link keeps none. */
+#define TLS_IBUF_SIZE (33u << 10)
 /* The most plaintext a record carries (TLS's limit, OpenSSL's default). */
 #define TLS_RECORD_MAX (16u << 10)
 /* Pieces smaller than a record (a frame's head, small frames) are gathered
@@ -60,6 +68,8 @@ static int tls_link_init(struct link *l)
 static void tls_link_fini(struct link *l)
 {
 	link_stream_fini(l);
+	free(l->tls_ibuf);
+	l->tls_ibuf = NULL;
 	pthread_mutex_destroy(&l->tls_mu);
 }
 
@@ -108,33 +118,42 @@ static int tls_pump(struct link *l, bool *wrote)
 	}
 }
 
+/* Ciphertext goes to tls_ibuf, which the session has taken all of (the
+ * next read starts with what it holds otherwise: see rd_held). */
 static int tls_rd_prepare(struct link *l)
 {
-	/* Ciphertext, which the session copies in at once: the buffer then
-	 * takes the plaintext (tls_pump()). */
-	l->riov = (struct iovec){ l->rbuf, l->rbuf_size };
+	if (!l->tls_ibuf && !(l->tls_ibuf = malloc(TLS_IBUF_SIZE)))
+		return -ENOMEM;
+	l->riov = (struct iovec){ l->tls_ibuf, TLS_IBUF_SIZE };
 	l->rmsg = (struct msghdr){ .msg_iov = &l->riov, .msg_iovlen = 1 };
 	return 0;
 }
 
-/* What a read returned (res: bytes in rbuf, 0 for the end, -EAGAIN for
+/* What a read returned (res: bytes in tls_ibuf, 0 for the end, -EAGAIN for
  * nothing new), through the session; then asks for what it made to be
  * sent (the handshake's messages, alerts, key updates). */
 static int tls_rd_done(struct link *l, ssize_t res)
 {
-	bool wrote = false;
-	int r = 0;
+	bool wrote = false, drained;
+	int r;
 
 	l->tls_held = false;
 	if (res >= 0) {
 		pthread_mutex_lock(&l->tls_mu);
-		r = tls_feed(l->tls, l->rbuf, (size_t)res);
+		tls_feed(l->tls, l->tls_ibuf, (size_t)res);
 		pthread_mutex_unlock(&l->tls_mu);
 	} else if (res != -EAGAIN) {
 		return (int)res;
 	}
-	if (r == 0)
-		r = tls_pump(l, &wrote);
+	r = tls_pump(l, &wrote);
+	pthread_mutex_lock(&l->tls_mu);
+	drained = !tls_in_left(l->tls);
+	pthread_mutex_unlock(&l->tls_mu);
+	if (drained) {
+		/* An idle link keeps no ciphertext buffer. */
+		free(l->tls_ibuf);
+		l->tls_ibuf = NULL;
+	}
 	if (wrote)
 		l->ops->want_write(l);
 	return r;
@@ -176,7 +195,7 @@ static size_t plain_gather(struct plain *p, unsigned char *buf, size_t len)
 }
 
 /* Under tls_mu, the handshake done: encrypts plaintext from p until all of
- * it is taken or TLS_OBUF_SIZE of ciphertext waits; adds the bytes taken
+ * it is taken or TLS_OUT_BATCH of ciphertext waits; adds the bytes taken
  * to *took.  A piece smaller than a record shares one with those after it
  * (a frame's head with its body, small frames with each other), gathered
  * first.  0, or why the stream broke. */
@@ -184,7 +203,7 @@ static int seal_locked(struct link *l, struct plain *p, size_t *took)
 {
 	unsigned char stage[TLS_GATHER];
 
-	while (p->i < p->n && tls_out_pending(l->tls) < TLS_OBUF_SIZE) {
+	while (p->i < p->n && tls_out_pending(l->tls) < TLS_OUT_BATCH) {
 		const struct iovec *v = &p->iov[p->i];
 		size_t left = v->iov_len - p->off, len, done = 0;
 
@@ -217,29 +236,16 @@ static int seal_locked(struct link *l, struct plain *p, size_t *took)
 	return 0;
 }
 
-/* The write path's holder, all of tls_obuf sent: moves the session's
- * ciphertext into it.  1 when it holds some to send, 0 when the session
- * had none (tls_obuf is freed then: an idle link keeps none), -ENOMEM. */
-static int take(struct link *l)
+/* The write path's holder, all of tls_obuf sent: takes the session's
+ * ciphertext into it.  Whether there is some to send (when not, the
+ * session freed its buffers: an idle link keeps none). */
+static bool take(struct link *l)
 {
-	size_t n = 0;
-	int r = 0;
-
 	pthread_mutex_lock(&l->tls_mu);
-	if (tls_out_pending(l->tls)) {
-		if (!l->tls_obuf && !(l->tls_obuf = malloc(TLS_OBUF_SIZE)))
-			r = -ENOMEM;
-		else
-			n = tls_out_take(l->tls, l->tls_obuf, TLS_OBUF_SIZE);
-	}
+	l->tls_olen = tls_out_take(l->tls, &l->tls_obuf);
 	pthread_mutex_unlock(&l->tls_mu);
 	l->tls_opos = 0;
-	l->tls_olen = n;
-	if (n == 0 && r == 0) {
-		free(l->tls_obuf);
-		l->tls_obuf = NULL;
-	}
-	return r < 0 ? r : n > 0;
+	return l->tls_olen > 0;
 }
 
 /* The write path's holder, no write in flight: sends the ciphertext the
@@ -251,12 +257,8 @@ static int flush(struct link *l)
 	for (;;) {
 		ssize_t n;
 
-		if (l->tls_opos == l->tls_olen) {
-			int r = take(l);
-
-			if (r <= 0)
-				return r;
-		}
+		if (l->tls_opos == l->tls_olen && !take(l))
+			return 0;
 		n = send(l->fd, l->tls_obuf + l->tls_opos, l->tls_olen - l->tls_opos,
 			 MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
@@ -331,7 +333,7 @@ static int tls_wr_prepare(struct link *l, struct out_frame *head, bool may_take,
 {
 	struct iovec iov[PIER_ARRAY_SIZE(l->wiov)];
 	struct plain p = { iov, 0, 0, 0 };
-	int r = 0, n;
+	int r = 0;
 
 	*w = (struct link_write){ 0 };
 	if (l->tls_opos == l->tls_olen) {
@@ -344,9 +346,8 @@ static int tls_wr_prepare(struct link *l, struct out_frame *head, bool may_take,
 			r = seal(l, &p, &w->took);
 		if (r == -EAGAIN)
 			r = 0; /* the handshake first */
-		n = take(l);
-		if (n <= 0)
-			return r < 0 ? r : n;
+		if (!take(l))
+			return r;
 	}
 	l->wiov[0] = (struct iovec){ (void *)(l->tls_obuf + l->tls_opos),
 				     l->tls_olen - l->tls_opos };
