@@ -53,8 +53,9 @@ struct tls {
 		  * may leave OpenSSL's own state uninitialised again) */
 };
 
-/* The first size of the output buffer: a full record and then some. */
-#define OUT_MIN (20u << 10)
+/* The least an output buffer is made for: small records fit, and their
+ * buffers come from the allocator's per-thread caches. */
+#define OUT_MIN 512u
 
 /* Empties this thread's error queue, which must be empty before a call
  * whose failure SSL_get_error() is to explain (another user of OpenSSL on
@@ -303,11 +304,11 @@ static int out_write(BIO *b, const char *buf, size_t len, size_t *put)
 	BIO_clear_retry_flags(b);
 	*put = 0;
 	if (o->cap - o->len < len) {
-		size_t cap = o->cap ? o->cap : OUT_MIN;
+		/* Room for twice as much: the records of a batch (tls.c) cost
+		 * one copy at most. */
+		size_t cap = o->len + len < OUT_MIN / 2 ? OUT_MIN : 2 * (o->len + len);
 		unsigned char *data;
 
-		while (cap - o->len < len)
-			cap *= 2;
 		data = realloc(o->data, cap);
 		if (!data)
 			return 0;
@@ -431,6 +432,10 @@ size_t tls_in_left(const struct tls *t)
 	return t->in_len;
 }
 
+bool tls_read_more(const struct tls *t)
+{
+	return t->in_len || t->eof || SSL_pending(t->ssl) > 0;
+}
 
 /* What a certificate verification failure means to the application. */
 static int verify_error(long v)

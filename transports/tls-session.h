@@ -69,6 +69,9 @@ void tls_free(struct tls *t);
  * when it returns 0, nothing is left. */
 void tls_feed(struct tls *t, const void *data, size_t len);
 size_t tls_in_left(const struct tls *t);
+/* Whether tls_read() may give more without more ciphertext: some is left,
+ * the end was fed, or plaintext waits.  When not, it would return 0. */
+bool tls_read_more(const struct tls *t);
 /* Plaintext out: > 0 bytes, 0 when more ciphertext is needed, or why the
  * stream ended: -PIER_ECLOSED after close_notify, another -PIER_E* or
  * -errno on a failure (the handshake's too). */
@@ -128,6 +131,10 @@ static inline void tls_feed(struct tls *t, const void *data, size_t len) {}
 static inline size_t tls_in_left(const struct tls *t)
 {
 	return 0;
+}
+static inline bool tls_read_more(const struct tls *t)
+{
+	return false;
 }
 static inline ssize_t tls_read(struct tls *t, void *buf, size_t len)
 {

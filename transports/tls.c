@@ -83,7 +83,7 @@ static int tls_pump(struct link *l, bool *wrote)
 {
 	for (;;) {
 		uint64_t out;
-		bool ready;
+		bool ready, more;
 		ssize_t n;
 		int r;
 
@@ -91,6 +91,7 @@ static int tls_pump(struct link *l, bool *wrote)
 		pthread_mutex_lock(&l->tls_mu);
 		out = tls_out_count(l->tls);
 		n = tls_read(l->tls, l->riov.iov_base, l->riov.iov_len);
+		more = tls_read_more(l->tls);
 		*wrote = *wrote || tls_out_count(l->tls) != out;
 		ready = !l->tls_up && tls_ready(l->tls);
 		if (ready)
@@ -115,6 +116,8 @@ static int tls_pump(struct link *l, bool *wrote)
 			l->tls_held = true; /* the rest waits in the session */
 			return 0;
 		}
+		if (!more)
+			return 0; /* spares a call that would say so */
 	}
 }
 
