@@ -121,11 +121,12 @@ static int closing_step(struct conn *c)
 	bool flushed;
 
 	pthread_mutex_lock(&c->out_mu);
-	flushed = !c->out_head && c->wr != WR_DIRECT; /* a sender's frame may be under way */
+	/* A sender's frame may be under way. */
+	flushed = !c->out_head && c->wr != WR_DIRECT &&
+		  (!f->wr_idle || f->wr_idle(&c->link));
 	if (!c->send_error)
 		c->send_error = -PIER_ESHUTDOWN;
 	pthread_mutex_unlock(&c->out_mu);
-	flushed = flushed && (!f->wr_idle || f->wr_idle(&c->link));
 	if (c->state == CONN_CLOSING && flushed && !c->wr_op.in_flight && f->wr_close &&
 	    f->wr_close(&c->link)) {
 		/* The link has that to send first (it is no longer idle). */

@@ -3,7 +3,7 @@
  * The read role: who reads the socket, and reading.  A thread that waits
  * for a message reads for itself while nobody else does (no hop through the
  * loop); the loop reads when something must be read with no thread waiting,
- * and for links whose I/O is the loop's alone.  What is read goes to the
+ * and during a handshake, which the loop drives.  What is read goes to the
  * link's framing, which hands complete messages up.
  */
 #include "config.h"
@@ -23,19 +23,19 @@
 /* Under mu: whether the loop must read with no thread waiting. */
 static bool background_locked(const struct conn *c)
 {
-	return !c->link.f->app_io || c->rd_background || c->state >= CONN_CLOSING;
+	return c->state == CONN_HANDSHAKING || c->rd_background || c->state >= CONN_CLOSING;
 }
 
 bool conn_may_read_locked(const struct conn *c)
 {
-	return c->rd == RD_NONE && !c->read_paused && c->link.f->app_io;
+	return c->rd == RD_NONE && !c->read_paused && c->state != CONN_HANDSHAKING;
 }
 
 void conn_rd_kick_locked(struct conn *c)
 {
 	if (c->rd != RD_NONE || c->read_paused || c->error)
 		return;
-	if (c->waiters && c->link.f->app_io) {
+	if (c->waiters && c->state != CONN_HANDSHAKING) {
 		/* It takes the role when it wakes. */
 		pthread_cond_broadcast(c->waiters->cond);
 	} else if (background_locked(c)) {
@@ -104,12 +104,19 @@ static int rd_app(struct conn *c, int wake_fd, int timeout_ms, const struct time
 {
 	struct link *l = &c->link;
 
+	if (l->f->rd_held && l->f->rd_held(l)) {
+		/* First what the link holds (a pause left it there): the
+		 * wait looks again after it. */
+		return l->f->rd_done(l, -EAGAIN);
+	}
 	for (;;) {
 		int flags = l->f->rd_prepare(l), ms = -1, n;
 		struct pollfd pfd[2] = { { l->fd, POLLIN, 0 }, { wake_fd, POLLIN, 0 } };
 		bool blocking = wake_fd < 0 && timeout_ms != 0;
 		ssize_t res;
 
+		if (flags < 0)
+			return flags;
 		if (blocking && timeout_ms > 0) {
 			ms = ms_until(deadline);
 			if (ms == 0)
@@ -191,7 +198,7 @@ void conn_read_pending(struct conn *c)
 {
 	int r = 0;
 
-	if (c->rd_op.in_flight || c->link.fd < 0 || !c->link.f->app_io)
+	if (c->rd_op.in_flight || c->link.fd < 0)
 		return; /* the read in flight routes it */
 	pthread_mutex_lock(&c->mu);
 	if (c->rd != RD_LOOP || c->error) {
@@ -214,6 +221,7 @@ static bool loop_reads_locked(const struct conn *c)
 void conn_read_start(struct conn *c)
 {
 	struct link *l = &c->link;
+	int flags;
 	bool go;
 
 	if (c->rd_op.in_flight || l->fd < 0)
@@ -236,12 +244,17 @@ void conn_read_start(struct conn *c)
 		if (!go)
 			return;
 	}
+	flags = l->f->rd_prepare(l);
+	if (flags < 0) {
+		conn_fail(c, flags);
+		return;
+	}
 	c->rd_op = (struct loop_op){
 		.cb = read_done,
 		.kind = LOOP_OP_RECVMSG,
 		.fd = l->fd,
 		.msg = &l->rmsg,
-		.flags = (unsigned int)l->f->rd_prepare(l),
+		.flags = (unsigned int)flags,
 	};
 	loop_submit(c->loop, &c->rd_op);
 }

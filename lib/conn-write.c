@@ -52,6 +52,14 @@
  * sender that holds a frame for up to the delay expects others within it;
  * a longer delay lets slower bursts share writes too. */
 #define HOLD_GAP_PART 4
+
+/* Whoever holds the write path: nothing of the link's own (TLS: ciphertext
+ * a write left) waits to be sent. */
+static bool link_idle(struct conn *c)
+{
+	return !c->link.f->wr_idle || c->link.f->wr_idle(&c->link);
+}
+
 /* --- the loop's writes --------------------------------------------------- */
 
 static void write_done(struct loop_op *op, int res);
@@ -118,7 +126,7 @@ static unsigned int release_held_locked(struct conn *c, struct out_frame ***done
 	}
 	/* A sender back soon after is still sending its burst. */
 	c->last_send_ns = clock_now_ns();
-	if (!c->out_head) {
+	if (!c->out_head && link_idle(c)) {
 		conn_set_wr_locked(c, WR_IDLE);
 		return 0;
 	}
@@ -280,7 +288,7 @@ static void write_done(struct loop_op *op, int res)
 					  c->link.f->wr_done ? c->link.f->wr_done(&c->link, (size_t)res)
 							     : (size_t)res,
 					  &done_tail);
-	if (!c->out_head && c->wr == WR_LOOP)
+	if (!c->out_head && c->wr == WR_LOOP && link_idle(c))
 		conn_set_wr_locked(c, WR_IDLE);
 	pthread_cond_broadcast(&c->out_cond);
 	pthread_mutex_unlock(&c->out_mu);
@@ -292,13 +300,32 @@ static void write_done(struct loop_op *op, int res)
 
 /* --- sending, from any thread -------------------------------------------- */
 
+/* The thread holding the write path, nothing queued before this frame:
+ * writes what is left of it (mh's iovecs, its fds in mh's control data)
+ * from the caller's buffers, as far as the socket takes it without
+ * waiting: the framing's way (TLS encrypts it), or one sendmsg.  Returns
+ * the bytes of the frame taken, or -errno (-EAGAIN: none). */
+static ssize_t write_frame(struct conn *c, struct msghdr *mh)
+{
+	const struct framing *f = c->link.f;
+	ssize_t n;
+
+	if (f->wr_frame)
+		return f->wr_frame(&c->link, mh->msg_iov, mh->msg_iovlen);
+	do
+		n = sendmsg(c->link.fd, mh, MSG_DONTWAIT | SEND_FLAGS);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
 /* Under out_mu, with the frame's first *sent bytes written and nothing
  * queued: writes more of it from the caller's buffer, waiting for room with
  * out_mu released (other senders queue behind it meanwhile), for as long as
- * the remote keeps reading.  Once the socket takes nothing for a moment,
- * the caller queues the rest as usual, so a send never waits on a remote
- * that does not read unless the queue is full.  Returns 0 (then the caller
- * queues what is left, if anything), or the error that broke the stream. */
+ * the remote keeps reading; then what the link holds of it (TLS: its last
+ * ciphertext).  Once the socket takes nothing for a moment, the caller
+ * queues the rest as usual, so a send never waits on a remote that does not
+ * read unless the queue is full.  Returns 0 (then the caller queues what is
+ * left, if anything), or the error that broke the stream. */
 static int send_rest(struct conn *c, const unsigned char *head, size_t head_len,
 		     const void *body, size_t len, size_t *sent)
 {
@@ -306,13 +333,16 @@ static int send_rest(struct conn *c, const unsigned char *head, size_t head_len,
 	struct timespec deadline;
 	size_t total = head_len + len;
 	uint64_t writes = 0;
+	bool more;
 
 	if (timeout > 0)
 		deadline = deadline_after(timeout);
 	conn_set_wr_locked(c, WR_DIRECT);
 	pthread_mutex_unlock(&c->out_mu);
-	while (*sent < total) {
+	while (*sent < total || !link_idle(c)) {
 		struct pollfd pfd = { fd, POLLOUT, 0 };
+		struct iovec iov[2];
+		struct msghdr mh = { .msg_iov = iov };
 		int ms = DIRECT_STALL_MS, ready;
 		ssize_t n;
 
@@ -326,20 +356,21 @@ static int send_rest(struct conn *c, const unsigned char *head, size_t head_len,
 			break;
 		}
 		if (*sent < head_len) {
-			struct iovec iov[2] = { { (void *)(head + *sent), head_len - *sent },
-						{ (void *)body, len } };
-			struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
-
-			n = sendmsg(fd, &mh, MSG_DONTWAIT | SEND_FLAGS);
-		} else {
-			n = send(fd, (const unsigned char *)body + (*sent - head_len),
-				 total - *sent, MSG_DONTWAIT | SEND_FLAGS);
+			iov[mh.msg_iovlen++] = (struct iovec){ (void *)(head + *sent),
+							       head_len - *sent };
+			if (len)
+				iov[mh.msg_iovlen++] = (struct iovec){ (void *)body, len };
+		} else if (*sent < total) {
+			iov[mh.msg_iovlen++] = (struct iovec){
+				(unsigned char *)body + (*sent - head_len), total - *sent
+			};
 		}
+		n = write_frame(c, &mh);
 		if (n > 0) {
 			*sent += (size_t)n;
 			writes++;
-		} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			r = -errno;
+		} else if (n < 0 && n != -EAGAIN) {
+			r = (int)n;
 			break;
 		}
 	}
@@ -355,10 +386,12 @@ static int send_rest(struct conn *c, const unsigned char *head, size_t head_len,
 		conn_set_wr_locked(c, WR_LOOP);
 		conn_post(c, CONN_EV_FINISH);
 	} else if (*sent == total) {
-		/* Hand what others queued meanwhile to the loop; a closing
-		 * connection waited for this frame to be out. */
-		conn_set_wr_locked(c, c->out_head ? WR_LOOP : WR_IDLE);
-		if (c->out_head || c->send_error)
+		/* Hand what others queued meanwhile (and what the link still
+		 * holds) to the loop; a closing connection waited for this
+		 * frame to be out. */
+		more = c->out_head || !link_idle(c);
+		conn_set_wr_locked(c, more ? WR_LOOP : WR_IDLE);
+		if (more || c->send_error)
 			conn_post(c, CONN_EV_WRITE);
 	} else {
 		/* The caller queues the rest first in line, and wakes the
@@ -397,9 +430,7 @@ static int send_direct(struct conn *c, const unsigned char *head, size_t head_le
 	int r;
 
 	link_put_fds(&mh, cmsg, sizeof(cmsg), fds, *nfds);
-	do
-		n = sendmsg(c->link.fd, &mh, MSG_DONTWAIT | SEND_FLAGS);
-	while (n < 0 && errno == EINTR);
+	n = write_frame(c, &mh);
 	if (n > 0) {
 		conn_count_locked(c, PIER_STAT_WRITES, 1);
 		if (conn_fds_tracked(c, *nfds))
@@ -407,17 +438,17 @@ static int send_direct(struct conn *c, const unsigned char *head, size_t head_le
 	}
 	if (n == (ssize_t)(head_len + len))
 		return 1;
-	if (n < 0 && errno == ETOOMANYREFS) {
+	if (n == -ETOOMANYREFS) {
 		/* This user has too many fds in flight: the frame waits in
 		 * the queue, like one the socket has no room for, and the
 		 * loop tries again on a timer. */
 		return 0;
 	}
-	if (n < 0 && errno != EAGAIN) {
+	if (n < 0 && n != -EAGAIN) {
 		/* Anything but a packet the socket cannot take means the
 		 * connection is broken, and the loop's read reports why to
 		 * every waiter. */
-		r = -errno;
+		r = (int)n;
 		if (r != -EMSGSIZE)
 			c->send_error = r;
 		return r;
@@ -426,10 +457,14 @@ static int send_direct(struct conn *c, const unsigned char *head, size_t head_le
 		return 0;
 	*sent = (size_t)n;
 	*nfds = 0; /* they went with the first byte */
-	if (!control && c->cfg.send_timeout_ms != 0 && head_len + len - *sent >= DIRECT_BLOCK_MIN) {
+	if (!control && c->cfg.send_timeout_ms != 0 &&
+	    (head_len + len - *sent >= DIRECT_BLOCK_MIN ||
+	     (c->link.f->wr_frame && head_len + len >= DIRECT_BLOCK_MIN))) {
 		/* A large frame under way: rather than copy the rest into the
 		 * queue, write it from the caller's buffer as the socket
-		 * takes it. */
+		 * takes it (all of it, when the framing works on it before
+		 * it goes: TLS encrypts it, which the loop would do
+		 * otherwise). */
 		r = send_rest(c, head, head_len, body, len, sent);
 		if (r < 0) {
 			*broken = true;
@@ -492,6 +527,12 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 	r = conn_queue_wait_locked(c, total, nfds, control);
 	if (r < 0)
 		goto out;
+	if (c->send_error && c->send_error != -PIER_ESHUTDOWN) {
+		/* A control send after the end: the link is being flushed
+		 * and closed by the loop, nobody else may touch it. */
+		r = c->send_error;
+		goto out;
+	}
 	if (c->wr == WR_HELD) {
 		if (may_hold) {
 			r = conn_queue_frame_locked(c, head, head_len, body, len, NULL, 0, 0);
@@ -509,7 +550,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 			goto out;
 		}
 	}
-	if (c->wr == WR_IDLE && !c->out_head && c->link.fd >= 0 && f->app_io) {
+	if (c->wr == WR_IDLE && !c->out_head && c->link.fd >= 0) {
 		if (may_hold && hold_new_locked(c, &now)) {
 			r = conn_queue_frame_locked(c, head, head_len, body, len, NULL, 0, 0);
 			if (r < 0)
@@ -524,6 +565,13 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 			goto sent;
 		}
 		r = send_direct(c, head, head_len, body, len, fds, &nfds, control, &sent, &broken);
+		if (r == 1 && c->wr == WR_IDLE && !link_idle(c)) {
+			/* All of it is taken, and the link holds the rest of
+			 * what it made of it (TLS: ciphertext the socket did
+			 * not take): the loop sends that. */
+			conn_set_wr_locked(c, WR_LOOP);
+			post |= CONN_EV_WRITE;
+		}
 		if (r == 1)
 			goto sent;
 		if (r < 0)

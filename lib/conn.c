@@ -40,7 +40,8 @@ static void link_refuse(struct link *l, uint32_t request_id, const char *why)
 	conn_send(conn_of_link(l), &h, why, strlen(why), NULL, 0, true);
 }
 
-/* The handshake is done: whoever waits for it may go on. */
+/* The handshake is done: whoever waits for it may go on.  (On the loop,
+ * which alone uses the session until the connection is open.) */
 static void link_ready(struct link *l)
 {
 	struct conn *c = conn_of_link(l);
@@ -54,9 +55,16 @@ static void link_ready(struct link *l)
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* Whoever holds the write path sends what the link has first; when nobody
+ * does, the loop writes it. */
 static void link_want_write(struct link *l)
 {
-	conn_write_start(conn_of_link(l));
+	struct conn *c = conn_of_link(l);
+
+	if (loop_on_thread(c->loop))
+		conn_write_start(c);
+	else
+		conn_post(c, CONN_EV_WRITE);
 }
 
 static const struct link_ops link_ops = {

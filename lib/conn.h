@@ -57,7 +57,8 @@ struct tls;
  *        +-----------+--------+--------+--------+  (closing, or ending, at any point)
  */
 enum conn_state {
-	CONN_HANDSHAKING, /* TLS: the handshake is under way */
+	CONN_HANDSHAKING, /* TLS: the handshake is under way; the loop does
+			   * all the connection's I/O */
 	CONN_OPEN,
 	CONN_CLOSING, /* closing was asked: what is queued goes out; the loop
 		       * reads meanwhile, whoever waits or not */
@@ -125,7 +126,7 @@ struct conn {
 	const struct conn_ops *ops;
 	struct pier_config cfg; /* a copy; cfg.loop and cfg.tls are cleared */
 	char remote[128];
-	struct link link; /* read side: the read role's; write side: the loop's */
+	struct link link; /* read side: the read role's; write side: the write path's */
 
 	/* Under mu. */
 	pthread_mutex_t mu;

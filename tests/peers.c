@@ -32,16 +32,6 @@ bool pair_kind_has_fds(enum pair_kind kind)
 	return kind == PAIR_SEQPACKET || kind == PAIR_SEQPACKET_FD || kind == PAIR_ABSTRACT;
 }
 
-bool pair_kind_threads_read(enum pair_kind kind)
-{
-#ifdef HAVE_OPENSSL
-	return kind != PAIR_TLS;
-#else
-	(void)kind;
-	return true;
-#endif
-}
-
 static void pair_socketpair(int type, const pier_config *ca, const pier_config *cb,
 			    pier_peer **a, pier_peer **b)
 {

@@ -33,10 +33,6 @@ enum pair_kind {
 extern const char *const pair_kind_name[PAIR_KINDS];
 
 bool pair_kind_has_fds(enum pair_kind kind);
-/* Whether application threads waiting on this kind of pair read its
- * socket themselves (when no other thread does): everywhere but over TLS,
- * which only the loop reads, in the background. */
-bool pair_kind_threads_read(enum pair_kind kind);
 /* Whether this machine has an IPv6 loopback (containers and build servers
  * often have none): 0, or the negative errno of binding [::1]:0. */
 int ipv6_loopback(void);

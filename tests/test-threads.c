@@ -492,7 +492,7 @@ START_TEST(reader_woken_by_own_response)
 		w.rr = recv_request(b, &m);
 		pier_msg_free(m);
 		ck_assert_int_eq(pthread_create(&th, NULL, wait_update, &w), 0);
-		settle(&w, pair_kind_threads_read(_i));
+		settle(&w, true);
 		ck_assert_int_eq(pier_received_request_send_response(w.rr, 1, "r", 1, NULL, 0), 0);
 		pthread_join(th, NULL);
 		ck_assert_int_eq(w.result, -PIER_EDONE);
@@ -521,7 +521,7 @@ START_TEST(reader_woken_by_abort)
 		make_pair(_i, &a, &b);
 		w.peer = b;
 		ck_assert_int_eq(pthread_create(&th, NULL, wait_peer, &w), 0);
-		settle(&w, pair_kind_threads_read(_i));
+		settle(&w, true);
 		pier_writer_abort(pier_peer_get_writer(b));
 		pthread_join(th, NULL);
 		ck_assert_int_eq(w.result, -PIER_EABORTED);
@@ -554,12 +554,12 @@ START_TEST(reading_handed_between_threads)
 		 * variable. */
 		if (order & 1) {
 			ck_assert_int_eq(pthread_create(&ts, NULL, wait_peer, &ws), 0);
-			settle(&ws, pair_kind_threads_read(_i));
+			settle(&ws, true);
 			ck_assert_int_eq(pthread_create(&tr, NULL, wait_response, &wr), 0);
 			settle(&wr, false);
 		} else {
 			ck_assert_int_eq(pthread_create(&tr, NULL, wait_response, &wr), 0);
-			settle(&wr, pair_kind_threads_read(_i));
+			settle(&wr, true);
 			ck_assert_int_eq(pthread_create(&ts, NULL, wait_peer, &ws), 0);
 			settle(&ws, false);
 		}
@@ -568,13 +568,13 @@ START_TEST(reading_handed_between_threads)
 			 * reads (still, or taking over) to see the stream. */
 			ck_assert_int_eq(pier_received_request_send_response(rr, 1, "r", 1, NULL, 0), 0);
 			pthread_join(tr, NULL);
-			settle(&ws, pair_kind_threads_read(_i));
+			settle(&ws, true);
 			ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(b), 2, "s", 1, NULL, 0), 0);
 			pthread_join(ts, NULL);
 		} else {
 			ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(b), 2, "s", 1, NULL, 0), 0);
 			pthread_join(ts, NULL);
-			settle(&wr, pair_kind_threads_read(_i));
+			settle(&wr, true);
 			ck_assert_int_eq(pier_received_request_send_response(rr, 1, "r", 1, NULL, 0), 0);
 			pthread_join(tr, NULL);
 		}
@@ -604,7 +604,7 @@ START_TEST(waiter_times_out_while_another_reads)
 	make_pair(_i, &a, &b);
 	w.peer = b;
 	ck_assert_int_eq(pthread_create(&th, NULL, wait_peer, &w), 0);
-	settle(&w, pair_kind_threads_read(_i));
+	settle(&w, true);
 	w.sr = send_request(b, 1, "x");
 	ck_assert_int_eq(pier_sent_request_recv_response(w.sr, &m, 100), -ETIMEDOUT);
 	/* The reading thread still gets what comes for it. */
@@ -633,8 +633,6 @@ START_TEST(timed_wait_is_one_recvmsg)
 	pthread_t th;
 	pier_msg *m;
 
-	if (!pair_kind_threads_read(_i))
-		return;
 	make_pair(_i, &a, &b);
 	w.peer = b;
 	ck_assert_int_eq(pthread_create(&th, NULL, wait_peer, &w), 0);

@@ -28,10 +28,14 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "loop.h"
 #include "peers.h"
 #include "pki.h"
+#include "route.h"
+#include "tls-session.h"
 
 #ifdef HAVE_OPENSSL
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #endif
@@ -1162,6 +1166,400 @@ START_TEST(key_update_answered)
 }
 END_TEST
 
+
+/* --- the application's threads do the I/O -------------------------------- */
+
+/* Holds a loop thread in a task of its own until released: nothing the
+ * loop would do (read, write, run a timer) happens meanwhile. */
+struct loop_hold {
+	struct loop_task task; /* first: the task is the hold */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	bool held, release, done;
+};
+
+static void loop_hold_run(struct loop_task *task, unsigned int events)
+{
+	struct loop_hold *h = (struct loop_hold *)task;
+
+	(void)events;
+	pthread_mutex_lock(&h->mu);
+	h->held = true;
+	pthread_cond_broadcast(&h->cond);
+	while (!h->release)
+		pthread_cond_wait(&h->cond, &h->mu);
+	h->done = true;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void loop_hold(struct loop_hold *h, struct pier_loop *loop)
+{
+	*h = (struct loop_hold){ .task.fn = loop_hold_run };
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	loop_post(loop, &h->task, 1);
+	pthread_mutex_lock(&h->mu);
+	while (!h->held)
+		pthread_cond_wait(&h->cond, &h->mu);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void loop_release(struct loop_hold *h)
+{
+	pthread_mutex_lock(&h->mu);
+	h->release = true;
+	pthread_cond_broadcast(&h->cond);
+	while (!h->done)
+		pthread_cond_wait(&h->cond, &h->mu);
+	pthread_mutex_unlock(&h->mu);
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->cond);
+}
+
+/* Nobody reads or writes p's socket, and its loop has nothing of the
+ * handshake left to finish. */
+static bool conn_at_rest(pier_peer *p)
+{
+	struct conn *c = &p->conn;
+	bool rest;
+
+	pthread_mutex_lock(&c->mu);
+	pthread_mutex_lock(&c->out_mu);
+	rest = c->rd == RD_NONE && c->wr == WR_IDLE;
+	pthread_mutex_unlock(&c->out_mu);
+	pthread_mutex_unlock(&c->mu);
+	return rest;
+}
+
+static pier_config *no_coalescing(void)
+{
+	pier_config *cfg;
+
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_coalescing(cfg, 0), 0);
+	return cfg;
+}
+
+/* Once the handshake is done a TLS exchange needs no loop: the thread that
+ * sends encrypts and writes, the thread that waits reads and decrypts.
+ * With both peers' loops held, round trips and stream messages either way
+ * still go through.  (Without coalescing, which the loop's timer ends.) */
+START_TEST(exchange_without_the_loop)
+{
+	pier_config *cfg = no_coalescing();
+	struct loop_hold ha, hb;
+	pier_received_request *rr;
+	pier_peer *a, *b;
+	char body[4000];
+	bool shared;
+
+	make_pair_cfg(PAIR_TLS, cfg, cfg, &a, &b);
+	wait_until(conn_at_rest(a) && conn_at_rest(b), WAIT);
+	shared = a->conn.loop == b->conn.loop;
+	loop_hold(&ha, a->conn.loop);
+	if (!shared)
+		loop_hold(&hb, b->conn.loop);
+	for (int i = 0; i < 3; i++) {
+		pier_msg *m;
+		size_t len;
+
+		round_trip(a, b, "ping", "pong");
+		memset(body, 'a' + i, sizeof(body));
+		ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(b), 2, body,
+							 sizeof(body), NULL, 0),
+				 0);
+		ck_assert_int_eq(pier_peer_recv(a, &m, &rr, WAIT), 0);
+		ck_assert_uint_eq(pier_msg_header(m)->service_id, 2);
+		ck_assert_int_eq(memcmp(pier_msg_body(m, &len), body, sizeof(body)), 0);
+		ck_assert_uint_eq(len, sizeof(body));
+		pier_msg_free(m);
+	}
+	loop_release(&ha);
+	if (!shared)
+		loop_release(&hb);
+	pier_peer_free(a);
+	pier_peer_free(b);
+	pier_config_free(cfg);
+}
+END_TEST
+
+/* Threads of both peers send and receive at once over one TLS connection
+ * (senders encrypting while readers decrypt, on either side), small
+ * bodies and bodies larger than what the socket takes at once; every body
+ * comes back whole. */
+enum { MT_CLIENTS = 3, MT_SERVERS = 2, MT_ROUNDS = 12 };
+
+static const size_t mt_sizes[] = { 16, 1000, 20000, 70000, 250000 };
+
+struct mt_arg {
+	pier_peer *peer;
+	int id;
+	int failures;
+};
+
+static unsigned char mt_byte(int id, int round, size_t k)
+{
+	return (unsigned char)(id * 31 + round * 7 + k % 251);
+}
+
+static void *mt_client(void *arg)
+{
+	struct mt_arg *t = arg;
+	unsigned char *body = malloc(250000);
+
+	for (int r = 0; r < MT_ROUNDS; r++) {
+		size_t len = mt_sizes[(size_t)(t->id + r) % (sizeof(mt_sizes) / sizeof(mt_sizes[0]))], got;
+		pier_sent_request *sr;
+		const unsigned char *back;
+		pier_msg *m;
+
+		for (size_t k = 0; k < len; k++)
+			body[k] = mt_byte(t->id, r, k);
+		if (pier_writer_send_request(pier_peer_get_writer(t->peer), 1, body, len, NULL, 0,
+					     &sr) < 0) {
+			t->failures++;
+			break;
+		}
+		if (pier_sent_request_recv_response(sr, &m, WAIT * 4) < 0) {
+			t->failures++;
+			pier_sent_request_free(sr);
+			break;
+		}
+		back = pier_msg_body(m, &got);
+		if (got != len || memcmp(back, body, len) != 0)
+			t->failures++;
+		pier_msg_free(m);
+		pier_sent_request_free(sr);
+	}
+	free(body);
+	return NULL;
+}
+
+/* Echoes requests until the connection ends. */
+static void *mt_server(void *arg)
+{
+	struct mt_arg *t = arg;
+	pier_received_request *rr;
+	pier_msg *m;
+
+	while (pier_peer_recv(t->peer, &m, &rr, -1) == 0) {
+		size_t len;
+		const void *body = pier_msg_body(m, &len);
+
+		if (!rr || pier_received_request_send_response(rr, 1, body, len, NULL, 0) < 0)
+			t->failures++;
+		pier_received_request_free(rr);
+		pier_msg_free(m);
+	}
+	return NULL;
+}
+
+START_TEST(threads_send_and_receive_at_once)
+{
+	struct mt_arg clients[MT_CLIENTS], servers[MT_SERVERS];
+	pthread_t tc[MT_CLIENTS], ts[MT_SERVERS];
+	pier_peer *a, *b;
+
+	make_pair(PAIR_TLS, &a, &b);
+	for (int i = 0; i < MT_SERVERS; i++) {
+		servers[i] = (struct mt_arg){ b, i, 0 };
+		ck_assert_int_eq(pthread_create(&ts[i], NULL, mt_server, &servers[i]), 0);
+	}
+	for (int i = 0; i < MT_CLIENTS; i++) {
+		clients[i] = (struct mt_arg){ a, i, 0 };
+		ck_assert_int_eq(pthread_create(&tc[i], NULL, mt_client, &clients[i]), 0);
+	}
+	for (int i = 0; i < MT_CLIENTS; i++) {
+		pthread_join(tc[i], NULL);
+		ck_assert_int_eq(clients[i].failures, 0);
+	}
+	/* The servers' waits end with the connection. */
+	pier_peer_free(a);
+	for (int i = 0; i < MT_SERVERS; i++) {
+		pthread_join(ts[i], NULL);
+		ck_assert_int_eq(servers[i].failures, 0);
+	}
+	pier_peer_free(b);
+}
+END_TEST
+
+/* A raw OpenSSL server, for what the library must answer: once the
+ * client's thread waits, reading the socket itself (go), it sends a
+ * stream message and then close_notify, or a record that does not
+ * decrypt; then it reads what the client answers. */
+struct raw_server {
+	int lfd;
+	bool garbage;  /* the bad record instead of the message and close_notify */
+	int go[2];     /* a pipe: the client waits */
+	bool ok;       /* the handshake and the sends went */
+	int shutdown;  /* close_notify: SSL_shutdown's second call (1: ours came) */
+	unsigned long alert; /* garbage: the error reading the client's answer */
+};
+
+static void *raw_server_run(void *arg)
+{
+	struct raw_server *rs = arg;
+	const struct pki *pki = pki_get();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	int fd = accept4(rs->lfd, NULL, NULL, SOCK_CLOEXEC);
+	unsigned char out[64], buf[64];
+	char go;
+	SSL *ssl;
+
+	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_use_certificate_chain_file(ctx, pki->server);
+	SSL_CTX_use_PrivateKey_file(ctx, pki->server_key, SSL_FILETYPE_PEM);
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	rs->ok = SSL_accept(ssl) == 1 && read(rs->go[0], &go, 1) == 1;
+	if (rs->ok && rs->garbage) {
+		/* Application data that fails to decrypt. */
+		unsigned char rec[5 + 32] = { 0x17, 0x03, 0x03, 0x00, 0x20 };
+
+		memset(rec + 5, 0xab, 32);
+		rs->ok = write(fd, rec, sizeof(rec)) == (ssize_t)sizeof(rec);
+		ERR_clear_error();
+		if (rs->ok && SSL_read(ssl, buf, sizeof(buf)) <= 0)
+			rs->alert = ERR_GET_REASON(ERR_peek_error());
+	} else if (rs->ok) {
+		size_t n = frame(out, PIER_MSG_STREAM, 0, 5, "last");
+
+		rs->ok = SSL_write(ssl, out, (int)n) == (int)n && SSL_shutdown(ssl) == 0;
+		if (rs->ok)
+			rs->shutdown = SSL_shutdown(ssl);
+	}
+	ERR_clear_error();
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+	return NULL;
+}
+
+struct raw_client {
+	pier_peer *peer;
+	_Atomic pid_t tid;
+	int first, second;
+	pier_msg *m;
+};
+
+static void *raw_client_wait(void *arg)
+{
+	struct raw_client *rc = arg;
+	pier_received_request *rr;
+	pier_msg *m = NULL;
+
+	atomic_store(&rc->tid, thread_id());
+	rc->first = pier_peer_recv(rc->peer, &rc->m, &rr, WAIT);
+	if (rc->first == 0)
+		rc->second = pier_peer_recv(rc->peer, &m, &rr, WAIT);
+	pier_msg_free(m);
+	return NULL;
+}
+
+/* Connects to a raw server and has a thread wait for a message, reading
+ * the socket itself, before the server goes on. */
+static void raw_exchange(struct raw_server *rs, struct raw_client *rc)
+{
+	const struct pki *pki = pki_get();
+	pier_config *ccfg = client_config(pki->ca);
+	pthread_t ts, tc;
+	char addr[64];
+
+	rs->lfd = raw_listen(addr, sizeof(addr));
+	ck_assert_int_eq(pipe2(rs->go, O_CLOEXEC), 0);
+	ck_assert_int_eq(pthread_create(&ts, NULL, raw_server_run, rs), 0);
+	ck_assert_int_eq(pier_peer_connect(&rc->peer, addr, ccfg), 0);
+	ck_assert_int_eq(pthread_create(&tc, NULL, raw_client_wait, rc), 0);
+	wait_until(thread_waits(atomic_load(&rc->tid), true), WAIT);
+	ck_assert_int_eq(write(rs->go[1], "g", 1), 1);
+	pthread_join(tc, NULL);
+	pthread_join(ts, NULL);
+	pier_peer_free(rc->peer);
+	close(rs->go[0]);
+	close(rs->go[1]);
+	close(rs->lfd);
+	pier_config_free(ccfg);
+}
+
+/* The remote's close_notify reaches the thread reading: after the last
+ * message, the end (PIER_ECLOSED); the library answers with its own. */
+START_TEST(close_notify_while_a_thread_reads)
+{
+	struct raw_server rs = { .garbage = false };
+	struct raw_client rc = { 0 };
+
+	raw_exchange(&rs, &rc);
+	ck_assert(rs.ok);
+	ck_assert_int_eq(rc.first, 0);
+	assert_msg(rc.m, PIER_MSG_STREAM, 5, "last");
+	pier_msg_free(rc.m);
+	ck_assert_int_eq(rc.second, -PIER_ECLOSED);
+	ck_assert_int_eq(rs.shutdown, 1);
+}
+END_TEST
+
+/* A record that does not decrypt, read by the waiting thread: it fails with
+ * PIER_ETLS, and the remote gets the alert that says why. */
+START_TEST(alert_while_a_thread_reads)
+{
+	struct raw_server rs = { .garbage = true };
+	struct raw_client rc = { 0 };
+
+	raw_exchange(&rs, &rc);
+	ck_assert(rs.ok);
+	ck_assert_int_eq(rc.first, -PIER_ETLS);
+	ck_assert_msg(rs.alert == SSL_R_SSLV3_ALERT_BAD_RECORD_MAC, "the server read: %s",
+		      ERR_reason_error_string(ERR_PACK(ERR_LIB_SSL, 0, rs.alert)));
+}
+END_TEST
+
+/* p's link holds no buffer of ciphertext, either way, and nobody is in
+ * its socket. */
+static bool no_ciphertext_kept(pier_peer *p)
+{
+	struct conn *c = &p->conn;
+	bool none;
+
+	pthread_mutex_lock(&c->mu);
+	pthread_mutex_lock(&c->out_mu);
+	none = c->rd == RD_NONE && c->wr == WR_IDLE && !c->link.tls_ibuf && !c->link.tls_obuf;
+	if (none) {
+		pthread_mutex_lock(&c->link.tls_mu);
+		none = tls_out_buffered(c->link.tls) == 0;
+		pthread_mutex_unlock(&c->link.tls_mu);
+	}
+	pthread_mutex_unlock(&c->out_mu);
+	pthread_mutex_unlock(&c->mu);
+	return none;
+}
+
+/* After large messages both ways, an idle TLS connection keeps no
+ * ciphertext buffer on either side. */
+START_TEST(idle_links_keep_no_buffers)
+{
+	enum { LEN = 300000 };
+	unsigned char *body = calloc(1, LEN);
+	pier_received_request *rr;
+	pier_peer *a, *b;
+	pier_msg *m;
+
+	make_pair(PAIR_TLS, &a, &b);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 1, body, LEN, NULL, 0), 0);
+	ck_assert_int_eq(pier_peer_recv(b, &m, &rr, WAIT), 0);
+	pier_msg_free(m);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(b), 1, body, LEN, NULL, 0), 0);
+	ck_assert_int_eq(pier_peer_recv(a, &m, &rr, WAIT), 0);
+	pier_msg_free(m);
+	round_trip(a, b, "ping", "pong");
+	wait_until(no_ciphertext_kept(a) && no_ciphertext_kept(b), WAIT);
+	pier_peer_free(a);
+	pier_peer_free(b);
+	free(body);
+}
+END_TEST
+
 #endif /* HAVE_OPENSSL */
 
 /* In a build without OpenSSL: every TLS entry point says so. */
@@ -1218,6 +1616,11 @@ int main(void)
 	tcase_add_test(tc, interop_s_server);
 	tcase_add_test(tc, interop_s_client);
 	tcase_add_test(tc, key_update_answered);
+	tcase_add_test(tc, exchange_without_the_loop);
+	tcase_add_test(tc, threads_send_and_receive_at_once);
+	tcase_add_test(tc, close_notify_while_a_thread_reads);
+	tcase_add_test(tc, alert_while_a_thread_reads);
+	tcase_add_test(tc, idle_links_keep_no_buffers);
 #endif
 	suite_add_tcase(s, tc);
 	return th_run(s);

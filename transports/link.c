@@ -36,9 +36,9 @@ void link_fini(struct link *l)
 	free(l->rcmsg);
 	free(l->wcmsg);
 	tls_free(l->tls);
-	free(l->tls_obuf);
-	l->rbuf = l->rcmsg = l->wcmsg = l->tls_obuf = NULL;
+	l->rbuf = l->rcmsg = l->wcmsg = NULL;
 	l->tls = NULL;
+	l->tls_obuf = NULL;
 }
 
 int link_take_fds(struct link *l, int *fds, unsigned int max)

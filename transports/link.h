@@ -7,11 +7,13 @@
  * connection above drives a link through its framing's operations and never
  * asks which kind it is.
  *
- * Threads.  The read side (rbuf, rmsg, the parser, the session's input)
- * belongs to whoever holds the connection's read role; the write side
- * (wmsg, the session's output) to the loop thread, under the connection's
- * send lock while it looks at the queued frames.  A framing whose app_io is
- * false is driven by the loop thread only.
+ * Threads.  The read side (rbuf, rmsg, the parser, what TLS keeps of its
+ * input) belongs to whoever holds the connection's read role; the write
+ * side (wmsg, the ciphertext being sent) to whoever holds its write path:
+ * a sender under the connection's send lock, or the loop.  While the
+ * connection's handshake is under way (TLS) the loop does all of its I/O.
+ * What both sides share (a TLS session) the framing guards itself, with a
+ * lock of its own taken last and never held while calling up.
  *
  * Ownership.  The link owns its buffers and its TLS session; not the fd,
  * which the connection closes.  Frames handed up (link_ops.deliver) belong
@@ -20,6 +22,7 @@
 #ifndef PIER_LINK_H
 #define PIER_LINK_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,10 +62,11 @@ struct link_ops {
 	/* A request that cannot be read (its body is over the limit) is
 	 * answered with this error text before the connection ends. */
 	void (*refuse)(struct link *l, uint32_t request_id, const char *why);
-	/* TLS: the handshake is done. */
+	/* TLS, loop thread: the handshake is done. */
 	void (*ready)(struct link *l);
-	/* Loop thread: the link has something of its own to send (a
-	 * handshake message, an alert). */
+	/* Any thread, no lock held: the link has something of its own to
+	 * send (a handshake message, an alert, a key update): whoever holds
+	 * the write path writes it, or the loop. */
 	void (*want_write)(struct link *l);
 };
 
@@ -89,9 +93,6 @@ struct link_write {
 
 struct framing {
 	const char *name;
-	/* Application threads may read and write the socket themselves;
-	 * otherwise the loop does all I/O (a TLS session lives on the loop). */
-	bool app_io;
 	/* One message per packet, fds in its control data; otherwise small
 	 * frames share chunks and writes. */
 	bool packets;
@@ -104,7 +105,7 @@ struct framing {
 	void (*fini)(struct link *l);
 
 	/* Reading: points l->rmsg at where the next read goes and returns the
-	 * recvmsg flags. */
+	 * recvmsg flags, or -ENOMEM. */
 	int (*rd_prepare)(struct link *l);
 	/* What a read returned (bytes, 0 for the end, -errno; -EAGAIN: only
 	 * look at what the link holds): frames go up through deliver.  0, or
@@ -128,17 +129,28 @@ struct framing {
 	/* Any thread, under the send lock, with no write in flight: writes
 	 * frames queued from head at once, as many as the socket takes
 	 * without waiting (many frames per sendmsg on streams; many packets
-	 * per sendmmsg, up to the first frame with fds).  Returns the bytes
-	 * of the queued frames written (a packet counts whole), -EAGAIN when
-	 * the socket took nothing, or another -errno.  NULL: the framing
-	 * cannot (TLS: its session lives on the loop). */
+	 * per sendmmsg, up to the first frame with fds; TLS sends what it
+	 * holds first).  Returns the bytes of the queued frames written (a
+	 * packet counts whole; TLS: encrypted), -EAGAIN when the socket took
+	 * nothing of them, or another -errno.  NULL: the framing cannot. */
 	ssize_t (*wr_now)(struct link *l, const struct out_frame *head);
+	/* The thread holding the write path, with nothing queued before this
+	 * frame and no write in flight: writes what is left of one frame,
+	 * iov[0..n) (no fds), from the caller's buffers, as far as the socket
+	 * takes it without waiting.  Returns the bytes of the frame taken,
+	 * -EAGAIN when none, or another -errno.  TLS: bytes are taken once
+	 * encrypted; ciphertext the socket did not take stays in the link
+	 * (wr_idle false) and goes first.  With n 0 it only sends what the
+	 * link holds: 0 once all went.  NULL: the frame's bytes are what goes
+	 * on the wire, and the connection writes them itself. */
+	ssize_t (*wr_frame)(struct link *l, const struct iovec *iov, size_t n);
 	/* Loop thread: a write of res (> 0) bytes completed: how many of them
 	 * were bytes of the queued frames it pointed into.  NULL: all. */
 	size_t (*wr_done)(struct link *l, size_t res);
-	/* Loop thread: nothing of the link's own waits to be sent.  NULL: a
-	 * link that sends nothing of its own. */
-	bool (*wr_idle)(const struct link *l);
+	/* The thread holding the write path (or the loop): nothing of the
+	 * link's own waits to be sent.  NULL: a link that sends nothing of
+	 * its own. */
+	bool (*wr_idle)(struct link *l);
 	/* Loop thread, once everything queued is out: queues what must end
 	 * the stream before the socket's end (TLS: close_notify).  Returns
 	 * true when that is something to write.  NULL: nothing. */
@@ -172,16 +184,20 @@ struct link {
 	unsigned char *wcmsg;
 	size_t wcmsg_size;
 
-	/* TLS: the session (owned), the ciphertext being sent
-	 * (tls_obuf[tls_opos..tls_olen)), and what the framing keeps of its
-	 * state.  Loop thread only. */
+	/* TLS (tls.c says who touches what): the session (owned) and its
+	 * lock; the ciphertext received (tls_ibuf, owned), the read role's;
+	 * the ciphertext being sent (tls_obuf[tls_opos..tls_olen), the
+	 * session's, lent), the write path's; and what the framing keeps of
+	 * its state. */
 	struct tls *tls;
-	unsigned char *tls_obuf;
+	pthread_mutex_t tls_mu;
+	unsigned char *tls_ibuf;
+	const unsigned char *tls_obuf;
 	size_t tls_opos, tls_olen;
 	bool tls_held;     /* the session holds input a pause kept from the
 			    * parser, or has not started: see rd_held */
-	bool tls_up;       /* the handshake is done */
-	bool tls_notified; /* close_notify is queued */
+	bool tls_up;       /* the handshake is done (under tls_mu) */
+	bool tls_notified; /* close_notify is queued (loop thread) */
 };
 
 extern const struct framing framing_stream;

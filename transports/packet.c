@@ -176,7 +176,6 @@ static ssize_t packet_wr_now(struct link *l, const struct out_frame *head)
 
 const struct framing framing_packet = {
 	.name = "packet",
-	.app_io = true,
 	.packets = true,
 	.default_max_body = 128u << 10,
 	.init = packet_init,

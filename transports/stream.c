@@ -157,7 +157,6 @@ static ssize_t stream_wr_now(struct link *l, const struct out_frame *head)
 
 const struct framing framing_stream = {
 	.name = "stream",
-	.app_io = true,
 	.packets = false,
 	.default_max_body = 1u << 20,
 	.init = link_stream_init,

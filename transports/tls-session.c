@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * TLS sessions over memory BIOs (OpenSSL), and the contexts they come from.
- * See tls-session.h for how a session is driven, and tls.c for the framing
- * that drives it.
+ * TLS sessions (OpenSSL) over BIOs of their own, and the contexts they come
+ * from.  See tls-session.h for how a session is driven, and tls.c for the
+ * framing that drives it.
+ *
+ * The BIOs copy nothing they need not: OpenSSL reads received ciphertext
+ * straight from the caller's buffer (tls_feed() lends it), and writes what
+ * it makes into a buffer that tls_out_take() hands over whole, taking back
+ * the one handed over before (its content sent) for what comes next.
  */
 #include "config.h"
 
@@ -27,14 +32,39 @@ static SSL_CTX *ssl_ctx(struct tls_ctx *ctx)
 	return (SSL_CTX *)ctx;
 }
 
+/* Ciphertext made by the session, to send. */
+struct tls_buf {
+	unsigned char *data;
+	size_t len, cap;
+};
+
 struct tls {
 	SSL *ssl;
-	BIO *in, *out; /* memory BIOs: ciphertext received, and to send */
+	/* Ciphertext received and not yet taken: the caller's (tls_feed()). */
+	const unsigned char *in;
+	size_t in_len;
+	/* Ciphertext to send: what the session writes into, and what
+	 * tls_out_take() handed over last. */
+	struct tls_buf out, taken;
+	uint64_t out_count; /* bytes written into out, in all */
 	bool server;
 	bool eof; /* tls_feed() was told the stream ended */
 	bool up; /* the handshake was done before the last call (a failure
 		  * may leave OpenSSL's own state uninitialised again) */
 };
+
+/* The least an output buffer is made for: small records fit, and their
+ * buffers come from the allocator's per-thread caches. */
+#define OUT_MIN 512u
+
+/* Empties this thread's error queue, which must be empty before a call
+ * whose failure SSL_get_error() is to explain (another user of OpenSSL on
+ * the thread may have left something there); cheaply when it is. */
+static void err_clear(void)
+{
+	if (ERR_peek_error())
+		ERR_clear_error();
+}
 
 /* --- contexts ------------------------------------------------------------ */
 
@@ -218,6 +248,112 @@ int tls_client_ctx(struct tls_ctx **out, struct tls_settings *s)
 	return r;
 }
 
+/* --- the session's BIOs ---------------------------------------------------- */
+
+static BIO_METHOD *in_method, *out_method;
+static pthread_once_t methods_once = PTHREAD_ONCE_INIT;
+
+static int bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+/* OpenSSL reads ciphertext: what tls_feed() lent, then "try again", or the
+ * end once tls_feed() said so. */
+static int in_read(BIO *b, char *buf, size_t len, size_t *got)
+{
+	struct tls *t = BIO_get_data(b);
+	size_t n = len < t->in_len ? len : t->in_len;
+
+	BIO_clear_retry_flags(b);
+	*got = n;
+	if (n == 0) {
+		if (!t->eof)
+			BIO_set_retry_read(b);
+		return 0;
+	}
+	memcpy(buf, t->in, n);
+	t->in += n;
+	t->in_len -= n;
+	return 1;
+}
+
+static long in_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct tls *t = BIO_get_data(b);
+
+	switch (cmd) {
+	case BIO_CTRL_EOF:
+		return t->eof && !t->in_len;
+	case BIO_CTRL_PENDING:
+		return (long)t->in_len;
+	case BIO_CTRL_FLUSH:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* OpenSSL writes ciphertext: appended to the output buffer. */
+static int out_write(BIO *b, const char *buf, size_t len, size_t *put)
+{
+	struct tls *t = BIO_get_data(b);
+	struct tls_buf *o = &t->out;
+
+	BIO_clear_retry_flags(b);
+	*put = 0;
+	if (o->cap - o->len < len) {
+		/* Room for twice as much: the records of a batch (tls.c) cost
+		 * one copy at most. */
+		size_t cap = o->len + len < OUT_MIN / 2 ? OUT_MIN : 2 * (o->len + len);
+		unsigned char *data;
+
+		data = realloc(o->data, cap);
+		if (!data)
+			return 0;
+		o->data = data;
+		o->cap = cap;
+	}
+	memcpy(o->data + o->len, buf, len);
+	o->len += len;
+	t->out_count += len;
+	*put = len;
+	return 1;
+}
+
+static long out_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct tls *t = BIO_get_data(b);
+
+	switch (cmd) {
+	case BIO_CTRL_PENDING:
+	case BIO_CTRL_WPENDING:
+		return (long)t->out.len;
+	case BIO_CTRL_FLUSH:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void methods_make(void)
+{
+	int type = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK;
+
+	in_method = BIO_meth_new(type, "pier ciphertext in");
+	out_method = BIO_meth_new(type, "pier ciphertext out");
+	if (!in_method || !out_method || !BIO_meth_set_create(in_method, bio_create) ||
+	    !BIO_meth_set_read_ex(in_method, in_read) || !BIO_meth_set_ctrl(in_method, in_ctrl) ||
+	    !BIO_meth_set_create(out_method, bio_create) ||
+	    !BIO_meth_set_write_ex(out_method, out_write) ||
+	    !BIO_meth_set_ctrl(out_method, out_ctrl)) {
+		BIO_meth_free(in_method);
+		BIO_meth_free(out_method);
+		in_method = out_method = NULL;
+	}
+}
+
 /* --- sessions ------------------------------------------------------------ */
 
 static bool is_ip(const char *host)
@@ -231,19 +367,23 @@ int tls_new(struct tls **out, struct tls_ctx *ctx, const char *host)
 {
 	struct tls *t = calloc(1, sizeof(*t));
 	SSL_CTX *sctx = ssl_ctx(ctx);
+	BIO *rbio = NULL, *wbio = NULL;
 	bool ok;
 
 	if (!t)
 		return -ENOMEM;
+	pthread_once(&methods_once, methods_make);
 	t->server = SSL_CTX_get_ssl_method(sctx) == TLS_server_method();
 	t->ssl = SSL_new(sctx);
-	t->in = BIO_new(BIO_s_mem());
-	t->out = BIO_new(BIO_s_mem());
-	ok = t->ssl && t->in && t->out;
+	if (in_method && out_method) {
+		rbio = BIO_new(in_method);
+		wbio = BIO_new(out_method);
+	}
+	ok = t->ssl && rbio && wbio;
 	if (ok) {
-		/* Empty means "wait for more", until tls_feed() says it ended. */
-		BIO_set_mem_eof_return(t->in, -1);
-		SSL_set_bio(t->ssl, t->in, t->out); /* takes both */
+		BIO_set_data(rbio, t);
+		BIO_set_data(wbio, t);
+		SSL_set_bio(t->ssl, rbio, wbio); /* takes both */
 		if (t->server) {
 			SSL_set_accept_state(t->ssl);
 		} else {
@@ -256,8 +396,8 @@ int tls_new(struct tls **out, struct tls_ctx *ctx, const char *host)
 			}
 		}
 	} else {
-		BIO_free(t->in);
-		BIO_free(t->out);
+		BIO_free(rbio);
+		BIO_free(wbio);
 	}
 	if (!ok) {
 		ERR_clear_error();
@@ -274,21 +414,27 @@ void tls_free(struct tls *t)
 	if (!t)
 		return;
 	SSL_free(t->ssl);
+	free(t->out.data);
+	free(t->taken.data);
 	free(t);
 }
 
-int tls_feed(struct tls *t, const void *data, size_t len)
+void tls_feed(struct tls *t, const void *data, size_t len)
 {
-	if (len == 0) {
-		BIO_set_mem_eof_return(t->in, 0);
+	if (len == 0)
 		t->eof = true;
-		return 0;
-	}
-	if (BIO_write(t->in, data, (int)len) != (int)len) {
-		ERR_clear_error();
-		return -ENOMEM;
-	}
-	return 0;
+	t->in = data;
+	t->in_len = len;
+}
+
+size_t tls_in_left(const struct tls *t)
+{
+	return t->in_len;
+}
+
+bool tls_read_more(const struct tls *t)
+{
+	return t->in_len || t->eof || SSL_pending(t->ssl) > 0;
 }
 
 /* What a certificate verification failure means to the application. */
@@ -377,7 +523,7 @@ static int ssl_error(struct tls *t, int ret)
 		r = -PIER_ETLS;
 		break;
 	}
-	ERR_clear_error();
+	err_clear();
 	return r;
 }
 
@@ -393,9 +539,9 @@ ssize_t tls_read(struct tls *t, void *buf, size_t len)
 	/* A server that has received nothing has nothing to do yet: OpenSSL
 	 * would set up its handshake buffers (about 47 KiB) for a connection
 	 * that may never say a word. */
-	if (t->server && !t->eof && !tls_hello_seen(t) && !BIO_ctrl_pending(t->in))
+	if (t->server && !t->eof && !tls_hello_seen(t) && !t->in_len)
 		return 0;
-	ERR_clear_error();
+	err_clear();
 	n = SSL_read(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
 	if (SSL_is_init_finished(t->ssl))
 		t->up = true;
@@ -406,24 +552,46 @@ ssize_t tls_write(struct tls *t, const void *buf, size_t len)
 {
 	int n;
 
-	ERR_clear_error();
+	err_clear();
 	n = SSL_write(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
 	if (n > 0)
 		return n;
 	n = ssl_error(t, n);
-	return n < 0 ? n : -PIER_ETLS; /* a memory BIO never makes it wait */
+	return n < 0 ? n : -PIER_ETLS; /* the output BIO never makes it wait */
 }
 
 size_t tls_out_pending(const struct tls *t)
 {
-	return BIO_ctrl_pending(t->out);
+	return t->out.len;
 }
 
-size_t tls_out_take(struct tls *t, void *buf, size_t len)
+size_t tls_out_take(struct tls *t, const unsigned char **data)
 {
-	int n = BIO_read(t->out, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+	struct tls_buf done = t->taken;
 
-	return n > 0 ? (size_t)n : 0;
+	if (!t->out.len) {
+		/* An idle session keeps no buffer. */
+		free(t->out.data);
+		free(done.data);
+		t->out = t->taken = (struct tls_buf){ 0 };
+		*data = NULL;
+		return 0;
+	}
+	t->taken = t->out;
+	t->out = done;
+	t->out.len = 0;
+	*data = t->taken.data;
+	return t->taken.len;
+}
+
+uint64_t tls_out_count(const struct tls *t)
+{
+	return t->out_count;
+}
+
+size_t tls_out_buffered(const struct tls *t)
+{
+	return t->out.cap + t->taken.cap;
 }
 
 bool tls_ready(const struct tls *t)
@@ -435,9 +603,9 @@ void tls_close_notify(struct tls *t)
 {
 	if (!t->up)
 		return;
-	ERR_clear_error();
+	err_clear();
 	SSL_shutdown(t->ssl);
-	ERR_clear_error();
+	err_clear();
 }
 
 char *tls_subject(const struct tls *t)

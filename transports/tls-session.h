@@ -2,9 +2,10 @@
 /*
  * TLS: the settings a configuration carries, the OpenSSL contexts built from
  * them, and a connection's TLS session.  A session never touches the socket:
- * the loop feeds it what it received (ciphertext in), takes plaintext out
- * for the parser, hands it plaintext frames to encrypt, and sends what it
- * produced (ciphertext out).  Only the loop thread calls a session.
+ * the reader feeds it what it received (ciphertext in) and takes plaintext
+ * out for the parser; the writer hands it plaintext frames to encrypt and
+ * sends what it produced (ciphertext out).  A session is for one thread at
+ * a time: its caller (the TLS framing) holds a lock around every call.
  *
  * Everything but the settings exists only in builds with OpenSSL.
  */
@@ -14,6 +15,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <pier.h>
@@ -62,17 +64,32 @@ struct tls;
 int tls_new(struct tls **out, struct tls_ctx *ctx, const char *host);
 void tls_free(struct tls *t);
 
-/* Ciphertext received (len 0: the end of the stream). */
-int tls_feed(struct tls *t, const void *data, size_t len);
+/* Ciphertext received (len 0: the end of the stream), lent: data must
+ * stay as it is until tls_in_left() is 0.  tls_read() takes all it can:
+ * when it returns 0, nothing is left. */
+void tls_feed(struct tls *t, const void *data, size_t len);
+size_t tls_in_left(const struct tls *t);
+/* Whether tls_read() may give more without more ciphertext: some is left,
+ * the end was fed, or plaintext waits.  When not, it would return 0. */
+bool tls_read_more(const struct tls *t);
 /* Plaintext out: > 0 bytes, 0 when more ciphertext is needed, or why the
  * stream ended: -PIER_ECLOSED after close_notify, another -PIER_E* or
  * -errno on a failure (the handshake's too). */
 ssize_t tls_read(struct tls *t, void *buf, size_t len);
 /* Plaintext in (once the handshake is done): the bytes taken, or < 0. */
 ssize_t tls_write(struct tls *t, const void *buf, size_t len);
-/* Ciphertext to send, in order: how much waits, and taking it. */
+/* Ciphertext to send, in order: how much waits, and taking all of it,
+ * *data bytes of the session's (nothing is copied), valid until the next
+ * tls_out_take(), which means the caller is done with them.  When nothing
+ * waits it returns 0 and frees the session's buffers. */
 size_t tls_out_pending(const struct tls *t);
-size_t tls_out_take(struct tls *t, void *buf, size_t len);
+size_t tls_out_take(struct tls *t, const unsigned char **data);
+/* How much ciphertext the session has produced so far, in all: a change
+ * across tls_read() means reading made something to send. */
+uint64_t tls_out_count(const struct tls *t);
+/* The memory the session's buffers of ciphertext to send hold: none once
+ * tls_out_take() found nothing more to send. */
+size_t tls_out_buffered(const struct tls *t);
 /* The handshake is done. */
 bool tls_ready(const struct tls *t);
 /* The remote's first handshake message (a client's hello) has arrived. */
@@ -110,9 +127,14 @@ static inline int tls_new(struct tls **out, struct tls_ctx *ctx, const char *hos
 	return -PIER_ETLSUNAVAILABLE;
 }
 static inline void tls_free(struct tls *t) {}
-static inline int tls_feed(struct tls *t, const void *data, size_t len)
+static inline void tls_feed(struct tls *t, const void *data, size_t len) {}
+static inline size_t tls_in_left(const struct tls *t)
 {
-	return -PIER_ETLSUNAVAILABLE;
+	return 0;
+}
+static inline bool tls_read_more(const struct tls *t)
+{
+	return false;
 }
 static inline ssize_t tls_read(struct tls *t, void *buf, size_t len)
 {
@@ -126,7 +148,16 @@ static inline size_t tls_out_pending(const struct tls *t)
 {
 	return 0;
 }
-static inline size_t tls_out_take(struct tls *t, void *buf, size_t len)
+static inline size_t tls_out_take(struct tls *t, const unsigned char **data)
+{
+	*data = NULL;
+	return 0;
+}
+static inline uint64_t tls_out_count(const struct tls *t)
+{
+	return 0;
+}
+static inline size_t tls_out_buffered(const struct tls *t)
 {
 	return 0;
 }
