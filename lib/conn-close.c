@@ -122,8 +122,7 @@ static int closing_step(struct conn *c)
 
 	pthread_mutex_lock(&c->out_mu);
 	/* A sender's frame may be under way. */
-	flushed = !c->out_head && c->wr != WR_DIRECT &&
-		  (!f->wr_idle || f->wr_idle(&c->link));
+	flushed = !c->out_head && c->wr != WR_DIRECT && conn_link_idle(c);
 	if (!c->send_error)
 		c->send_error = -PIER_ESHUTDOWN;
 	pthread_mutex_unlock(&c->out_mu);

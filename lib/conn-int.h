@@ -94,6 +94,13 @@ static inline void conn_set_wr_locked(struct conn *c, enum conn_wr wr)
 		conn_say_wr(c, from, wr);
 }
 
+/* Whoever holds the write path: nothing of the link's own (TLS: ciphertext
+ * a write left) waits to be sent. */
+static inline bool conn_link_idle(struct conn *c)
+{
+	return !c->link.f->wr_idle || c->link.f->wr_idle(&c->link);
+}
+
 /* conn-read.c, loop thread: reads in the background if the loop holds the
  * read role; routes what already arrived, once the application let go. */
 void conn_read_start(struct conn *c);

@@ -98,6 +98,15 @@ static size_t frame_size(size_t len, size_t nfds)
 	return sizeof(struct out_frame) + fds_at + nfds * sizeof(int) + ALLOC_OVERHEAD;
 }
 
+/* Puts a frame's head and body at to. */
+static void frame_put(unsigned char *to, const unsigned char *head, size_t head_len,
+		      const void *body, size_t len)
+{
+	memcpy(to, head, head_len);
+	if (len)
+		memcpy(to + head_len, body, len);
+}
+
 /* A frame holding head and body (in a chunk of cap bytes, if cap), of
  * which already_sent bytes are written, with dups of fds: 0, -ENOMEM, or
  * -EMFILE / -ENFILE when this process or the system has no fd to spare. */
@@ -118,9 +127,7 @@ static int frame_new(struct out_frame **out, const unsigned char *head, size_t h
 	f->size = frame_size(data, nfds);
 	f->nfds = 0;
 	f->fds = (int *)(void *)(f->data + fds_at);
-	memcpy(f->data, head, head_len);
-	if (len)
-		memcpy(f->data + head_len, body, len);
+	frame_put(f->data, head, head_len, body, len);
 	for (size_t i = 0; i < nfds; i++) {
 		int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
 
@@ -228,9 +235,7 @@ int conn_queue_frame_locked(struct conn *c, const unsigned char *head, size_t he
 	if (small && !sent && last && last->len + total <= last->cap) {
 		/* Behind what the loop may be writing right now; the chunk
 		 * stays queued until its last byte is out. */
-		memcpy(last->data + last->len, head, head_len);
-		if (len)
-			memcpy(last->data + last->len + head_len, body, len);
+		frame_put(last->data + last->len, head, head_len, body, len);
 		last->len += total; /* in room already counted */
 		return 0;
 	}
@@ -239,9 +244,7 @@ int conn_queue_frame_locked(struct conn *c, const unsigned char *head, size_t he
 		c->spare_chunk = NULL;
 		f->len = total;
 		f->sent = sent;
-		memcpy(f->data, head, head_len);
-		if (len)
-			memcpy(f->data + head_len, body, len);
+		frame_put(f->data, head, head_len, body, len);
 	} else {
 		r = frame_new(&f, head, head_len, body, len, fds, nfds, sent,
 			      small ? CHUNK_SIZE : 0);

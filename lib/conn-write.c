@@ -53,13 +53,6 @@
  * a longer delay lets slower bursts share writes too. */
 #define HOLD_GAP_PART 4
 
-/* Whoever holds the write path: nothing of the link's own (TLS: ciphertext
- * a write left) waits to be sent. */
-static bool link_idle(struct conn *c)
-{
-	return !c->link.f->wr_idle || c->link.f->wr_idle(&c->link);
-}
-
 /* --- the loop's writes --------------------------------------------------- */
 
 static void write_done(struct loop_op *op, int res);
@@ -110,23 +103,36 @@ static int write_now_locked(struct conn *c, struct out_frame ***done)
 	return 0;
 }
 
+/* Under out_mu: the held frames are being written (by whoever holds the
+ * write path): a sender back soon after is still sending its burst. */
+static void hold_end_locked(struct conn *c)
+{
+	c->held_bytes = 0;
+	c->last_send_ns = clock_now_ns();
+}
+
+/* Under out_mu, WR_HELD: when the oldest held frame is due. */
+static int64_t hold_due_locked(const struct conn *c)
+{
+	return c->held_since_ns + (int64_t)c->cfg.coalesce_us * 1000;
+}
+
 /* Under out_mu, WR_HELD: the held frames go now, from this thread as far
  * as the socket takes them.  Returns the events to post (the loop writes
  * the rest, or ends the connection with the error the write found). */
 static unsigned int release_held_locked(struct conn *c, struct out_frame ***done)
 {
-	int r = write_now_locked(c, done);
+	int r;
 
-	c->held_bytes = 0;
+	hold_end_locked(c);
+	r = write_now_locked(c, done);
 	if (r < 0) {
 		if (!c->send_error)
 			c->send_error = r;
 		conn_set_wr_locked(c, WR_LOOP);
 		return CONN_EV_FINISH;
 	}
-	/* A sender back soon after is still sending its burst. */
-	c->last_send_ns = clock_now_ns();
-	if (!c->out_head && link_idle(c)) {
+	if (!c->out_head && conn_link_idle(c)) {
 		conn_set_wr_locked(c, WR_IDLE);
 		return 0;
 	}
@@ -160,8 +166,7 @@ void conn_hold_arm(struct conn *c)
 {
 	pthread_mutex_lock(&c->out_mu);
 	if (c->wr == WR_HELD)
-		loop_timer_arm(c->loop, &c->hold_timer,
-			       c->held_since_ns + (int64_t)c->cfg.coalesce_us * 1000);
+		loop_timer_arm(c->loop, &c->hold_timer, hold_due_locked(c));
 	else
 		c->hold_timer_armed = false;
 	pthread_mutex_unlock(&c->out_mu);
@@ -174,7 +179,7 @@ void conn_hold_expired(struct loop_timer *t)
 	bool write;
 
 	pthread_mutex_lock(&c->out_mu);
-	due = c->held_since_ns + (int64_t)c->cfg.coalesce_us * 1000;
+	due = hold_due_locked(c);
 	write = c->wr == WR_HELD && clock_now_ns() >= due;
 	if (c->wr == WR_HELD && !write)
 		loop_timer_arm(c->loop, &c->hold_timer, due); /* held again since */
@@ -206,12 +211,8 @@ void conn_write_start(struct conn *c)
 		return;
 	}
 	may_take = !c->send_error || c->send_error == -PIER_ESHUTDOWN;
-	if (c->wr == WR_HELD) {
-		/* The loop writes them now: a sender back soon after is
-		 * still sending its burst. */
-		c->held_bytes = 0;
-		c->last_send_ns = clock_now_ns();
-	}
+	if (c->wr == WR_HELD)
+		hold_end_locked(c); /* the loop writes them now */
 	if (may_take && may_write_now_locked(c)) {
 		/* What the socket takes at once costs no operation in
 		 * flight: many packets in one sendmmsg, say. */
@@ -281,14 +282,14 @@ static void write_done(struct loop_op *op, int res)
 		return;
 	}
 	pthread_mutex_lock(&c->out_mu);
-	if (res > 0)
+	if (res > 0) {
 		conn_count_locked(c, PIER_STAT_WRITES, 1);
-	if (res > 0)
 		conn_queue_consume_locked(c,
 					  c->link.f->wr_done ? c->link.f->wr_done(&c->link, (size_t)res)
 							     : (size_t)res,
 					  &done_tail);
-	if (!c->out_head && c->wr == WR_LOOP && link_idle(c))
+	}
+	if (!c->out_head && c->wr == WR_LOOP && conn_link_idle(c))
 		conn_set_wr_locked(c, WR_IDLE);
 	pthread_cond_broadcast(&c->out_cond);
 	pthread_mutex_unlock(&c->out_mu);
@@ -339,7 +340,7 @@ static int send_rest(struct conn *c, const unsigned char *head, size_t head_len,
 		deadline = deadline_after(timeout);
 	conn_set_wr_locked(c, WR_DIRECT);
 	pthread_mutex_unlock(&c->out_mu);
-	while (*sent < total || !link_idle(c)) {
+	while (*sent < total || !conn_link_idle(c)) {
 		struct pollfd pfd = { fd, POLLOUT, 0 };
 		struct iovec iov[2];
 		struct msghdr mh = { .msg_iov = iov };
@@ -389,7 +390,7 @@ static int send_rest(struct conn *c, const unsigned char *head, size_t head_len,
 		/* Hand what others queued meanwhile (and what the link still
 		 * holds) to the loop; a closing connection waited for this
 		 * frame to be out. */
-		more = c->out_head || !link_idle(c);
+		more = c->out_head || !conn_link_idle(c);
 		conn_set_wr_locked(c, more ? WR_LOOP : WR_IDLE);
 		if (more || c->send_error)
 			conn_post(c, CONN_EV_WRITE);
@@ -565,7 +566,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 			goto sent;
 		}
 		r = send_direct(c, head, head_len, body, len, fds, &nfds, control, &sent, &broken);
-		if (r == 1 && c->wr == WR_IDLE && !link_idle(c)) {
+		if (r == 1 && c->wr == WR_IDLE && !conn_link_idle(c)) {
 			/* All of it is taken, and the link holds the rest of
 			 * what it made of it (TLS: ciphertext the socket did
 			 * not take): the loop sends that. */
