@@ -116,6 +116,15 @@ void link_discard_input(struct link *l)
 	}
 }
 
+size_t link_frames_iov(const struct out_frame *head, struct iovec *iov, size_t max)
+{
+	size_t n = 0;
+
+	for (const struct out_frame *f = head; f && n < max; f = f->next)
+		iov[n++] = (struct iovec){ (void *)(f->data + f->sent), f->len - f->sent };
+	return n;
+}
+
 void out_frame_free(struct out_frame *f)
 {
 	for (unsigned int i = 0; i < f->nfds; i++)

@@ -236,5 +236,8 @@ size_t link_stream_head_encode(const struct link *l, unsigned char *head,
 
 /* Frees a frame and closes its fds. */
 void out_frame_free(struct out_frame *f);
+/* What is left to write of the frames from head, in at most max iovecs:
+ * how many it filled. */
+size_t link_frames_iov(const struct out_frame *head, struct iovec *iov, size_t max);
 
 #endif

@@ -122,16 +122,6 @@ size_t link_stream_head_encode(const struct link *l, unsigned char *head,
 	return WIRE_STREAM_OVERHEAD;
 }
 
-/* What is left of the frames from head, in at most max iovecs: how many. */
-static size_t frames_iov(const struct out_frame *head, struct iovec *iov, size_t max)
-{
-	size_t n = 0;
-
-	for (const struct out_frame *f = head; f && n < max; f = f->next)
-		iov[n++] = (struct iovec){ (void *)(f->data + f->sent), f->len - f->sent };
-	return n;
-}
-
 /* Many frames per write: as many as the iovec array holds. */
 static int stream_wr_prepare(struct link *l, struct out_frame *head, bool may_take,
 			     struct link_write *w)
@@ -141,7 +131,7 @@ static int stream_wr_prepare(struct link *l, struct out_frame *head, bool may_ta
 	*w = (struct link_write){ 0 };
 	if (!may_take)
 		return 0;
-	n = frames_iov(head, l->wiov, PIER_ARRAY_SIZE(l->wiov));
+	n = link_frames_iov(head, l->wiov, PIER_ARRAY_SIZE(l->wiov));
 	l->wmsg = (struct msghdr){ .msg_iov = l->wiov, .msg_iovlen = n };
 	w->frames = (unsigned int)n;
 	w->submit = n > 0;
@@ -152,7 +142,7 @@ static int stream_wr_prepare(struct link *l, struct out_frame *head, bool may_ta
 static ssize_t stream_wr_now(struct link *l, const struct out_frame *head)
 {
 	struct iovec iov[PIER_ARRAY_SIZE(l->wiov)];
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = frames_iov(head, iov, PIER_ARRAY_SIZE(iov)) };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = link_frames_iov(head, iov, PIER_ARRAY_SIZE(iov)) };
 	ssize_t n;
 
 	do

@@ -317,11 +317,8 @@ static ssize_t tls_send(struct link *l, const struct iovec *iov, size_t n)
 static ssize_t tls_wr_now(struct link *l, const struct out_frame *head)
 {
 	struct iovec iov[PIER_ARRAY_SIZE(l->wiov)];
-	size_t n = 0;
 
-	for (const struct out_frame *f = head; f && n < PIER_ARRAY_SIZE(iov); f = f->next)
-		iov[n++] = (struct iovec){ (void *)(f->data + f->sent), f->len - f->sent };
-	return tls_send(l, iov, n);
+	return tls_send(l, iov, link_frames_iov(head, iov, PIER_ARRAY_SIZE(iov)));
 }
 
 static ssize_t tls_wr_frame(struct link *l, const struct iovec *iov, size_t n)
@@ -340,11 +337,8 @@ static int tls_wr_prepare(struct link *l, struct out_frame *head, bool may_take,
 
 	*w = (struct link_write){ 0 };
 	if (l->tls_opos == l->tls_olen) {
-		if (may_take) {
-			for (struct out_frame *f = head; f && p.n < PIER_ARRAY_SIZE(iov);
-			     f = f->next)
-				iov[p.n++] = (struct iovec){ f->data + f->sent, f->len - f->sent };
-		}
+		if (may_take)
+			p.n = link_frames_iov(head, iov, PIER_ARRAY_SIZE(iov));
 		if (p.n)
 			r = seal(l, &p, &w->took);
 		if (r == -EAGAIN)
