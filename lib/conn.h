@@ -84,8 +84,8 @@ enum conn_wr {
 	WR_IDLE,    /* nobody: a sender finding nothing queued writes itself */
 	WR_HELD,    /* small frames sent back to back wait in the queue to
 		     * share one write: a sender writes them all once enough
-		     * wait or the oldest waited its time, a thread about to
-		     * wait for a message first, the loop's timer otherwise */
+		     * wait, a thread about to wait for a message first, the
+		     * loop's timer once the oldest waited its time */
 	WR_LOOP,    /* the loop owns the queue: it writes, or will */
 	WR_DIRECT,  /* a sender writes its large frame from its own buffer,
 		     * out_mu released; others queue behind it */
