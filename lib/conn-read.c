@@ -125,7 +125,7 @@ static int rd_app(struct conn *c, int wake_fd, int timeout_ms, const struct time
 		}
 		if (!blocking)
 			flags |= MSG_DONTWAIT;
-		res = recvmsg(l->fd, &l->rmsg, flags);
+		res = link_recv(l, flags);
 		if (res >= 0)
 			return l->f->rd_done(l, res);
 		if (errno == EINTR)

@@ -280,6 +280,17 @@ static char state_of(pid_t tid)
 	return end && end[1] == ' ' ? end[2] : 0;
 }
 
+/* Whether system call nr reads a socket: recvmsg, or recv() (recvfrom,
+ * or recv itself where the kernel has that call). */
+static bool socket_read(long nr)
+{
+#ifdef SYS_recv
+	if (nr == SYS_recv)
+		return true;
+#endif
+	return nr == SYS_recvmsg || nr == SYS_recvfrom;
+}
+
 bool thread_waits(pid_t tid, bool reading)
 {
 	long nr;
@@ -294,15 +305,15 @@ bool thread_waits(pid_t tid, bool reading)
 	if (nr == SYS_poll)
 		return true;
 #endif
-	if (nr == SYS_ppoll || nr == SYS_recvmsg)
+	if (nr == SYS_ppoll || socket_read(nr))
 		return true;
 	return !reading && nr == SYS_futex;
 }
 
-bool thread_in_recvmsg(pid_t tid)
+bool thread_in_socket_read(pid_t tid)
 {
-	return tid > 0 && syscall_of(tid) == SYS_recvmsg && state_of(tid) == 'S' &&
-	       syscall_of(tid) == SYS_recvmsg;
+	return tid > 0 && socket_read(syscall_of(tid)) && state_of(tid) == 'S' &&
+	       socket_read(syscall_of(tid));
 }
 
 bool under_valgrind(void)

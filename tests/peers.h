@@ -92,13 +92,14 @@ bool wait_tick(const struct timespec *deadline);
 /* The calling thread's id (gettid()), for thread_waits(). */
 pid_t thread_id(void);
 /* Whether thread tid sleeps where a thread waiting for a message does:
- * reading the socket itself (recvmsg, or poll with a deadline or a wake
- * fd); or, unless reading, on a condition variable (futex) while another
- * thread or the loop reads.  For tests that must not go on until a thread
- * is blocked in its wait. */
+ * reading the socket itself (recv or recvmsg, or poll with a deadline or a
+ * wake fd); or, unless reading, on a condition variable (futex) while
+ * another thread or the loop reads.  For tests that must not go on until a
+ * thread is blocked in its wait. */
 bool thread_waits(pid_t tid, bool reading);
-/* Whether thread tid sleeps in recvmsg itself (not in poll first). */
-bool thread_in_recvmsg(pid_t tid);
+/* Whether thread tid sleeps in a read of the socket itself (recv or
+ * recvmsg, not in poll first). */
+bool thread_in_socket_read(pid_t tid);
 
 /* Whether the test runs under valgrind (which keeps the fd limit to
  * itself). */

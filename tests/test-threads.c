@@ -622,10 +622,10 @@ START_TEST(waiter_times_out_while_another_reads)
 }
 END_TEST
 
-/* A thread waiting with a deadline sleeps in recvmsg itself: one system
+/* A thread waiting with a deadline sleeps in its read itself: one system
  * call per message, as without one, on accepted and adopted sockets
  * alike; and the deadline still ends a wait in vain. */
-START_TEST(timed_wait_is_one_recvmsg)
+START_TEST(timed_wait_is_one_read)
 {
 	struct waiter w = { .timeout = 60000 };
 	pier_received_request *rr;
@@ -636,7 +636,7 @@ START_TEST(timed_wait_is_one_recvmsg)
 	make_pair(_i, &a, &b);
 	w.peer = b;
 	ck_assert_int_eq(pthread_create(&th, NULL, wait_peer, &w), 0);
-	wait_until(thread_in_recvmsg(atomic_load(&w.tid)), WAIT);
+	wait_until(thread_in_socket_read(atomic_load(&w.tid)), WAIT);
 	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), 2, "s", 1, NULL, 0), 0);
 	pthread_join(th, NULL);
 	ck_assert_int_eq(w.result, 0);
@@ -706,7 +706,7 @@ int main(void)
 	tcase_add_loop_test(tc, reading_handed_between_threads, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, waiter_times_out_while_another_reads, 0, PAIR_KINDS);
 	tcase_add_loop_test(tc, try_receive_reads, 0, PAIR_KINDS);
-	tcase_add_loop_test(tc, timed_wait_is_one_recvmsg, 0, PAIR_KINDS);
+	tcase_add_loop_test(tc, timed_wait_is_one_read, 0, PAIR_KINDS);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }

@@ -92,6 +92,16 @@ void link_put_fds(struct msghdr *mh, void *buf, size_t space, const int *fds, si
 	memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
 }
 
+ssize_t link_recv(struct link *l, int flags)
+{
+	struct msghdr *mh = &l->rmsg;
+
+	if (mh->msg_controllen || mh->msg_iovlen != 1 || mh->msg_name)
+		return recvmsg(l->fd, mh, flags);
+	mh->msg_flags = 0;
+	return recv(l->fd, mh->msg_iov[0].iov_base, mh->msg_iov[0].iov_len, flags);
+}
+
 void link_discard_input(struct link *l)
 {
 	for (int i = 0; i < 64; i++) {

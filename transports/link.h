@@ -221,6 +221,11 @@ void link_put_fds(struct msghdr *mh, void *buf, size_t space, const int *fds, si
  * received fds, so that closing does not turn into a reset. */
 void link_discard_input(struct link *l);
 
+/* The read rd_prepare() set up in l->rmsg, made now: recv() when it has
+ * one buffer and no room for control data (cheaper for the kernel than a
+ * msghdr), recvmsg() otherwise.  The result as recvmsg() returns it. */
+ssize_t link_recv(struct link *l, int flags);
+
 /* Stream framing's parts, which TLS frames by too: the parser's setup,
  * where the next plaintext goes (large bodies straight into their message,
  * the rest into rbuf: l->riov), and framing len bytes that arrived there.
