@@ -166,6 +166,7 @@ typedef struct pier_peer pier_peer;
 typedef struct pier_writer pier_writer;
 typedef struct pier_listener pier_listener;
 typedef struct pier_msg pier_msg;
+typedef struct pier_mapping pier_mapping;
 typedef struct pier_sent_request pier_sent_request;
 typedef struct pier_sent_request_writer pier_sent_request_writer;
 typedef struct pier_received_request pier_received_request;
@@ -361,6 +362,25 @@ int pier_msg_fd(const pier_msg *msg, size_t index);
 int pier_msg_take_fd(pier_msg *msg, size_t index);
 /* msg taken (NULL is fine): freed, with the fds nobody took closed. */
 void pier_msg_free(pier_msg *msg);
+
+/* Flags of pier_msg_map_fd(). */
+enum pier_map_flag {
+	/* Dmabufs too, whose size the kernel fixes (they have no seals). */
+	PIER_MAP_DMABUF = 1 << 0,
+};
+/* Maps length bytes at offset of fd number index read-only, once the fd is
+ * known to hold them for good: a memfd sealed against shrinking (or, with
+ * PIER_MAP_DMABUF, a dmabuf) at least offset + length bytes long; see
+ * pier_msg_map_fd(3) for each refusal.  msg borrowed: the fd stays its.
+ * *out: owned (pier_mapping_free()); it stays valid after msg is freed. */
+int pier_msg_map_fd(const pier_msg *msg, size_t index, size_t offset, size_t length,
+		    unsigned int flags, pier_mapping **out);
+/* map borrowed; len borrowed, written (may be NULL).  Returns the mapped
+ * bytes (offset to offset + length of the fd) borrowed from map: valid,
+ * read-only, until pier_mapping_free(map). */
+const void *pier_mapping_data(const pier_mapping *map, size_t *len);
+/* map taken (NULL is fine): unmapped and freed. */
+void pier_mapping_free(pier_mapping *map);
 
 /* --- requests this side sent --------------------------------------------- */
 
