@@ -199,6 +199,10 @@ pier_loop *pier_loop_unref(pier_loop *loop);
 /* loop borrowed; returns a static string, borrowed ("io_uring", "epoll";
  * NULL for NULL). */
 const char *pier_loop_backend(const pier_loop *loop);
+/* As pier_loop_new(), with the thread's CPUs and scheduling as cfg says
+ * (pier_config_set_loop_affinity(), pier_config_set_loop_scheduling()).
+ * cfg borrowed (NULL: the defaults); its own loop does not matter here. */
+int pier_loop_new_with_config(pier_loop **out, const pier_config *cfg);
 
 /* --- configuration ------------------------------------------------------- */
 
@@ -213,6 +217,15 @@ void pier_config_free(pier_config *cfg);
 /* cfg, loop borrowed; cfg keeps a reference of its own to loop until it is
  * freed or set again (NULL: no loop, each peer or listener gets its own). */
 int pier_config_set_loop(pier_config *cfg, pier_loop *loop);
+/* The threads of the loops made with cfg (pier_loop_new_with_config(), and
+ * each peer's or listener's own loop when cfg sets none): the CPUs they
+ * run on, by number (ncpus 0: the creating thread's); their scheduling
+ * policy (SCHED_OTHER, SCHED_BATCH, SCHED_IDLE, SCHED_FIFO, SCHED_RR, or
+ * -1: the creating thread's) and priority for it.  A loop thread takes
+ * them before its first I/O; what the kernel refuses (-EPERM, -EINVAL)
+ * fails the call making the loop.  cfg borrowed; cpus borrowed (copied). */
+int pier_config_set_loop_affinity(pier_config *cfg, const unsigned int *cpus, size_t ncpus);
+int pier_config_set_loop_scheduling(pier_config *cfg, int policy, int priority);
 /* cfg borrowed. */
 int pier_config_set_byte_order(pier_config *cfg, enum pier_byte_order order);
 /* cfg borrowed. */
