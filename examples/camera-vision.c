@@ -5,9 +5,12 @@
  * The camera process fills each 1920x1080 RGB frame into a memfd, seals it
  * (nobody can change it any more), and sends it to the vision process as a
  * request over a seqpacket socket: the body says what the frame is, the fd
- * is the frame.  The vision process maps it read-only, computes the mean
- * brightness of each third of the image, reporting progress as responder
- * updates, and answers with the mean of the whole frame.
+ * is the frame.  The vision process maps it read-only with
+ * pier_msg_map_fd(), which first checks that the camera can no longer
+ * shrink it (a frame shrunk under the mapping would kill the reader with
+ * SIGBUS), computes the mean brightness of each third of the image,
+ * reporting progress as responder updates, and answers with the mean of
+ * the whole frame.
  *
  *   camera-vision vision seqpacket:///tmp/vision.sock      (terminal 1)
  *   camera-vision camera seqpacket:///tmp/vision.sock 5    (terminal 2)
@@ -64,25 +67,29 @@ static void answer_frame(pier_received_request *req, pier_msg *m)
 	size_t len;
 	const void *body = pier_msg_body(m, &len);
 	const unsigned char *px;
+	pier_mapping *map;
 	uint64_t sum = 0;
-	char text[64];
-	int fd;
+	char text[96];
+	int r;
 
 	if (len != sizeof(info) || pier_msg_fd_count(m) != 1) {
 		pier_received_request_send_error(req, "a frame is a frame_info and one fd");
 		return;
 	}
 	memcpy(&info, body, sizeof(info));
-	fd = pier_msg_fd(m, 0); /* borrowed: the message closes it */
 	if (info.width != WIDTH || info.height != HEIGHT || info.stride != WIDTH * 3) {
 		pier_received_request_send_error(req, "unexpected frame geometry");
 		return;
 	}
-	px = mmap(NULL, FRAME_BYTES, PROT_READ, MAP_SHARED, fd, 0);
-	if (px == MAP_FAILED) {
-		pier_received_request_send_error(req, "cannot map the frame");
+	/* Mapped only if the fd holds the whole frame for good: a sealed
+	 * memfd at least FRAME_BYTES long.  The fd stays the message's. */
+	r = pier_msg_map_fd(m, 0, 0, FRAME_BYTES, 0, &map);
+	if (r < 0) {
+		snprintf(text, sizeof(text), "cannot map the frame: %s", pier_strerror(r));
+		pier_received_request_send_error(req, text);
 		return;
 	}
+	px = pier_mapping_data(map, NULL);
 	/* The work, in thirds, with a progress update after each. */
 	for (int part = 0; part < 3; part++) {
 		size_t from = FRAME_BYTES / 3 * part, to = FRAME_BYTES / 3 * (part + 1);
@@ -92,7 +99,7 @@ static void answer_frame(pier_received_request *req, pier_msg *m)
 		snprintf(text, sizeof(text), "%d%%", (part + 1) * 100 / 3);
 		pier_received_request_send_update(req, SVC_PROGRESS, text, strlen(text), NULL, 0);
 	}
-	munmap((void *)px, FRAME_BYTES);
+	pier_mapping_free(map);
 	snprintf(text, sizeof(text), "frame %" PRIu32 " mean %.1f", info.seq,
 		 (double)sum / (FRAME_BYTES / 64));
 	pier_received_request_send_response(req, SVC_FRAME, text, strlen(text), NULL, 0);

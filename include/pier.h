@@ -166,6 +166,7 @@ typedef struct pier_peer pier_peer;
 typedef struct pier_writer pier_writer;
 typedef struct pier_listener pier_listener;
 typedef struct pier_msg pier_msg;
+typedef struct pier_mapping pier_mapping;
 typedef struct pier_sent_request pier_sent_request;
 typedef struct pier_sent_request_writer pier_sent_request_writer;
 typedef struct pier_received_request pier_received_request;
@@ -198,6 +199,10 @@ pier_loop *pier_loop_unref(pier_loop *loop);
 /* loop borrowed; returns a static string, borrowed ("io_uring", "epoll";
  * NULL for NULL). */
 const char *pier_loop_backend(const pier_loop *loop);
+/* As pier_loop_new(), with the thread's CPUs and scheduling as cfg says
+ * (pier_config_set_loop_affinity(), pier_config_set_loop_scheduling()).
+ * cfg borrowed (NULL: the defaults); its own loop does not matter here. */
+int pier_loop_new_with_config(pier_loop **out, const pier_config *cfg);
 
 /* --- configuration ------------------------------------------------------- */
 
@@ -212,6 +217,15 @@ void pier_config_free(pier_config *cfg);
 /* cfg, loop borrowed; cfg keeps a reference of its own to loop until it is
  * freed or set again (NULL: no loop, each peer or listener gets its own). */
 int pier_config_set_loop(pier_config *cfg, pier_loop *loop);
+/* The threads of the loops made with cfg (pier_loop_new_with_config(), and
+ * each peer's or listener's own loop when cfg sets none): the CPUs they
+ * run on, by number (ncpus 0: the creating thread's); their scheduling
+ * policy (SCHED_OTHER, SCHED_BATCH, SCHED_IDLE, SCHED_FIFO, SCHED_RR, or
+ * -1: the creating thread's) and priority for it.  A loop thread takes
+ * them before its first I/O; what the kernel refuses (-EPERM, -EINVAL)
+ * fails the call making the loop.  cfg borrowed; cpus borrowed (copied). */
+int pier_config_set_loop_affinity(pier_config *cfg, const unsigned int *cpus, size_t ncpus);
+int pier_config_set_loop_scheduling(pier_config *cfg, int policy, int priority);
 /* cfg borrowed. */
 int pier_config_set_byte_order(pier_config *cfg, enum pier_byte_order order);
 /* cfg borrowed. */
@@ -361,6 +375,25 @@ int pier_msg_fd(const pier_msg *msg, size_t index);
 int pier_msg_take_fd(pier_msg *msg, size_t index);
 /* msg taken (NULL is fine): freed, with the fds nobody took closed. */
 void pier_msg_free(pier_msg *msg);
+
+/* Flags of pier_msg_map_fd(). */
+enum pier_map_flag {
+	/* Dmabufs too, whose size the kernel fixes (they have no seals). */
+	PIER_MAP_DMABUF = 1 << 0,
+};
+/* Maps length bytes at offset of fd number index read-only, once the fd is
+ * known to hold them for good: a memfd sealed against shrinking (or, with
+ * PIER_MAP_DMABUF, a dmabuf) at least offset + length bytes long; see
+ * pier_msg_map_fd(3) for each refusal.  msg borrowed: the fd stays its.
+ * *out: owned (pier_mapping_free()); it stays valid after msg is freed. */
+int pier_msg_map_fd(const pier_msg *msg, size_t index, size_t offset, size_t length,
+		    unsigned int flags, pier_mapping **out);
+/* map borrowed; len borrowed, written (may be NULL).  Returns the mapped
+ * bytes (offset to offset + length of the fd) borrowed from map: valid,
+ * read-only, until pier_mapping_free(map). */
+const void *pier_mapping_data(const pier_mapping *map, size_t *len);
+/* map taken (NULL is fine): unmapped and freed. */
+void pier_mapping_free(pier_mapping *map);
 
 /* --- requests this side sent --------------------------------------------- */
 

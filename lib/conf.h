@@ -12,6 +12,7 @@
 
 #include <pier.h>
 
+struct loop_attr;
 struct tls_settings;
 
 struct pier_config {
@@ -38,6 +39,10 @@ struct pier_config {
 	/* TLS settings, or NULL for the defaults; owned by the pier_config
 	 * object only (copies of the struct clear it). */
 	struct tls_settings *tls;
+	/* The threads of the loops made with it, or NULL for the defaults;
+	 * owned by the pier_config object only (copies of the struct clear
+	 * it, or use it during the call that copied only). */
+	struct loop_attr *loop_attr;
 };
 
 #define PIER_DEFAULT_MAX_FDS 32u

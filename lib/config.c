@@ -3,11 +3,14 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
 #include "conf.h"
+#include "loop.h"
 #include "private.h"
 #include "tls-session.h"
 #include "wire.h"
@@ -25,6 +28,15 @@ void config_defaults(struct pier_config *c)
 		.connect_timeout_ms = PIER_DEFAULT_CONNECT_TIMEOUT_MS,
 		.socket_gid = (gid_t)-1,
 	};
+}
+
+static void loop_attr_free(struct loop_attr *a)
+{
+	if (!a)
+		return;
+	if (a->cpus)
+		CPU_FREE(a->cpus);
+	free(a);
 }
 
 PIER_EXPORT int pier_config_new(pier_config **out)
@@ -48,6 +60,7 @@ PIER_EXPORT void pier_config_free(pier_config *cfg)
 	if (cfg->loop)
 		pier_loop_unref(cfg->loop);
 	tls_settings_free(cfg->tls);
+	loop_attr_free(cfg->loop_attr);
 	free(cfg);
 }
 
@@ -170,6 +183,94 @@ PIER_EXPORT int pier_config_set_socket_mode(pier_config *cfg, mode_t mode, gid_t
 		return -EINVAL;
 	cfg->socket_mode = mode;
 	cfg->socket_gid = gid;
+	return 0;
+}
+
+/* --- loop threads -------------------------------------------------------- */
+
+/* Beyond any machine's CPU numbers (the kernel's own limit is 8192). */
+#define PIER_MAX_CPUS 65536u
+
+/* The loop settings of cfg (made on first use), to change, or NULL. */
+static struct loop_attr *loop_attr_edit(pier_config *cfg)
+{
+	if (!cfg->loop_attr && (cfg->loop_attr = calloc(1, sizeof(*cfg->loop_attr))))
+		cfg->loop_attr->policy = -1;
+	return cfg->loop_attr;
+}
+
+/* A CPU set (CPU_FREE()) of the n CPUs numbered in cpus (each below
+ * PIER_MAX_CPUS), its size in *size; or NULL. */
+static cpu_set_t *cpu_set_of(const unsigned int *cpus, size_t n, size_t *size)
+{
+	unsigned int count = 0;
+	cpu_set_t *set;
+
+	for (size_t i = 0; i < n; i++)
+		count = cpus[i] >= count ? cpus[i] + 1 : count;
+	set = CPU_ALLOC(count);
+	if (!set)
+		return NULL;
+	*size = CPU_ALLOC_SIZE(count);
+	CPU_ZERO_S(*size, set);
+	for (size_t i = 0; i < n; i++)
+		CPU_SET_S(cpus[i], *size, set);
+	return set;
+}
+
+PIER_EXPORT int pier_config_set_loop_affinity(pier_config *cfg, const unsigned int *cpus,
+					      size_t ncpus)
+{
+	struct loop_attr *a;
+	cpu_set_t *set = NULL;
+	size_t size = 0;
+
+	if (!cfg || (ncpus && !cpus))
+		return -EINVAL;
+	for (size_t i = 0; i < ncpus; i++)
+		if (cpus[i] >= PIER_MAX_CPUS)
+			return -EINVAL;
+	if (ncpus && !(set = cpu_set_of(cpus, ncpus, &size)))
+		return -ENOMEM;
+	if (!(a = loop_attr_edit(cfg))) {
+		if (set)
+			CPU_FREE(set);
+		return -ENOMEM;
+	}
+	if (a->cpus)
+		CPU_FREE(a->cpus);
+	a->cpus = set;
+	a->cpus_size = size;
+	return 0;
+}
+
+/* The policies a thread can be given with a priority alone
+ * (SCHED_DEADLINE needs sched_setattr() and a budget). */
+static bool policy_valid(int policy, int priority)
+{
+	switch (policy) {
+	case SCHED_OTHER:
+	case SCHED_BATCH:
+	case SCHED_IDLE:
+	case SCHED_FIFO:
+	case SCHED_RR:
+		return priority >= sched_get_priority_min(policy) &&
+		       priority <= sched_get_priority_max(policy);
+	default:
+		return false;
+	}
+}
+
+PIER_EXPORT int pier_config_set_loop_scheduling(pier_config *cfg, int policy, int priority)
+{
+	struct loop_attr *a;
+
+	if (!cfg || (policy == -1 ? priority != 0 : !policy_valid(policy, priority)))
+		return -EINVAL;
+	if (!(a = loop_attr_edit(cfg)))
+		return -ENOMEM;
+	a->policy = policy;
+	a->priority = priority;
 	return 0;
 }
 

@@ -98,6 +98,7 @@ int conn_init(struct conn *c, int fd, const struct transport *t, const struct pi
 	c->cfg = *cfg;
 	c->cfg.loop = NULL;
 	c->cfg.tls = NULL;
+	c->cfg.loop_attr = NULL;
 	c->cfg.max_body_read = c->link.lim.max_body_read;
 	c->cfg.max_body_write = c->link.lim.max_body_write;
 	c->cfg.max_fds = c->link.lim.max_fds;

@@ -124,7 +124,8 @@ struct conn {
 	struct pier_loop *loop; /* referenced */
 	const struct transport *t;
 	const struct conn_ops *ops;
-	struct pier_config cfg; /* a copy; cfg.loop and cfg.tls are cleared */
+	struct pier_config cfg; /* a copy; cfg.loop, cfg.tls and cfg.loop_attr
+				 * are cleared */
 	char remote[128];
 	struct link link; /* read side: the read role's; write side: the write path's */
 

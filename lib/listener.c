@@ -469,6 +469,7 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 		config_defaults(&l->cfg);
 	l->cfg.loop = NULL;
 	l->cfg.tls = NULL;
+	l->cfg.loop_attr = NULL;
 	l->evfd = -1;
 	l->hs_timeout_ms = l->cfg.connect_timeout_set ? l->cfg.connect_timeout_ms
 						       : HANDSHAKE_TIMEOUT_MS;
@@ -488,7 +489,7 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 	if (cfg && cfg->loop) {
 		l->loop = loop_ref(cfg->loop);
 	} else {
-		r = loop_new(&l->loop);
+		r = loop_new(&l->loop, cfg ? cfg->loop_attr : NULL);
 		if (r < 0)
 			goto fail_fd;
 	}

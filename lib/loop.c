@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "conf.h"
 #include "loop.h"
 #include "private.h"
 
@@ -201,10 +202,38 @@ static int backend_init(struct pier_loop *l)
 	return r;
 }
 
+/* What ps -L, top -H and /proc/PID/task/TID/comm show for a loop thread
+ * (15 characters at most). */
+#define LOOP_THREAD_NAME "pier-loop"
+
+/* Gives the calling thread its name, and the CPUs and scheduling of a
+ * (NULL: those it inherited).  From the thread itself, before its first
+ * I/O: pthread attributes cannot say SCHED_BATCH or SCHED_IDLE. */
+static int thread_setup(const struct loop_attr *a)
+{
+	struct sched_param sp;
+	int r;
+
+	pthread_setname_np(pthread_self(), LOOP_THREAD_NAME);
+	if (!a)
+		return 0;
+	if (a->cpus && (r = pthread_setaffinity_np(pthread_self(), a->cpus_size, a->cpus)) != 0)
+		return -r;
+	if (a->policy >= 0) {
+		sp = (struct sched_param){ .sched_priority = a->priority };
+		if ((r = pthread_setschedparam(pthread_self(), a->policy, &sp)) != 0)
+			return -r;
+	}
+	return 0;
+}
+
 static void *loop_thread(void *arg)
 {
 	struct pier_loop *l = arg;
-	int r = backend_init(l);
+	int r = thread_setup(l->attr);
+
+	if (r == 0)
+		r = backend_init(l);
 
 	pthread_mutex_lock(&l->start_lock);
 	l->start_result = r;
@@ -237,7 +266,7 @@ static void *loop_thread(void *arg)
 	return NULL;
 }
 
-int loop_new(struct pier_loop **out)
+int loop_new(struct pier_loop **out, const struct loop_attr *attr)
 {
 	struct pier_loop *l = calloc(1, sizeof(*l));
 	int r;
@@ -256,6 +285,7 @@ int loop_new(struct pier_loop **out)
 		r = -errno;
 		goto fail;
 	}
+	l->attr = attr;
 	r = -pthread_create(&l->thread, NULL, loop_thread, l);
 	if (r < 0)
 		goto fail;
@@ -265,6 +295,7 @@ int loop_new(struct pier_loop **out)
 		pthread_cond_wait(&l->start_cond, &l->start_lock);
 	r = l->start_result;
 	pthread_mutex_unlock(&l->start_lock);
+	l->attr = NULL;
 	if (r < 0) {
 		pthread_join(l->thread, NULL);
 		goto fail;
@@ -308,7 +339,14 @@ PIER_EXPORT int pier_loop_new(pier_loop **out)
 {
 	if (!out)
 		return -EINVAL;
-	return loop_new(out);
+	return loop_new(out, NULL);
+}
+
+PIER_EXPORT int pier_loop_new_with_config(pier_loop **out, const pier_config *cfg)
+{
+	if (!out)
+		return -EINVAL;
+	return loop_new(out, cfg ? cfg->loop_attr : NULL);
 }
 
 PIER_EXPORT pier_loop *pier_loop_ref(pier_loop *loop)

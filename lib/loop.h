@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -111,14 +112,28 @@ struct pier_loop {
 	bool stop_requested;
 	struct loop_task stop_task;
 
-	/* Start-up handshake with the creating thread. */
+	/* Start-up handshake with the creating thread, which lends the
+	 * thread's attributes (or NULL) until then. */
+	const struct loop_attr *attr;
 	pthread_mutex_t start_lock;
 	pthread_cond_t start_cond;
 	int start_result;
 	bool started;
 };
 
-int loop_new(struct pier_loop **out);
+/* How a loop's thread runs (pier_config_set_loop_affinity(),
+ * pier_config_set_loop_scheduling()): what it does not say, the thread
+ * inherits from the one creating it. */
+struct loop_attr {
+	cpu_set_t *cpus; /* CPU_ALLOC'd, or NULL */
+	size_t cpus_size; /* CPU_ALLOC_SIZE() of it */
+	int policy;      /* SCHED_*, or -1 */
+	int priority;
+};
+
+/* attr borrowed (NULL: every default), during the call only.  What the
+ * kernel refuses of it fails the call (-EPERM, -EINVAL). */
+int loop_new(struct pier_loop **out, const struct loop_attr *attr);
 struct pier_loop *loop_ref(struct pier_loop *l);
 /* Dropping the last reference stops the thread once every user has
  * finished, and waits for it.  Never called on the loop thread. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "map.h"
 #include "msg.h"
 #include "private.h"
 
@@ -92,6 +93,19 @@ PIER_EXPORT int pier_msg_take_fd(pier_msg *msg, size_t index)
 		return -EBADF;
 	msg->fds[index] = -1;
 	return fd;
+}
+
+PIER_EXPORT int pier_msg_map_fd(const pier_msg *msg, size_t index, size_t offset,
+				size_t length, unsigned int flags, pier_mapping **out)
+{
+	int fd;
+
+	if (!out || length == 0 || (flags & ~(unsigned int)PIER_MAP_DMABUF))
+		return -EINVAL;
+	fd = pier_msg_fd(msg, index);
+	if (fd < 0)
+		return fd;
+	return map_new(out, fd, offset, length, flags);
 }
 
 PIER_EXPORT void pier_msg_free(pier_msg *msg)

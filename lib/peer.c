@@ -36,7 +36,7 @@ static int peer_create(pier_peer **out, int fd, const struct transport *t,
 	if (conf.loop) {
 		loop = loop_ref(conf.loop);
 	} else {
-		r = loop_new(&loop);
+		r = loop_new(&loop, conf.loop_attr);
 		if (r < 0) {
 			close(fd);
 			tls_free(tls);
