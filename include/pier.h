@@ -497,6 +497,124 @@ int pier_listener_fd(pier_listener *l);
 int pier_listener_address(pier_listener *l, char *buf, size_t len);
 /* l taken (NULL is fine).  Peers it handed out live on. */
 void pier_listener_free(pier_listener *l);
+/* A listener on fd, a listening socket made elsewhere (by systemd, or
+ * inherited): TCP, or a Unix stream or seqpacket socket.  fd taken on
+ * success (closed with the listener; a socket file it has is left in
+ * place), left to the caller on failure: -ENOTSOCK, -EINVAL (it does not
+ * listen), -EPROTONOSUPPORT (a kind pier does not serve).  cfg borrowed.
+ * *out: a new listener, owned (pier_listener_free()). */
+int pier_listener_adopt(pier_listener **out, int fd, const pier_config *cfg);
+
+/* --- servers ------------------------------------------------------------- */
+
+/* A server owns listeners, accepts peers, and hands each request and
+ * stream message to the handler registered for its service id, on a
+ * bounded pool of worker threads.  See pier_server_new(3). */
+typedef struct pier_server pier_server;
+
+/* What a request handler returns. */
+enum pier_handler_result {
+	/* The server frees the request handle (an unanswered request gets
+	 * the error response "the request was dropped without a response"). */
+	PIER_HANDLER_DONE = 0,
+	/* The handler keeps the request handle: it owns it from now on, and
+	 * frees it with pier_received_request_free(). */
+	PIER_HANDLER_KEEP = 1,
+};
+
+/* Handlers run on the server's workers.  peer is borrowed, valid during
+ * the call (keep its writer with pier_writer_ref()); never receive on it
+ * or free it: the server does.  peer_data is what the connect hook set.
+ * msg is borrowed, valid during the call; its fds that the handler does
+ * not take (pier_msg_take_fd()) are closed after it.  req is the
+ * handler's: see enum pier_handler_result. */
+typedef int pier_request_handler(void *userdata, pier_peer *peer, void *peer_data,
+				 pier_msg *msg, pier_received_request *req);
+typedef void pier_stream_handler(void *userdata, pier_peer *peer, void *peer_data,
+				 pier_msg *msg);
+/* Called on a worker for each new peer before it is served: returns 0 to
+ * serve it (and may set *peer_data, NULL before), or a negative code to
+ * close it.  peer borrowed, as for handlers. */
+typedef int pier_connect_hook(void *userdata, pier_peer *peer, void **peer_data);
+/* Called once for each served peer when it is gone, after the last of
+ * its handlers returned: reason is the connection's error
+ * (-PIER_ECLOSED: the remote closed it), or -PIER_ESHUTDOWN when the
+ * server stopped.  peer borrowed. */
+typedef void pier_disconnect_hook(void *userdata, pier_peer *peer, void *peer_data,
+				  int reason);
+
+/* cfg borrowed (NULL: the defaults); the server's listeners and peers use
+ * a copy, and its log function.  *out: a new server, owned
+ * (pier_server_free()). */
+int pier_server_new(pier_server **out, const pier_config *cfg);
+/* Settings, before pier_server_start() (after it: -EBUSY).  s borrowed.
+ * workers: threads of the pool (0: one per online CPU, the default).
+ * max_peers: peers served at once (0: no limit, the default).
+ * max_requests: requests in flight per peer (default 64).  timeout_ms:
+ * how long pier_server_stop() lets requests in flight finish (-1: as long
+ * as they take; default 5000). */
+int pier_server_set_workers(pier_server *s, unsigned int workers);
+int pier_server_set_max_peers(pier_server *s, unsigned int max_peers);
+int pier_server_set_max_requests(pier_server *s, unsigned int max_requests);
+int pier_server_set_stop_timeout(pier_server *s, int timeout_ms);
+/* s borrowed; the functions and userdata are kept, never owned (either
+ * hook may be NULL). */
+int pier_server_set_peer_hooks(pier_server *s, pier_connect_hook *on_connect,
+			       pier_disconnect_hook *on_disconnect, void *userdata);
+/* s borrowed; fn and userdata kept, never owned. */
+int pier_server_handle_requests(pier_server *s, int32_t service_id, pier_request_handler *fn,
+				void *userdata);
+int pier_server_handle_streams(pier_server *s, int32_t service_id, pier_stream_handler *fn,
+			       void *userdata);
+/* s borrowed; address borrowed.  The listener accepts from now on; the
+ * server serves once started. */
+int pier_server_listen(pier_server *s, const char *address);
+/* The listening sockets systemd passed (LISTEN_PID, LISTEN_FDS,
+ * LISTEN_FDNAMES), those named name (NULL: all): their fds are taken.
+ * Returns how many it took (0: none were passed to this process).
+ * unset_environment: the three variables are removed (not thread-safe,
+ * like unsetenv(3)).  s borrowed; name borrowed. */
+int pier_server_listen_activated(pier_server *s, const char *name, int unset_environment);
+/* s borrowed; buf borrowed, written.  The address of listener index (in
+ * the order they were added). */
+int pier_server_address(pier_server *s, size_t index, char *buf, size_t len);
+/* Starts the workers; tells systemd READY=1 (pier_notify()).  s borrowed. */
+int pier_server_start(pier_server *s);
+/* Asks the server to stop: it stops accepting, answers new requests with
+ * an error, lets requests in flight finish until the stop timeout, then
+ * ends the rest with an error response and closes every peer.  Returns at
+ * once.  Async-signal-safe: a SIGTERM handler may call it.  s borrowed. */
+int pier_server_stop(pier_server *s);
+/* Waits until the server has stopped and its workers are gone.  s
+ * borrowed. */
+int pier_server_wait(pier_server *s, int timeout_ms);
+
+/* Counters of a server, for pier_server_stat(). */
+enum pier_server_stat {
+	PIER_SERVER_STAT_PEERS,            /* peers served now */
+	PIER_SERVER_STAT_ACCEPTED,         /* peers served in all */
+	PIER_SERVER_STAT_REFUSED_PEERS,    /* refused by the connect hook */
+	PIER_SERVER_STAT_FULL,             /* closed: max_peers were served */
+	PIER_SERVER_STAT_REQUESTS,         /* requests handed to handlers */
+	PIER_SERVER_STAT_IN_FLIGHT,        /* of those, not answered yet */
+	PIER_SERVER_STAT_OVER_LIMIT,       /* refused: max_requests in flight */
+	PIER_SERVER_STAT_UNKNOWN_REQUESTS, /* for no registered service id */
+	PIER_SERVER_STAT_STREAMS,          /* stream messages handed to handlers */
+	PIER_SERVER_STAT_UNKNOWN_STREAMS,  /* for no registered id: dropped */
+	PIER_SERVER_STAT_STOPPED_REQUESTS, /* ended by the stop with an error */
+	PIER_SERVER_STAT_END_
+};
+/* s borrowed. */
+uint64_t pier_server_stat(pier_server *s, enum pier_server_stat stat);
+/* s taken (NULL is fine): stopped (pier_server_stop()), waited for, and
+ * freed with its listeners. */
+void pier_server_free(pier_server *s);
+
+/* Tells the service manager state ("READY=1", "STOPPING=1",
+ * "STATUS=...", several separated by newlines) with a datagram to
+ * $NOTIFY_SOCKET: 1 when sent, 0 when the variable is not set, or a
+ * negative code.  state borrowed. */
+int pier_notify(const char *state);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -448,6 +450,55 @@ static int listen_socket(struct pier_listener *l)
 	return l->t->listen(&l->addr, &o);
 }
 
+/* Makes l's copy of cfg (NULL: the defaults), which keeps no pointers. */
+static void listener_config(struct pier_listener *l, const pier_config *cfg)
+{
+	if (cfg)
+		l->cfg = *cfg;
+	else
+		config_defaults(&l->cfg);
+	l->cfg.loop = NULL;
+	l->cfg.tls = NULL;
+	l->cfg.loop_attr = NULL;
+	l->evfd = -1;
+	l->hs_timeout_ms = l->cfg.connect_timeout_set ? l->cfg.connect_timeout_ms
+						       : HANDSHAKE_TIMEOUT_MS;
+	l->log_timer.fn = log_held_back;
+	l->pause_timer.fn = accept_resume;
+}
+
+/* l's loop: cfg's, or a new one.  0 or -errno. */
+static int listener_loop(struct pier_listener *l, const pier_config *cfg)
+{
+	if (cfg && cfg->loop) {
+		l->loop = loop_ref(cfg->loop);
+		return 0;
+	}
+	return loop_new(&l->loop, cfg ? cfg->loop_attr : NULL);
+}
+
+/* Once nothing can fail: l starts accepting on its loop. */
+static void listener_go(struct pier_listener *l)
+{
+	/* The socket stays non-blocking for epoll, which calls accept4() on
+	 * the loop thread once the socket is readable: the connection may be
+	 * gone by then (taken by another process sharing the socket), and a
+	 * blocking accept4() would stop the loop.  io_uring waits for a
+	 * connection in the kernel, and gets a blocking socket: kernels
+	 * without its fast poll (before 5.7) would hand a non-blocking one's
+	 * EAGAIN back at once, and the loop would spin. */
+	if (l->loop->be == &loop_backend_uring)
+		fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) & ~O_NONBLOCK);
+	else
+		fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
+	pthread_mutex_init(&l->mu, NULL);
+	cond_init_monotonic(&l->cond);
+	l->start_task.fn = start_task;
+	l->stop_task.fn = stop_task;
+	l->resume_task.fn = resume_task;
+	loop_post(l->loop, &l->start_task, 0);
+}
+
 PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 				  const pier_config *cfg)
 {
@@ -463,18 +514,7 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 	if (r < 0)
 		goto fail;
 	l->t = l->addr.t;
-	if (cfg)
-		l->cfg = *cfg;
-	else
-		config_defaults(&l->cfg);
-	l->cfg.loop = NULL;
-	l->cfg.tls = NULL;
-	l->cfg.loop_attr = NULL;
-	l->evfd = -1;
-	l->hs_timeout_ms = l->cfg.connect_timeout_set ? l->cfg.connect_timeout_ms
-						       : HANDSHAKE_TIMEOUT_MS;
-	l->log_timer.fn = log_held_back;
-	l->pause_timer.fn = accept_resume;
+	listener_config(l, cfg);
 	if (l->t->caps & TRANSPORT_TLS) {
 		/* Certificate and key load now: errors show here. */
 		r = tls_ctx_new(&l->tls_ctx, cfg ? cfg->tls : NULL, true);
@@ -486,28 +526,10 @@ PIER_EXPORT int pier_listener_new(pier_listener **out, const char *address,
 		r = l->fd;
 		goto fail;
 	}
-	if (cfg && cfg->loop) {
-		l->loop = loop_ref(cfg->loop);
-	} else {
-		r = loop_new(&l->loop, cfg ? cfg->loop_attr : NULL);
-		if (r < 0)
-			goto fail_fd;
-	}
-	/* The socket stays non-blocking for epoll, which calls accept4() on
-	 * the loop thread once the socket is readable: the connection may be
-	 * gone by then (taken by another process sharing the socket), and a
-	 * blocking accept4() would stop the loop.  io_uring waits for a
-	 * connection in the kernel, and gets a blocking socket: kernels
-	 * without its fast poll (before 5.7) would hand a non-blocking one's
-	 * EAGAIN back at once, and the loop would spin. */
-	if (l->loop->be == &loop_backend_uring)
-		fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) & ~O_NONBLOCK);
-	pthread_mutex_init(&l->mu, NULL);
-	cond_init_monotonic(&l->cond);
-	l->start_task.fn = start_task;
-	l->stop_task.fn = stop_task;
-	l->resume_task.fn = resume_task;
-	loop_post(l->loop, &l->start_task, 0);
+	r = listener_loop(l, cfg);
+	if (r < 0)
+		goto fail_fd;
+	listener_go(l);
 	*out = l;
 	return 0;
 
@@ -521,6 +543,57 @@ fail:
 	free(l->file);
 	free(l);
 	return r;
+}
+
+/* Whether fd is a listening socket of a kind pier serves: 0, or why not
+ * (-ENOTSOCK, -EINVAL: it does not listen, -EPROTONOSUPPORT). */
+static int check_listening(int fd, const struct transport **t)
+{
+	int r, on = 0, proto = 0;
+	socklen_t len = sizeof(on);
+
+	r = transport_for_fd(fd, t);
+	if (r < 0)
+		return r;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) < 0)
+		return -errno;
+	if (!on)
+		return -EINVAL;
+	/* Stream sockets of the Internet families are TCP's, but for SCTP's
+	 * and MPTCP's. */
+	len = sizeof(proto);
+	if (*t == &transport_tcp &&
+	    (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 || proto != IPPROTO_TCP))
+		return -EPROTONOSUPPORT;
+	return 0;
+}
+
+PIER_EXPORT int pier_listener_adopt(pier_listener **out, int fd, const pier_config *cfg)
+{
+	struct pier_listener *l;
+	const struct transport *t;
+	int r;
+
+	if (!out || fd < 0)
+		return -EINVAL;
+	r = check_listening(fd, &t);
+	if (r < 0)
+		return r;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->t = t;
+	l->fd = fd;
+	listener_config(l, cfg);
+	r = listener_loop(l, cfg);
+	if (r < 0) {
+		free(l);
+		return r;
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	listener_go(l);
+	*out = l;
+	return 0;
 }
 
 PIER_EXPORT int pier_listener_accept(pier_listener *l, pier_peer **out, int timeout_ms)

@@ -73,6 +73,8 @@ void req_close_locked(struct req *r)
 	if (r->in_table) {
 		idmap_del(r->sent ? &r->peer->sent : &r->peer->received, r->id);
 		r->in_table = false;
+		if (!r->sent && r->peer->request_closed)
+			r->peer->request_closed(r->peer);
 	}
 }
 

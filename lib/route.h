@@ -49,6 +49,11 @@ struct pier_peer {
 	struct idmap sent, received; /* open requests by id */
 	uint32_t next_id;
 	struct msgq in; /* requests and stream messages for the read half */
+	/* Told, under conn.mu, each time a received request closes (it was
+	 * answered, or released unanswered): a server (server.c) counts its
+	 * requests in flight so.  NULL for other peers. */
+	void (*request_closed)(struct pier_peer *p);
+	void *owner; /* the server's own record of the peer */
 };
 
 /* A request, either way.  It lives while it is open (in its table) or has a

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Servers: what server.c (serving) and server-stop.c (stopping) share.
+ * Calls go from server.c to server-stop.c only.
+ */
+#ifndef PIER_SERVER_INT_H
+#define PIER_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <pier.h>
+
+#include "server.h"
+
+#define SHUTTING_DOWN "the server is shutting down"
+
+enum item_kind { ITEM_LISTENER, ITEM_PEER, ITEM_WAKE, ITEM_TIMER };
+
+/* What an epoll event points to. */
+struct item {
+	enum item_kind kind;
+	int fd;
+};
+
+struct handler {
+	int32_t id;
+	bool stream;
+	pier_request_handler *req;
+	pier_stream_handler *str;
+	void *data;
+};
+
+struct srv_listener {
+	struct item item;
+	pier_listener *l; /* owned; NULL once closed */
+	/* Under s->mu. */
+	unsigned int accepting; /* workers accepting on it */
+	bool closing;
+};
+
+struct srv_peer {
+	struct item item;
+	struct pier_server *s;
+	pier_peer *peer; /* owned */
+	void *data;      /* the connect hook's */
+	atomic_uint inflight; /* requests taken and not closed */
+	/* Under s->mu. */
+	unsigned int busy; /* workers taking or handling its messages */
+	bool ended;
+	int reason;
+	struct srv_peer *prev, *next;
+};
+
+enum srv_state { SRV_NEW, SRV_RUNNING, SRV_DRAINING, SRV_CLOSING, SRV_STOPPED };
+
+struct pier_server {
+	pier_config *cfg; /* owned: listeners are made with it */
+	unsigned int nworkers, max_peers, max_requests;
+	int stop_timeout_ms;
+	pier_connect_hook *on_connect;
+	pier_disconnect_hook *on_disconnect;
+	void *hook_data;
+	struct handler *handlers; /* sorted by (stream, id) */
+	size_t nhandlers;
+	struct srv_listener **listeners;
+	size_t nlisteners;
+	int epfd;
+	struct item wake;  /* eventfd: pier_server_stop(), and changes while stopping */
+	struct item timer; /* timerfd: the stop timeout */
+	atomic_bool stop_asked, deadline_passed;
+	atomic_int state;      /* enum srv_state; changed by the worker holding wake */
+	atomic_ulong inflight; /* requests taken and not closed, of every peer */
+	atomic_uint_fast64_t stats[PIER_SERVER_STAT_END_];
+	pthread_t *threads;
+	unsigned int nthreads;
+
+	pthread_mutex_t mu; /* what follows, listeners' and peers' fields so marked */
+	pthread_cond_t cond;
+	struct srv_peer *peers;
+	unsigned int npeers; /* served, and being accepted */
+	unsigned int running; /* workers not gone yet */
+	bool started, joined;
+
+	pthread_mutex_t log_mu;
+	int64_t log_window;
+	unsigned int log_said, log_held;
+};
+
+static inline void count(struct pier_server *s, enum pier_server_stat st)
+{
+	atomic_fetch_add_explicit(&s->stats[st], 1, memory_order_relaxed);
+}
+
+/* Async-signal-safe: one write(2). */
+static inline void poke(struct pier_server *s)
+{
+	uint64_t one = 1;
+	ssize_t n = write(s->wake.fd, &one, sizeof(one));
+
+	(void)n;
+}
+
+static inline void arm(struct pier_server *s, struct item *it, int op)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.ptr = it };
+
+	epoll_ctl(s->epfd, op, it->fd, &ev);
+}
+
+/* Under s->mu: the server is closing: sp's open requests end with the
+ * stop's error, and its queue finishes, which wakes its event. */
+void kick_peer(struct pier_server *s, struct srv_peer *sp);
+/* The worker holding the wake event: moves the stop on; returns whether
+ * the worker goes on. */
+bool on_wake(struct pier_server *s);
+/* The stop timeout passed. */
+void on_timer(struct pier_server *s);
+
+#endif

@@ -1,0 +1,733 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Servers: listeners, their peers, and a fixed pool of workers that hand
+ * what the peers send to the handler registered for its service id.
+ *
+ * The workers wait on one epoll set themselves, holding every listener's
+ * and peer's pollable fd with EPOLLONESHOT: the worker that gets a peer's
+ * event takes one message (pier_peer_recv(), timeout 0), re-arms the fd,
+ * and runs the handler; so a message costs one hop (the loop that read it
+ * -> a worker), busy peers take turns (epoll's ready list is first in,
+ * first out), and one peer's requests run side by side.  There is no
+ * queue between the reading side and the workers: what waits is in each
+ * peer's own receive queue, which the loop stops filling at the
+ * configured limits.  See doc/ARCHITECTURE.md, "Servers".
+ *
+ * Lifetime of a peer's record: only the worker holding its one-shot event
+ * (or the thread that accepted it, before it is armed) may end it; it is
+ * freed once ended and no handler of it runs (busy).  Stopping never
+ * frees peers: it finishes their queue (in.finished), which wakes the
+ * armed event, and the worker taking it ends the peer.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "conf.h"
+#include "loop.h"
+#include "private.h"
+#include "route.h"
+#include "server-int.h"
+#include "tls-session.h"
+
+#define DEFAULT_MAX_REQUESTS 64u
+#define DEFAULT_STOP_TIMEOUT_MS 5000
+/* Peers one worker accepts before the listener's turn goes to others. */
+#define ACCEPT_BURST 16
+/* Log lines a server says per second, at most (a flood of unknown stream
+ * messages must not flood the application's log). */
+#define LOG_BURST 10
+#define LOG_WINDOW_NS 1000000000
+
+
+/* --- the log -------------------------------------------------------------- */
+
+void server_log(pier_server *s, int priority, const char *fmt, ...)
+{
+	char buf[256];
+	unsigned int held = 0;
+	bool say;
+	int64_t now;
+	va_list ap;
+
+	if (!s->cfg->log)
+		return;
+	now = clock_now_ns();
+	pthread_mutex_lock(&s->log_mu);
+	if (now - s->log_window >= LOG_WINDOW_NS) {
+		held = s->log_held;
+		s->log_window = now;
+		s->log_said = 0;
+		s->log_held = 0;
+	}
+	say = s->log_said < LOG_BURST;
+	if (say)
+		s->log_said++;
+	else
+		s->log_held++;
+	pthread_mutex_unlock(&s->log_mu);
+	if (held) {
+		snprintf(buf, sizeof(buf), "%u more lines were not logged (at most %d a second)",
+			 held, LOG_BURST);
+		s->cfg->log(s->cfg->log_data, LOG_WARNING, buf);
+	}
+	if (!say)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	s->cfg->log(s->cfg->log_data, priority, buf);
+}
+
+static const char *remote_of(pier_peer *p)
+{
+	const char *rest = strstr(p->conn.remote, "://");
+
+	return rest ? rest + 3 : p->conn.remote;
+}
+
+/* --- handlers ------------------------------------------------------------- */
+
+static int handler_cmp(const struct handler *a, int32_t id, bool stream)
+{
+	if (a->stream != stream)
+		return a->stream ? 1 : -1;
+	return a->id < id ? -1 : a->id > id;
+}
+
+static const struct handler *find_handler(const struct pier_server *s, int32_t id, bool stream)
+{
+	size_t lo = 0, hi = s->nhandlers;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = handler_cmp(&s->handlers[mid], id, stream);
+
+		if (c == 0)
+			return &s->handlers[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int add_handler(pier_server *s, const struct handler *h)
+{
+	struct handler *n;
+	size_t i = 0;
+
+	if (s->started)
+		return -EBUSY;
+	if (find_handler(s, h->id, h->stream))
+		return -EEXIST;
+	n = realloc(s->handlers, (s->nhandlers + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	s->handlers = n;
+	while (i < s->nhandlers && handler_cmp(&n[i], h->id, h->stream) < 0)
+		i++;
+	memmove(&n[i + 1], &n[i], (s->nhandlers - i) * sizeof(*n));
+	n[i] = *h;
+	s->nhandlers++;
+	return 0;
+}
+
+PIER_EXPORT int pier_server_handle_requests(pier_server *s, int32_t service_id,
+					    pier_request_handler *fn, void *userdata)
+{
+	if (!s || !fn || service_id == PIER_SERVICE_ERROR)
+		return -EINVAL;
+	return add_handler(s, &(struct handler){ service_id, false, fn, NULL, userdata });
+}
+
+PIER_EXPORT int pier_server_handle_streams(pier_server *s, int32_t service_id,
+					   pier_stream_handler *fn, void *userdata)
+{
+	if (!s || !fn || service_id == PIER_SERVICE_ERROR)
+		return -EINVAL;
+	return add_handler(s, &(struct handler){ service_id, true, NULL, fn, userdata });
+}
+
+/* --- peers ---------------------------------------------------------------- */
+
+/* Under p->conn.mu (route.c calls it): one of p's requests closed. */
+static void request_closed(struct pier_peer *p)
+{
+	struct srv_peer *sp = p->owner;
+	struct pier_server *s = sp->s;
+
+	atomic_fetch_sub(&sp->inflight, 1);
+	if (atomic_fetch_sub(&s->inflight, 1) == 1 && atomic_load(&s->state) == SRV_DRAINING)
+		poke(s);
+}
+
+/* Ended and no handler runs: nobody else can reach sp now. */
+static void peer_finish(struct pier_server *s, struct srv_peer *sp)
+{
+	struct pier_peer *p = sp->peer;
+	unsigned long left;
+	bool last;
+
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, sp->item.fd, NULL);
+	pthread_mutex_lock(&p->conn.mu);
+	p->request_closed = NULL;
+	p->owner = NULL;
+	pthread_mutex_unlock(&p->conn.mu);
+	/* Requests it kept can no longer be answered: the stop need not
+	 * wait for them. */
+	left = atomic_exchange(&sp->inflight, 0);
+	if (left && atomic_fetch_sub(&s->inflight, left) == left &&
+	    atomic_load(&s->state) == SRV_DRAINING)
+		poke(s);
+	if (s->on_disconnect)
+		s->on_disconnect(s->hook_data, p, sp->data, sp->reason);
+	pthread_mutex_lock(&s->mu);
+	if (sp->prev)
+		sp->prev->next = sp->next;
+	else
+		s->peers = sp->next;
+	if (sp->next)
+		sp->next->prev = sp->prev;
+	s->npeers--;
+	last = !s->npeers && atomic_load(&s->state) == SRV_CLOSING;
+	pthread_mutex_unlock(&s->mu);
+	if (last)
+		poke(s);
+	pier_peer_free(p);
+	free(sp);
+}
+
+static void unbusy(struct pier_server *s, struct srv_peer *sp)
+{
+	bool finish;
+
+	pthread_mutex_lock(&s->mu);
+	finish = --sp->busy == 0 && sp->ended;
+	pthread_mutex_unlock(&s->mu);
+	if (finish)
+		peer_finish(s, sp);
+}
+
+static void refuse(pier_received_request *req, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void refuse(pier_received_request *req, const char *fmt, ...)
+{
+	char text[128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	pier_received_request_send_error(req, text);
+}
+
+static void dispatch_request(struct pier_server *s, struct srv_peer *sp, pier_msg *m,
+			     pier_received_request *req)
+{
+	int32_t id = pier_msg_header(m)->service_id;
+	const struct handler *h = find_handler(s, id, false);
+	unsigned int n = atomic_fetch_add(&sp->inflight, 1) + 1;
+
+	/* Counted before it can close: request_closed() takes it off. */
+	atomic_fetch_add(&s->inflight, 1);
+	if (atomic_load(&s->state) != SRV_RUNNING) {
+		refuse(req, SHUTTING_DOWN);
+	} else if (n > s->max_requests) {
+		count(s, PIER_SERVER_STAT_OVER_LIMIT);
+		refuse(req, "too many requests in flight (limit %u)", s->max_requests);
+	} else if (!h) {
+		count(s, PIER_SERVER_STAT_UNKNOWN_REQUESTS);
+		refuse(req, "unknown service id %d", (int)id);
+	} else {
+		count(s, PIER_SERVER_STAT_REQUESTS);
+		if (h->req(h->data, sp->peer, sp->data, m, req) == PIER_HANDLER_KEEP)
+			req = NULL;
+	}
+	pier_received_request_free(req);
+}
+
+static void dispatch_stream(struct pier_server *s, struct srv_peer *sp, pier_msg *m)
+{
+	int32_t id = pier_msg_header(m)->service_id;
+	const struct handler *h = find_handler(s, id, true);
+
+	if (atomic_load(&s->state) != SRV_RUNNING)
+		return;
+	if (!h) {
+		count(s, PIER_SERVER_STAT_UNKNOWN_STREAMS);
+		server_log(s, LOG_NOTICE, "stream message for unknown service id %d from %s dropped",
+			   (int)id, remote_of(sp->peer));
+		return;
+	}
+	count(s, PIER_SERVER_STAT_STREAMS);
+	h->str(h->data, sp->peer, sp->data, m);
+}
+
+/* A worker holds sp's event: takes one message, and lets other workers
+ * take the next while it handles this one. */
+static void on_peer(struct pier_server *s, struct srv_peer *sp)
+{
+	pier_received_request *req;
+	pier_msg *m;
+	int r;
+
+	pthread_mutex_lock(&s->mu);
+	sp->busy++;
+	pthread_mutex_unlock(&s->mu);
+	r = pier_peer_recv(sp->peer, &m, &req, 0);
+	if (r == 0 || r == -EAGAIN)
+		arm(s, &sp->item, EPOLL_CTL_MOD);
+	if (r == 0) {
+		if (req)
+			dispatch_request(s, sp, m, req);
+		else
+			dispatch_stream(s, sp, m);
+		pier_msg_free(m);
+	} else if (r != -EAGAIN) {
+		/* Its queue finished: the server closes it. */
+		pthread_mutex_lock(&s->mu);
+		sp->ended = true;
+		sp->reason = r == -PIER_EDONE ? -PIER_ESHUTDOWN : r;
+		pthread_mutex_unlock(&s->mu);
+	}
+	unbusy(s, sp);
+}
+
+/* A peer the listener accepted: served, or closed. */
+static void serve_peer(struct pier_server *s, pier_peer *p)
+{
+	struct srv_peer *sp = NULL;
+	bool full;
+	int fd, r;
+
+	pthread_mutex_lock(&s->mu);
+	full = s->max_peers && s->npeers >= s->max_peers;
+	if (!full)
+		s->npeers++;
+	pthread_mutex_unlock(&s->mu);
+	if (full) {
+		count(s, PIER_SERVER_STAT_FULL);
+		server_log(s, LOG_WARNING,
+			   "connection from %s closed: the server serves %u peers, its limit",
+			   remote_of(p), s->max_peers);
+		pier_peer_free(p);
+		return;
+	}
+	fd = pier_peer_fd(p); /* the loop reads it from now on */
+	sp = fd < 0 ? NULL : calloc(1, sizeof(*sp));
+	r = !sp ? -ENOMEM : s->on_connect ? s->on_connect(s->hook_data, p, &sp->data) : 0;
+	if (r < 0) {
+		if (sp)
+			count(s, PIER_SERVER_STAT_REFUSED_PEERS);
+		else
+			server_log(s, LOG_WARNING, "connection from %s closed: out of memory",
+				   remote_of(p));
+		pthread_mutex_lock(&s->mu);
+		s->npeers--;
+		pthread_mutex_unlock(&s->mu);
+		pier_peer_free(p);
+		free(sp);
+		return;
+	}
+	sp->item = (struct item){ ITEM_PEER, fd };
+	sp->s = s;
+	sp->peer = p;
+	pthread_mutex_lock(&p->conn.mu);
+	p->owner = sp;
+	p->request_closed = request_closed;
+	pthread_mutex_unlock(&p->conn.mu);
+	count(s, PIER_SERVER_STAT_ACCEPTED);
+	pthread_mutex_lock(&s->mu);
+	sp->next = s->peers;
+	if (s->peers)
+		s->peers->prev = sp;
+	s->peers = sp;
+	if (atomic_load(&s->state) >= SRV_CLOSING)
+		kick_peer(s, sp);
+	arm(s, &sp->item, EPOLL_CTL_ADD);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* --- listeners ------------------------------------------------------------ */
+
+static void on_listener(struct pier_server *s, struct srv_listener *sl)
+{
+	bool failed = false;
+
+	pthread_mutex_lock(&s->mu);
+	if (sl->closing) {
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
+	sl->accepting++;
+	pthread_mutex_unlock(&s->mu);
+	for (int i = 0; i < ACCEPT_BURST; i++) {
+		pier_peer *p;
+		int r = pier_listener_accept(sl->l, &p, 0);
+
+		if (r == -EAGAIN)
+			break;
+		if (r < 0) {
+			char addr[256] = "?";
+
+			pier_listener_address(sl->l, addr, sizeof(addr));
+			server_log(s, LOG_ERR, "listener %s failed: %s; it accepts no more",
+				   addr, pier_strerror(r));
+			failed = true;
+			break;
+		}
+		serve_peer(s, p);
+	}
+	pthread_mutex_lock(&s->mu);
+	sl->accepting--;
+	if (sl->closing)
+		pthread_cond_broadcast(&s->cond);
+	else if (!failed)
+		arm(s, &sl->item, EPOLL_CTL_MOD);
+	pthread_mutex_unlock(&s->mu);
+}
+
+int server_add_listener(pier_server *s, pier_listener *l)
+{
+	struct srv_listener *sl, **n;
+
+	if (s->started) {
+		pier_listener_free(l);
+		return -EBUSY;
+	}
+	sl = calloc(1, sizeof(*sl));
+	n = sl ? realloc(s->listeners, (s->nlisteners + 1) * sizeof(*n)) : NULL;
+	if (!n) {
+		free(sl);
+		pier_listener_free(l);
+		return -ENOMEM;
+	}
+	s->listeners = n;
+	sl->l = l;
+	sl->item = (struct item){ ITEM_LISTENER, pier_listener_fd(l) };
+	if (sl->item.fd < 0) {
+		int r = sl->item.fd;
+
+		free(sl);
+		pier_listener_free(l);
+		return r;
+	}
+	s->listeners[s->nlisteners++] = sl;
+	return 0;
+}
+
+const pier_config *server_config(const pier_server *s)
+{
+	return s->cfg;
+}
+
+PIER_EXPORT int pier_server_listen(pier_server *s, const char *address)
+{
+	pier_listener *l;
+	int r;
+
+	if (!s || !address)
+		return -EINVAL;
+	if (s->started)
+		return -EBUSY;
+	r = pier_listener_new(&l, address, s->cfg);
+	return r < 0 ? r : server_add_listener(s, l);
+}
+
+PIER_EXPORT int pier_server_address(pier_server *s, size_t index, char *buf, size_t len)
+{
+	if (!s || !buf || len == 0)
+		return -EINVAL;
+	if (index >= s->nlisteners || !s->listeners[index]->l)
+		return -ENOENT;
+	return pier_listener_address(s->listeners[index]->l, buf, len);
+}
+
+/* --- workers -------------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+	struct pier_server *s = arg;
+	bool on = true;
+
+	pthread_setname_np(pthread_self(), "pier-worker");
+	while (on) {
+		struct epoll_event ev;
+		struct item *it;
+		int n = epoll_wait(s->epfd, &ev, 1, -1);
+
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n <= 0)
+			continue;
+		it = ev.data.ptr;
+		switch (it->kind) {
+		case ITEM_WAKE:
+			on = on_wake(s);
+			break;
+		case ITEM_TIMER:
+			on_timer(s);
+			break;
+		case ITEM_LISTENER:
+			on_listener(s, pier_container_of(it, struct srv_listener, item));
+			break;
+		case ITEM_PEER:
+			on_peer(s, pier_container_of(it, struct srv_peer, item));
+			break;
+		}
+	}
+	pthread_mutex_lock(&s->mu);
+	s->running--;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+static unsigned int online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 1024 ? 1024 : (unsigned int)n;
+}
+
+PIER_EXPORT int pier_server_start(pier_server *s)
+{
+	sigset_t all, old;
+	unsigned int n;
+
+	if (!s)
+		return -EINVAL;
+	if (s->started)
+		return -EBUSY;
+	n = s->nworkers ? s->nworkers : online_cpus();
+	s->threads = calloc(n, sizeof(*s->threads));
+	if (!s->threads)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->nlisteners; i++)
+		arm(s, &s->listeners[i]->item, EPOLL_CTL_ADD);
+	s->started = true;
+	atomic_store(&s->state, SRV_RUNNING);
+	/* Signals go to the application's threads, never to a worker. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_mutex_lock(&s->mu);
+	for (; s->nthreads < n; s->nthreads++) {
+		if (pthread_create(&s->threads[s->nthreads], NULL, worker_main, s) != 0)
+			break;
+		s->running++;
+	}
+	pthread_mutex_unlock(&s->mu);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!s->nthreads) {
+		/* Nothing runs: a stop finds it stopped. */
+		atomic_store(&s->state, SRV_STOPPED);
+		return -EAGAIN;
+	}
+	pier_notify("READY=1\nSTATUS=Serving");
+	return 0;
+}
+
+/* --- the server ----------------------------------------------------------- */
+
+/* A configuration of the server's own with cfg's settings, its TLS
+ * settings copied, and loop as its loop. */
+static int config_copy(pier_config **out, const pier_config *cfg, pier_loop *loop)
+{
+	pier_config *c;
+	int r;
+
+	r = pier_config_new(&c);
+	if (r < 0)
+		return r;
+	if (cfg) {
+		*c = *cfg;
+		c->loop = NULL;
+		c->tls = NULL;
+		c->loop_attr = NULL;
+	}
+	pier_config_set_loop(c, loop);
+	if (cfg && cfg->tls) {
+		const struct tls_settings *t = cfg->tls;
+
+		if ((r = pier_config_set_tls_ca(c, t->ca_file, t->ca_dir)) < 0 ||
+		    (r = pier_config_set_tls_cert(c, t->cert_file, t->key_file)) < 0 ||
+		    (r = pier_config_set_tls_client_auth(c, t->client_auth)) < 0 ||
+		    (r = pier_config_set_tls_server_name(c, t->server_name)) < 0) {
+			pier_config_free(c);
+			return r;
+		}
+	}
+	*out = c;
+	return 0;
+}
+
+static int server_fds(struct pier_server *s)
+{
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	s->wake = (struct item){ ITEM_WAKE, eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
+	s->timer = (struct item){ ITEM_TIMER,
+				  timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK) };
+	if (s->epfd < 0 || s->wake.fd < 0 || s->timer.fd < 0)
+		return -errno;
+	arm(s, &s->wake, EPOLL_CTL_ADD);
+	arm(s, &s->timer, EPOLL_CTL_ADD);
+	return 0;
+}
+
+static void server_destroy(struct pier_server *s)
+{
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		pier_listener_free(s->listeners[i]->l);
+		free(s->listeners[i]);
+	}
+	free(s->listeners);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	if (s->wake.fd >= 0)
+		close(s->wake.fd);
+	if (s->timer.fd >= 0)
+		close(s->timer.fd);
+	pier_config_free(s->cfg);
+	free(s->handlers);
+	free(s->threads);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->log_mu);
+	free(s);
+}
+
+PIER_EXPORT int pier_server_new(pier_server **out, const pier_config *cfg)
+{
+	struct pier_server *s;
+	pier_loop *loop;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->epfd = s->wake.fd = s->timer.fd = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	cond_init_monotonic(&s->cond);
+	pthread_mutex_init(&s->log_mu, NULL);
+	s->max_requests = DEFAULT_MAX_REQUESTS;
+	s->stop_timeout_ms = DEFAULT_STOP_TIMEOUT_MS;
+	/* One loop for every listener and peer. */
+	if (cfg && cfg->loop)
+		r = (loop = pier_loop_ref(cfg->loop)) ? 0 : -EINVAL;
+	else
+		r = pier_loop_new_with_config(&loop, cfg);
+	if (r == 0) {
+		r = config_copy(&s->cfg, cfg, loop);
+		pier_loop_unref(loop);
+	}
+	if (r == 0)
+		r = server_fds(s);
+	if (r < 0) {
+		server_destroy(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+PIER_EXPORT int pier_server_set_workers(pier_server *s, unsigned int workers)
+{
+	if (!s || workers > 1024)
+		return -EINVAL;
+	if (s->started)
+		return -EBUSY;
+	s->nworkers = workers;
+	return 0;
+}
+
+PIER_EXPORT int pier_server_set_max_peers(pier_server *s, unsigned int max_peers)
+{
+	if (!s)
+		return -EINVAL;
+	if (s->started)
+		return -EBUSY;
+	s->max_peers = max_peers;
+	return 0;
+}
+
+PIER_EXPORT int pier_server_set_max_requests(pier_server *s, unsigned int max_requests)
+{
+	if (!s || max_requests == 0)
+		return -EINVAL;
+	if (s->started)
+		return -EBUSY;
+	s->max_requests = max_requests;
+	return 0;
+}
+
+PIER_EXPORT int pier_server_set_stop_timeout(pier_server *s, int timeout_ms)
+{
+	if (!s || timeout_ms < -1)
+		return -EINVAL;
+	if (s->started)
+		return -EBUSY;
+	s->stop_timeout_ms = timeout_ms;
+	return 0;
+}
+
+PIER_EXPORT int pier_server_set_peer_hooks(pier_server *s, pier_connect_hook *on_connect,
+					   pier_disconnect_hook *on_disconnect, void *userdata)
+{
+	if (!s)
+		return -EINVAL;
+	if (s->started)
+		return -EBUSY;
+	s->on_connect = on_connect;
+	s->on_disconnect = on_disconnect;
+	s->hook_data = userdata;
+	return 0;
+}
+
+PIER_EXPORT uint64_t pier_server_stat(pier_server *s, enum pier_server_stat stat)
+{
+	uint64_t n;
+
+	if (!s || (unsigned int)stat >= PIER_SERVER_STAT_END_)
+		return 0;
+	if (stat == PIER_SERVER_STAT_IN_FLIGHT)
+		return atomic_load(&s->inflight);
+	if (stat == PIER_SERVER_STAT_PEERS) {
+		pthread_mutex_lock(&s->mu);
+		n = 0;
+		for (struct srv_peer *sp = s->peers; sp; sp = sp->next)
+			n++;
+		pthread_mutex_unlock(&s->mu);
+		return n;
+	}
+	return atomic_load_explicit(&s->stats[stat], memory_order_relaxed);
+}
+
+PIER_EXPORT void pier_server_free(pier_server *s)
+{
+	if (!s)
+		return;
+	if (s->started) {
+		pier_server_stop(s);
+		pier_server_wait(s, -1);
+	}
+	server_destroy(s);
+}
