@@ -5,8 +5,10 @@
 set -eu
 
 # openssl (the command) is the far end of the TLS interoperability tests;
-# autoconf-archive has the AX_ macros that autoreconf copies into m4/.
-packages="build-essential autoconf autoconf-archive automake libtool pkg-config liburing-dev check libssl-dev openssl"
+# autoconf-archive has the AX_ macros that autoreconf copies into m4/;
+# systemd has systemd-socket-activate, which starts the example service in
+# tests/activation.test (the library does not link libsystemd).
+packages="build-essential autoconf autoconf-archive automake libtool pkg-config liburing-dev check libssl-dev openssl systemd"
 # Optional extras:
 #   --with-fuzzing      clang and its runtimes, for the fuzz targets and TSan
 #   --with-bench-peers  ZeroMQ and nng, which make bench compares with
