@@ -153,6 +153,9 @@ PIER_EXPORT int pier_server_listen_activated(pier_server *s, const char *name,
 
 	if (!s)
 		return -EINVAL;
+	/* Before anything is taken: the sockets stay the process's. */
+	if (server_started(s))
+		return -EBUSY;
 	r = check_passed(s, name, names, &n);
 	for (unsigned long i = 0; r == 0 && i < n; i++) {
 		int fd = (int)(LISTEN_FDS_START + i);

@@ -433,6 +433,11 @@ int server_add_listener(pier_server *s, pier_listener *l)
 	return 0;
 }
 
+int server_started(const pier_server *s)
+{
+	return s->started;
+}
+
 const pier_config *server_config(const pier_server *s)
 {
 	return s->cfg;

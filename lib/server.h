@@ -10,6 +10,8 @@
 
 /* The configuration listeners of s are made with (its loop set). */
 const pier_config *server_config(const pier_server *s);
+/* Whether s was started (then it takes no more listeners). */
+int server_started(const pier_server *s);
 /* Adds l (taken, even on failure) to s's listeners: 0, -EBUSY (s was
  * started), -ENOMEM. */
 int server_add_listener(pier_server *s, pier_listener *l);

@@ -937,6 +937,7 @@ START_TEST(invalid_arguments)
 	ck_assert_int_eq(pier_server_set_peer_hooks(s, NULL, NULL, NULL), -EBUSY);
 	ck_assert_int_eq(pier_server_handle_requests(s, 50, h_echo, NULL), -EBUSY);
 	ck_assert_int_eq(pier_server_listen(s, "unix:///tmp/pier-late.sock"), -EBUSY);
+	ck_assert_int_eq(pier_server_listen_activated(s, NULL, 0), -EBUSY);
 	ck_assert_int_eq(pier_server_wait(s, -2), -EINVAL);
 	pier_server_free(s);
 	pier_server_free(NULL);
