@@ -191,11 +191,14 @@ static void h_stream(void *ud, pier_peer *peer, void *pd, pier_msg *m)
 static int on_connect(void *ud, pier_peer *peer, void **pd)
 {
 	uint32_t uid = 0;
+	bool banned;
 
 	pthread_mutex_lock(&H.mu);
 	H.connects++;
+	banned = pier_peer_credentials(peer, NULL, &uid, NULL) == 0 && H.ban &&
+		 uid == H.banned_uid;
 	pthread_mutex_unlock(&H.mu);
-	if (pier_peer_credentials(peer, NULL, &uid, NULL) == 0 && H.ban && uid == H.banned_uid)
+	if (banned)
 		return -EACCES;
 	*pd = ud;
 	return 0;
