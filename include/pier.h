@@ -395,6 +395,16 @@ const void *pier_mapping_data(const pier_mapping *map, size_t *len);
 /* map taken (NULL is fine): unmapped and freed. */
 void pier_mapping_free(pier_mapping *map);
 
+/* --- buffer pools -------------------------------------------------------- */
+
+/* What a receiver accepts, and an owner may make: the buffers of a pool,
+ * the application's bytes that go with a frame, the pools one peer may
+ * share with this process at once, and the bytes of a pool. */
+#define PIER_POOL_MAX_BUFFERS 1024u
+#define PIER_POOL_MAX_META 1024u
+#define PIER_POOL_MAX_PER_PEER 32u
+#define PIER_POOL_MAX_BYTES ((uint64_t)1 << 36)
+
 /* --- requests this side sent --------------------------------------------- */
 
 /* req borrowed. */
