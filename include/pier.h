@@ -397,6 +397,22 @@ void pier_mapping_free(pier_mapping *map);
 
 /* --- buffer pools -------------------------------------------------------- */
 
+/*
+ * A pool is memory shared once with a peer and then handed over buffer by
+ * buffer: a frame is a small message naming a buffer, and the receiver
+ * gives the buffer back when done (pier(7), BUFFER POOLS; the messages are
+ * in doc/POOL-PROTOCOL.md).  The owner's side: pier_pool_new() (memfds
+ * pier makes) or pier_pool_new_from_fds() (dmabufs or sealed memfds the
+ * application brings), pier_pool_share() with a peer, then
+ * pier_pool_acquire() a free buffer, fill it, pier_pool_publish() it.  The
+ * receiver's side: pier_remote_pool_accept() the share request, then
+ * pier_remote_pool_recv() frames and pier_pool_frame_free() them.
+ */
+typedef struct pier_pool pier_pool;
+typedef struct pier_shared_pool pier_shared_pool;
+typedef struct pier_remote_pool pier_remote_pool;
+typedef struct pier_pool_frame pier_pool_frame;
+
 /* What a receiver accepts, and an owner may make: the buffers of a pool,
  * the application's bytes that go with a frame, the pools one peer may
  * share with this process at once, and the bytes of a pool. */
@@ -404,6 +420,92 @@ void pier_mapping_free(pier_mapping *map);
 #define PIER_POOL_MAX_META 1024u
 #define PIER_POOL_MAX_PER_PEER 32u
 #define PIER_POOL_MAX_BYTES ((uint64_t)1 << 36)
+
+enum pier_pool_flag {
+	/* pier_pool_new(): a memfd for each buffer, not one for all. */
+	PIER_POOL_FD_PER_BUFFER = 1 << 0,
+	/* pier_pool_publish(): the buffer stays the application's too, to
+	 * publish to more peers (then pier_pool_drop() it). */
+	PIER_POOL_KEEP = 1 << 1,
+};
+
+/* *out: a new pool, owned (pier_pool_free()), of count buffers of size
+ * bytes each in memfds it makes, sealed against shrinking and growing, and
+ * mapped for the application to write.  flags: 0 or
+ * PIER_POOL_FD_PER_BUFFER. */
+int pier_pool_new(pier_pool **out, size_t size, unsigned int count, unsigned int flags);
+/* *out: a new pool, owned (pier_pool_free()), of count buffers, buffer i
+ * the sizes[i] first bytes of fds[i]: each a memfd sealed against
+ * shrinking or a dmabuf, checked as pier_msg_map_fd(3) checks.  fds and
+ * sizes borrowed: the pool keeps duplicates of the fds, and maps nothing
+ * (the application or a device writes the buffers).  flags: 0. */
+int pier_pool_new_from_fds(pier_pool **out, const int *fds, const size_t *sizes,
+			   unsigned int count, unsigned int flags);
+/* pool taken (NULL is fine).  Its memory, fds and mappings go once every
+ * share of it is freed too. */
+void pier_pool_free(pier_pool *pool);
+/* Shares pool with the peer of w: sends its fds and geometry in a request
+ * of service service_id, open as long as the share.  pool, w borrowed
+ * (the share keeps references of its own).  *out: owned
+ * (pier_shared_pool_free()). */
+int pier_pool_share(pier_pool *pool, pier_writer *w, int32_t service_id,
+		    pier_shared_pool **out);
+/* share taken (NULL is fine): the peer is told the pool is closed, and the
+ * buffers it held return to the pool. */
+void pier_shared_pool_free(pier_shared_pool *share);
+/* Takes a free buffer for the application, waiting for the peers'
+ * releases up to timeout_ms (-EAGAIN at once with 0: every buffer is
+ * out).  Returns its index.  pool borrowed; data, size borrowed, written
+ * (each may be NULL): the buffer's bytes, borrowed from pool, the
+ * application's to write until it publishes or drops the buffer (NULL for
+ * a pool of brought fds). */
+int pier_pool_acquire(pier_pool *pool, void **data, size_t *size, int timeout_ms);
+/* Hands length bytes at offset of buffer index to the peer of share,
+ * with meta_len bytes of meta: the buffer is the peer's until it releases
+ * it, and no longer the application's (unless flags has
+ * PIER_POOL_KEEP), whether this succeeds or not.  share borrowed; meta
+ * borrowed (copied). */
+int pier_pool_publish(pier_shared_pool *share, unsigned int index, size_t offset, size_t length,
+		      const void *meta, size_t meta_len, unsigned int flags);
+/* Gives an acquired (or kept) buffer back to the pool without publishing
+ * it.  pool borrowed. */
+int pier_pool_drop(pier_pool *pool, unsigned int index);
+/* pool borrowed.  Returns an fd borrowed from pool, readable while a
+ * buffer is free or a peer's message waits for pier_pool_acquire() to
+ * read it: do not close it; valid while pool is. */
+int pier_pool_fd(pier_pool *pool);
+
+/* Accepts the pool a peer shares with the request req and its first
+ * message msg: maps each of the pool's fds once, read-only, checked as
+ * pier_msg_map_fd(3) checks them (flags: 0 or PIER_MAP_DMABUF), waiting
+ * up to timeout_ms for the fds that follow in updates.  req taken, even on
+ * failure (then answered with an error naming the refusal); msg borrowed
+ * (its fds stay its own).  *out: owned (pier_remote_pool_free()). */
+int pier_remote_pool_accept(pier_remote_pool **out, pier_received_request *req,
+			    const pier_msg *msg, unsigned int flags, int timeout_ms);
+/* The next frame.  rp borrowed.  *frame: owned (pier_pool_frame_free()):
+ * the buffer is the application's to read until then. */
+int pier_remote_pool_recv(pier_remote_pool *rp, pier_pool_frame **frame, int timeout_ms);
+/* Sends the releases that wait to be batched now.  rp borrowed. */
+int pier_remote_pool_flush(pier_remote_pool *rp);
+/* rp borrowed.  Returns an fd borrowed from rp: do not close it; valid
+ * while rp is. */
+int pier_remote_pool_fd(pier_remote_pool *rp);
+/* rp taken (NULL is fine): the peer gets every buffer back.  Frames not
+ * yet freed stay readable, and keep the mappings until they are. */
+void pier_remote_pool_free(pier_remote_pool *rp);
+/* f borrowed; len borrowed, written (may be NULL).  Returns the frame's
+ * bytes, read-only, borrowed from f: valid until pier_pool_frame_free(f). */
+const void *pier_pool_frame_data(const pier_pool_frame *f, size_t *len);
+/* The application's bytes sent with the frame; as pier_pool_frame_data(). */
+const void *pier_pool_frame_meta(const pier_pool_frame *f, size_t *len);
+/* f borrowed.  The frame's number (the owner counts up per share). */
+uint32_t pier_pool_frame_seq(const pier_pool_frame *f);
+/* f borrowed.  The index of its buffer in the pool. */
+unsigned int pier_pool_frame_index(const pier_pool_frame *f);
+/* f taken (NULL is fine): the buffer goes back to its owner (batched with
+ * others). */
+void pier_pool_frame_free(pier_pool_frame *f);
 
 /* --- requests this side sent --------------------------------------------- */
 
