@@ -484,7 +484,9 @@ PIER_EXPORT void pier_remote_pool_free(pier_remote_pool *rp)
 
 /* --- receiving ----------------------------------------------------------- */
 
-/* A FRAME: checked against the pool, then the application's. */
+/* A FRAME: checked against the pool, then the application's, which
+ * keeps m (its metadata) until it frees the frame.  Refused: m is the
+ * caller's still. */
 static int frame_take(struct pier_remote_pool *rp, pier_msg *m, pier_pool_frame **out)
 {
 	struct pier_pool_frame *fr;
@@ -561,21 +563,33 @@ static int handle(struct pier_remote_pool *rp, pier_msg *m, pier_pool_frame **ou
 	int32_t kind = pier_msg_header(m)->service_id;
 	int r;
 
-	if (pier_msg_fd_count(m) && kind != POOL_FDS)
+	if (pier_msg_fd_count(m) && kind != POOL_FDS) {
 		r = refuse(rp->req, rp->id, -EBADMSG, (uint32_t)kind, NULL,
 			   "fds with a message of kind %d", kind);
-	else if (kind == POOL_FRAME)
-		return frame_take(rp, m, out); /* keeps m */
-	else if (kind == POOL_CLOSE)
+		pier_msg_free(m);
+		return r;
+	}
+	switch (kind) {
+	case POOL_FRAME:
+		r = frame_take(rp, m, out);
+		if (r == 0)
+			return 0; /* the frame keeps m */
+		break;
+	case POOL_CLOSE:
 		r = closed(rp, m);
-	else if (kind == POOL_ERROR)
+		break;
+	case POOL_ERROR:
 		r = -EPROTO; /* never answered: errors would go back and forth */
-	else if (kind == POOL_FDS)
+		break;
+	case POOL_FDS:
 		r = refuse(rp->req, rp->id, -EBADMSG, POOL_FDS, NULL,
 			   "fds after the pool was complete");
-	else
+		break;
+	default:
 		r = refuse(rp->req, rp->id, -EBADMSG, (uint32_t)kind, NULL,
 			   "unknown message kind %d from a pool's owner", kind);
+		break;
+	}
 	pier_msg_free(m);
 	return r;
 }

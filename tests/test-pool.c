@@ -725,7 +725,7 @@ static void frame_lie(pier_sent_request *sr, pier_remote_pool *rp, int32_t kind,
 
 START_TEST(owner_lies_about_frames)
 {
-	uint8_t share[POOL_SHARE_MAX], body[POOL_FRAME_MAX + 16];
+	uint8_t share[POOL_SHARE_MAX], body[POOL_FRAME_MAX + 16] = { 0 };
 	size_t len = share_body(share, 4, 2 * PAGE);
 	struct pool_frame fr = { 7, 0, 100, 0, 0, PAGE, NULL };
 	pier_received_request *rr;
