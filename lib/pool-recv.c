@@ -379,6 +379,28 @@ PIER_EXPORT int pier_remote_pool_accept(pier_remote_pool **out, pier_received_re
 
 /* --- releasing ----------------------------------------------------------- */
 
+/* Under mu: the releases in relbody (len bytes) could not go this time
+ * (the send queue stayed full): they wait for the next flush. */
+static void pending_again_locked(struct pier_remote_pool *rp, size_t len)
+{
+	struct pool_release rel;
+	char why[POOL_WHY_SIZE];
+
+	if (rp->answered || pool_release_parse(rp->relbody, len, &rel, why) < 0)
+		return;
+	for (uint32_t k = 0; k < rel.count; k++) {
+		uint32_t b, seq;
+
+		pool_release_entry(&rel, k, &b, &seq);
+		if (rp->bufs[b].state != RB_FREE)
+			continue; /* published again meanwhile: a lie, refused */
+		rp->bufs[b].state = RB_PENDING;
+		rp->pend_buf[rp->npending] = b;
+		rp->pend_seq[rp->npending] = seq;
+		rp->npending++;
+	}
+}
+
 /* Sends the releases that wait, unless another thread is sending them
  * (it sends these too, once done). */
 static int flush(struct pier_remote_pool *rp)
@@ -407,6 +429,8 @@ static int flush(struct pier_remote_pool *rp)
 						      0);
 		pthread_mutex_lock(&rp->mu);
 		rp->flushing = false;
+		if (r == -EAGAIN || r == -ETIMEDOUT || r == -ENOMEM)
+			pending_again_locked(rp, len);
 		if (!rp->flush_again)
 			break;
 	}

@@ -80,7 +80,6 @@ static struct pier_pool *pool_alloc(unsigned int count, unsigned int nfds)
 	return p;
 }
 
-
 /* A memfd of size bytes that nobody can shrink or grow, mapped for the
  * owner to write. */
 static int memfd_mapped(size_t size, int *fd, struct owner_map *map)
@@ -184,7 +183,6 @@ PIER_EXPORT int pier_pool_new_from_fds(pier_pool **out, const int *fds, const si
 	return 0;
 }
 
-
 PIER_EXPORT void pier_pool_free(pier_pool *pool)
 {
 	bool last;
@@ -198,22 +196,7 @@ PIER_EXPORT void pier_pool_free(pier_pool *pool)
 		pool_destroy(pool);
 }
 
-
-
-
-
-
-
-
-
-
-
-
 /* --- shares -------------------------------------------------------------- */
-
-
-
-
 
 /* Sends the pool's fds that did not fit in the request, in as many
  * updates as it takes. */

@@ -1014,6 +1014,58 @@ START_TEST(receiver_lies)
 }
 END_TEST
 
+/* The receiver's send queue is full when it releases (its sends do not
+ * wait): the releases wait for room, and go with the next flush. */
+START_TEST(release_waits_for_room)
+{
+	pier_pool_frame *f[4];
+	pier_config *cfg;
+	pier_peer *a, *b;
+	pier_pool *pool;
+	pier_shared_pool *sp;
+	pier_remote_pool *rp;
+	pier_received_request *req;
+	pier_msg *m;
+	char filler[1024] = { 0 };
+	int r;
+
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_send_timeout(cfg, 0), 0);
+	ck_assert_int_eq(pier_config_set_max_queued(cfg, 1 << 20, 4096), 0);
+	make_pair_cfg(fd_kinds[_i], NULL, cfg, &a, &b);
+	pier_config_free(cfg);
+	shared(a, b, PAGE, 4, 0, &pool, &sp, &rp);
+	for (uint32_t seq = 0; seq < 4; seq++) {
+		publish(pool, sp, seq, PAGE);
+		f[seq] = receive(rp, seq, PAGE);
+	}
+	pier_pool_frame_free(f[0]); /* one of four: batched */
+	/* The owner reads nothing meanwhile: the socket and the queue fill. */
+	for (size_t n = sizeof(filler); n; n /= 2)
+		while (pier_writer_send_stream(pier_peer_get_writer(b), 9, filler, n, NULL, 0) == 0)
+			;
+	ck_assert_int_eq(pier_remote_pool_flush(rp), -EAGAIN);
+	/* The owner reads what came, and the release goes once there is
+	 * room. */
+	do {
+		while ((r = pier_peer_recv(a, &m, &req, 0)) == 0)
+			pier_msg_free(m);
+		ck_assert_int_eq(r, -EAGAIN);
+		r = pier_remote_pool_flush(rp);
+		ck_assert_msg(r == 0 || r == -EAGAIN, "flush: %s", pier_strerror(r));
+	} while (r == -EAGAIN);
+	ck_assert_int_eq(pier_pool_acquire(pool, NULL, NULL, WAIT),
+			 (int)pier_pool_frame_index(f[0]));
+	for (int k = 1; k < 4; k++)
+		pier_pool_frame_free(f[k]);
+	pier_remote_pool_free(rp);
+	pier_shared_pool_free(sp);
+	pier_pool_free(pool);
+	pier_peer_free(a);
+	pier_peer_free(b);
+}
+END_TEST
+
 /* --- peers that go away -------------------------------------------------- */
 
 /* The receiver's connection ends with every buffer out: all come back. */
@@ -1628,6 +1680,7 @@ int main(void)
 	tcase_add_loop_test(tc, owner_lies_about_frames, 0, FD_KINDS);
 	tcase_add_test(tc, pools_per_peer);
 	tcase_add_loop_test(tc, receiver_lies, 0, FD_KINDS);
+	tcase_add_loop_test(tc, release_waits_for_room, 0, FD_KINDS);
 	tcase_add_loop_test(tc, receiver_gone_returns_buffers, 0, FD_KINDS);
 	tcase_add_test(tc, receiver_killed_returns_buffers);
 	tcase_add_loop_test(tc, release_after_owner_gone, 0, 2);
