@@ -1431,6 +1431,403 @@ static void bench_map_check(void)
 	result("map-check", (v - base) * 1e6, "us", 0, ABSOLUTE_MAX, 2.0);
 }
 
+/* --- buffer pools ---------------------------------------------------------- */
+
+/* A camera process hands frames to a vision process through a pool: shared
+ * once, then each frame a small message naming a buffer, given back in
+ * batches.  Against, in the same run: a 16-byte libpier round trip plus the
+ * time a raw program takes to read one byte per page of a memfd it mapped
+ * once (what the vision side does with each frame, measured between the
+ * same process switches: see raw_pool()); and the way before pools, a
+ * fresh sealed memfd per frame, made, sent, mapped (checked) and unmapped
+ * each time.  The camera writes one byte per page of a frame
+ * where frames are pipelined, and its first byte where one is in flight;
+ * filling whole frames would cost both ways alike (the fresh way more: its
+ * pages are new each time). */
+
+#define FRAME_1080P ((size_t)1920 * 1080 * 3)
+
+struct pool_arg {
+	size_t size;          /* of a buffer, and a frame */
+	unsigned int buffers; /* 1: one frame in flight */
+	long frames;
+	bool writes;          /* the camera writes one byte per page, else the first */
+	bool reads;           /* the vision side reads one byte per page, else the first */
+	bool pinned;
+	int report;           /* the vision side writes what it saw here */
+};
+
+/* What the vision side reports. */
+struct pool_report {
+	double fds;     /* fds it had open more than after the first frame, at most */
+	double refused; /* frames it could not take */
+	double frames;
+};
+
+static unsigned long read_pages(const volatile unsigned char *p, size_t size, bool pages)
+{
+	unsigned long sum = 0;
+
+	for (size_t i = 0; i < size; i += pages ? 4096 : size)
+		sum += p[i];
+	return sum;
+}
+
+static void write_pages(unsigned char *p, size_t size, bool pages, unsigned char v)
+{
+	for (size_t i = 0; i < size; i += pages ? 4096 : size)
+		p[i] = v;
+}
+
+/* A frame refused (the camera was told why), not the pool's end. */
+static bool pool_refused(int r)
+{
+	return r == -ERANGE || r == -EOVERFLOW || r == -EMSGSIZE || r == -ENOENT ||
+	       r == -EBUSY || r == -EBADMSG || r == -EPROTO;
+}
+
+static void pool_vision(int fd, void *arg)
+{
+	struct pool_arg *a = arg;
+	struct pool_report rep = { 0 };
+	pier_received_request *req;
+	pier_remote_pool *rp;
+	pier_pool_frame *f;
+	pier_peer *peer;
+	pier_msg *m;
+	int fds0 = 0, r;
+
+	if (a->pinned)
+		pin_to_cpu0();
+	if (pier_peer_adopt(&peer, fd, NULL) < 0 || pier_peer_recv(peer, &m, &req, -1) < 0 || !req ||
+	    pier_remote_pool_accept(&rp, req, m, 0, -1) < 0)
+		_exit(1);
+	pier_msg_free(m);
+	while ((r = pier_remote_pool_recv(rp, &f, -1)) == 0 || pool_refused(r)) {
+		size_t len;
+		const unsigned char *d;
+
+		if (r < 0) {
+			rep.refused++;
+			continue;
+		}
+		d = pier_pool_frame_data(f, &len);
+		read_pages(d, len, a->reads);
+		pier_pool_frame_free(f);
+		if (rep.frames++ == 0) {
+			fds0 = open_fds();
+		} else if ((long)rep.frames % 256 == 0) {
+			int n = open_fds() - fds0;
+
+			rep.fds = n > rep.fds ? n : rep.fds;
+		}
+	}
+	pier_remote_pool_free(rp);
+	pier_peer_free(peer);
+	if (write(a->report, &rep, sizeof(rep)) != sizeof(rep))
+		_exit(1);
+}
+
+/* Seconds per frame through a pool: with one buffer, from publishing a
+ * frame to having its buffer back (one in flight); with more, per frame
+ * of the whole stream, pipelined.  *rep: what the vision side saw. */
+static double pool_camera(struct pool_arg *a, struct pool_report *rep)
+{
+	int sv[2], report[2], r;
+	pier_shared_pool *sp;
+	pier_peer *peer;
+	pier_pool *pool;
+	double t0 = 0;
+	pid_t pid;
+
+	if (pipe2(report, O_CLOEXEC) < 0)
+		die("pipe", -errno);
+	a->report = report[1];
+	make_pair(K_SEQPACKET, sv);
+	pid = spawn(pool_vision, sv[1], sv[0], a);
+	close(report[1]);
+	if ((r = pier_peer_adopt(&peer, sv[0], NULL)) < 0 ||
+	    (r = pier_pool_new(&pool, a->size, a->buffers, 0)) < 0 ||
+	    (r = pier_pool_share(pool, pier_peer_get_writer(peer), 1, &sp)) < 0)
+		die("pool", r);
+	for (long i = -20; i < a->frames; i++) {
+		unsigned char *d;
+		int b = pier_pool_acquire(pool, (void **)&d, NULL, 10000);
+
+		if (i == 0)
+			t0 = now_s();
+		if (b < 0)
+			die("acquire", b);
+		write_pages(d, a->size, a->writes, (unsigned char)i);
+		if ((r = pier_pool_publish(sp, (unsigned int)b, 0, a->size, &i, sizeof(i), 0)) < 0)
+			die("publish", r);
+	}
+	/* Every buffer back: the last frames are done too. */
+	for (unsigned int k = 0; k < a->buffers; k++)
+		if ((r = pier_pool_acquire(pool, NULL, NULL, 10000)) < 0)
+			die("acquire", r);
+	t0 = (now_s() - t0) / a->frames;
+	pier_shared_pool_free(sp);
+	pier_pool_free(pool);
+	pier_peer_free(peer);
+	if (read(report[0], rep, sizeof(*rep)) != sizeof(*rep))
+		die("vision report", -EIO);
+	close(report[0]);
+	reap(pid);
+	return t0;
+}
+
+/* The way before pools: the vision side maps each frame's memfd (checked
+ * by pier_msg_map_fd()), reads it, unmaps it, and answers. */
+static void fresh_vision(int fd, void *arg)
+{
+	struct pool_arg *a = arg;
+	struct pool_report rep = { 0 };
+	pier_received_request *req;
+	pier_mapping *map;
+	pier_peer *peer;
+	pier_msg *m;
+
+	if (pier_peer_adopt(&peer, fd, NULL) < 0)
+		_exit(1);
+	while (pier_peer_recv(peer, &m, &req, -1) == 0) {
+		rep.fds += (double)pier_msg_fd_count(m);
+		if (pier_msg_map_fd(m, 0, 0, a->size, 0, &map) == 0) {
+			read_pages(pier_mapping_data(map, NULL), a->size, a->reads);
+			pier_mapping_free(map);
+			rep.frames++;
+		} else {
+			rep.refused++;
+		}
+		pier_received_request_send_response(req, 1, NULL, 0, NULL, 0);
+		pier_received_request_free(req);
+		pier_msg_free(m);
+	}
+	pier_peer_free(peer);
+	if (write(a->report, &rep, sizeof(rep)) != sizeof(rep))
+		_exit(1);
+}
+
+/* A new sealed memfd holding a frame (one byte per page written), as the
+ * camera-vision example made them before pools. */
+static int fresh_frame(size_t size, bool pages, unsigned char v)
+{
+	int fd = memfd_create("frame", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	unsigned char *p;
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		die("memfd", -errno);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		die("mmap", -errno);
+	write_pages(p, size, pages, v);
+	munmap(p, size);
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+		die("seal", -errno);
+	return fd;
+}
+
+/* Seconds per frame, a->buffers frames in flight, each a fresh memfd. */
+static double fresh_camera(struct pool_arg *a, struct pool_report *rep)
+{
+	pier_sent_request *window[8];
+	int sv[2], report[2], r;
+	long depth = a->buffers;
+	pier_peer *peer;
+	double t0 = 0;
+	pid_t pid;
+
+	if (pipe2(report, O_CLOEXEC) < 0)
+		die("pipe", -errno);
+	a->report = report[1];
+	make_pair(K_SEQPACKET, sv);
+	pid = spawn(fresh_vision, sv[1], sv[0], a);
+	close(report[1]);
+	if ((r = pier_peer_adopt(&peer, sv[0], NULL)) < 0)
+		die("adopt", r);
+	for (long i = -4; i < a->frames + depth; i++) {
+		pier_sent_request **slot = &window[(i + 4) % depth];
+		pier_msg *m;
+
+		if (i == 0)
+			t0 = now_s();
+		if (i + 4 >= depth) {
+			if ((r = pier_sent_request_recv_response(*slot, &m, 10000)) < 0)
+				die("frame answer", r);
+			pier_msg_free(m);
+			pier_sent_request_free(*slot);
+		}
+		if (i < a->frames) {
+			int fd = fresh_frame(a->size, a->writes, (unsigned char)i);
+
+			r = pier_writer_send_request(pier_peer_get_writer(peer), 1, &i, sizeof(i), &fd,
+						     1, slot);
+			close(fd);
+			if (r < 0)
+				die("send frame", r);
+		}
+	}
+	t0 = (now_s() - t0) / a->frames;
+	pier_peer_free(peer);
+	if (read(report[0], rep, sizeof(*rep)) != sizeof(*rep))
+		die("vision report", -EIO);
+	close(report[0]);
+	reap(pid);
+	return t0;
+}
+
+/* The raw equivalent of a pool, one frame in flight: the camera passes a
+ * memfd once, which the vision side maps once; then each frame is a
+ * 16-byte message, read one byte per page (or not at all: pages false),
+ * and a 16-byte answer. */
+struct raw_pool_arg {
+	size_t size;
+	long frames;
+	bool pages;
+};
+
+static void raw_pool_vision(int fd, void *arg)
+{
+	struct raw_pool_arg *a = arg;
+	unsigned char buf[64];
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	const unsigned char *p;
+	int memfd;
+
+	pin_to_cpu0();
+	if (recvmsg(fd, &mh, MSG_CMSG_CLOEXEC) <= 0 || !CMSG_FIRSTHDR(&mh))
+		_exit(1);
+	memcpy(&memfd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(memfd));
+	p = mmap(NULL, a->size, PROT_READ, MAP_SHARED, memfd, 0);
+	if (p == MAP_FAILED)
+		_exit(1);
+	while (recv(fd, buf, sizeof(buf), 0) > 0) {
+		if (a->pages)
+			read_pages(p, a->size, true);
+		raw_frame(buf, true, 1, 0, 1, 4);
+		if (send(fd, buf, 16, 0) != 16)
+			break;
+	}
+	munmap((void *)p, a->size);
+	close(memfd);
+}
+
+static double raw_pool(struct raw_pool_arg *a)
+{
+	int memfd = filled_memfd(a->size), sv[2];
+	unsigned char buf[64];
+	double t0 = 0;
+	pid_t pid;
+
+	make_pair(K_SEQPACKET, sv);
+	pid = spawn(raw_pool_vision, sv[1], sv[0], a);
+	send_with_fd(sv[0], memfd);
+	close(memfd);
+	for (long i = -20; i < a->frames; i++) {
+		if (i == 0)
+			t0 = now_s();
+		raw_frame(buf, true, 0, 0, 1, 4);
+		if (send(sv[0], buf, 16, 0) != 16 || recv(sv[0], buf, sizeof(buf), 0) < 12)
+			die("raw frame", -EIO);
+	}
+	t0 = (now_s() - t0) / a->frames;
+	close(sv[0]);
+	reap(pid);
+	return t0;
+}
+
+static void bench_pool_handoff(void)
+{
+	struct pool_arg a = { FRAME_1080P, 1, quick ? 200 : 2000, false, true, true, -1 };
+	struct rtt_arg rtt = { K_SEQPACKET, 16, quick ? 2000 : 20000, true };
+	struct raw_pool_arg touching = { FRAME_1080P, a.frames, true };
+	struct raw_pool_arg not_touching = { FRAME_1080P, a.frames, false };
+	double v = 1e9, rt = 1e9, raw_t = 1e9, raw_n = 1e9;
+	struct pool_report rep;
+	cpu_set_t saved;
+
+	if (!selected("pool-handoff-1080p"))
+		return;
+	sched_getaffinity(0, sizeof(saved), &saved);
+	set_pinned(true, &saved);
+	for (int round = 0; round < (quick ? 1 : 3); round++) {
+		double w = pier_rtt(&rtt), x = raw_pool(&touching), y = raw_pool(&not_touching),
+		       z = pool_camera(&a, &rep);
+
+		rt = w < rt ? w : rt;
+		raw_t = x < raw_t ? x : raw_t;
+		raw_n = y < raw_n ? y : raw_n;
+		v = z < v ? z : v;
+	}
+	set_pinned(false, &saved);
+	/* The touching time of a raw receiver, measured between the same
+	 * process switches as the pool's receiver. */
+	result("pool-handoff-1080p-pinned", v * 1e6, "us", (rt + raw_t - raw_n) * 1e6, LOWER, 1.3);
+	result("pool-handoff-1080p-raw-touch", (raw_t - raw_n) * 1e6, "us", 0, MEASURE, 0);
+	result("pool-handoff-1080p-rtt16", rt * 1e6, "us", 0, MEASURE, 0);
+	result("pool-handoff-1080p-vs-raw", v * 1e6, "us", raw_t * 1e6, INFO, 0);
+	result("pool-fds-per-frame", (rep.fds + rep.refused) / rep.frames, "fds", 0, ABSOLUTE_MAX,
+	       0);
+}
+
+static void bench_pool_pipelined(void)
+{
+	struct pool_arg a = { FRAME_1080P, 4, quick ? 1000 : 10000, true, true, false, -1 };
+	struct pool_arg f = { FRAME_1080P, 4, quick ? 30 : 300, true, true, false, -1 };
+	struct pool_report rep, frep;
+	double v = 1e9, b = 1e9;
+
+	if (!selected("pool-pipelined-1080p"))
+		return;
+	for (int round = 0; round < (quick ? 1 : 3); round++) {
+		double x = fresh_camera(&f, &frep), y = pool_camera(&a, &rep);
+
+		b = x < b ? x : b;
+		v = y < v ? y : v;
+	}
+	if (frep.refused || rep.refused)
+		die("frames refused", -EPROTO);
+	result("pool-pipelined-1080p", 1 / v, "frames/s", 1 / b, HIGHER, 20);
+	result("pool-pipelined-1080p-fresh-fds-per-frame", frep.fds / frep.frames, "fds", 0,
+	       MEASURE, 0);
+}
+
+/* One frame in flight, buffers of 1 KiB to 64 MiB, the vision side reading
+ * a frame's first byte: what a hand-off costs does not depend on what it
+ * hands off. */
+static void bench_pool_sizes(void)
+{
+	static const size_t sizes[] = { 1u << 10, 64u << 10, 1u << 20, 16u << 20, 64u << 20 };
+	double best[5] = { 1e9, 1e9, 1e9, 1e9, 1e9 };
+	struct pool_report rep;
+	cpu_set_t saved;
+
+	if (!selected("pool-handoff-size"))
+		return;
+	sched_getaffinity(0, sizeof(saved), &saved);
+	set_pinned(true, &saved);
+	for (int round = 0; round < (quick ? 1 : 3); round++)
+		for (int s = 0; s < 5; s++) {
+			struct pool_arg a = { sizes[s], 1, quick ? 300 : 3000, false, false, true, -1 };
+			double x = pool_camera(&a, &rep);
+
+			best[s] = x < best[s] ? x : best[s];
+		}
+	set_pinned(false, &saved);
+	for (int s = 0; s < 5; s++) {
+		char name[64];
+
+		if (sizes[s] < (1u << 20))
+			snprintf(name, sizeof(name), "pool-handoff-size-%zuKiB-pinned", sizes[s] >> 10);
+		else
+			snprintf(name, sizeof(name), "pool-handoff-size-%zuMiB-pinned", sizes[s] >> 20);
+		result(name, best[s] * 1e6, "us", best[0] * 1e6, LOWER, 1.3);
+	}
+}
+
 /* 1 MiB bodies, copied through a Unix stream socket, one way. */
 static void bench_mib_bodies(void)
 {
@@ -1947,6 +2344,9 @@ int main(int argc, char **argv)
 	bench_slow_fd_reader();
 	bench_images();
 	bench_map_check();
+	bench_pool_handoff();
+	bench_pool_pipelined();
+	bench_pool_sizes();
 	bench_mib_bodies();
 	bench_tls();
 	bench_open_requests();
