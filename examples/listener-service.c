@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One service, many clients: a listener accepts every client on one loop
- * thread, checks who it is (the kernel tells the pid, uid and gid of a Unix
- * socket's peer), and serves each on a thread of its own.  Only processes
- * of the service's own user are served; anybody else is turned away.
+ * One service, many clients: a pier_server accepts every client, checks
+ * who it is in its connect hook (the kernel tells the pid, uid and gid of
+ * a Unix socket's peer), and answers their requests on a fixed pool of
+ * worker threads, however many clients come.  Only processes of the
+ * service's own user are served; anybody else is turned away.
  *
  *   listener-service server unix:///tmp/service.sock        (terminal 1)
  *   listener-service client unix:///tmp/service.sock 100    (terminals 2..n)
@@ -11,7 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,85 +32,85 @@ static int fail(const char *what, int err)
 
 /* --- server ------------------------------------------------------------- */
 
-static atomic_int served;
+static pier_server *srv;
+static atomic_int served, clients_gone;
+static int clients_expected; /* 0: serve until a signal */
 
-/* Answers "square N" requests until the client goes. */
-static void *serve_client(void *arg)
+/* Answers "square N". */
+static int square(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_received_request *req)
 {
-	pier_peer *peer = arg;
-	pier_received_request *req;
-	pier_msg *m;
+	char text[32] = "", out[32];
+	size_t len;
+	const char *body = pier_msg_body(m, &len);
+	long long n;
 
-	while (pier_peer_recv(peer, &m, &req, -1) == 0) {
-		char text[32] = "", out[32];
-		size_t len;
-		const char *body = pier_msg_body(m, &len);
-		long long n;
-
-		memcpy(text, body, len < sizeof(text) - 1 ? len : sizeof(text) - 1);
-		n = atoll(text);
-		snprintf(out, sizeof(out), "%lld", n * n);
-		if (req) {
-			pier_received_request_send_response(req, SVC_SQUARE, out, strlen(out), NULL, 0);
-			pier_received_request_free(req);
-			atomic_fetch_add(&served, 1);
-		}
-		pier_msg_free(m);
-	}
-	pier_peer_free(peer);
-	return NULL;
+	memcpy(text, body, len < sizeof(text) - 1 ? len : sizeof(text) - 1);
+	n = atoll(text);
+	snprintf(out, sizeof(out), "%lld", n * n);
+	pier_received_request_send_response(req, SVC_SQUARE, out, strlen(out), NULL, 0);
+	atomic_fetch_add(&served, 1);
+	return PIER_HANDLER_DONE;
 }
 
-/* Serves until `clients` clients have come and gone (0: for ever).  Once
- * it listens, it writes a byte to ready_fd (if not -1). */
+/* The access policy: processes of this user only. */
+static int on_connect(void *ud, pier_peer *peer, void **pd)
+{
+	int32_t pid = 0;
+	uint32_t uid = 0;
+	int r = pier_peer_credentials(peer, &pid, &uid, NULL);
+
+	if (r < 0 || uid != getuid()) {
+		printf("server: turned away pid %d (uid %u)\n", pid, uid);
+		return -EACCES;
+	}
+	return 0;
+}
+
+static void on_disconnect(void *ud, pier_peer *peer, void *pd, int reason)
+{
+	if (atomic_fetch_add(&clients_gone, 1) + 1 == clients_expected)
+		pier_server_stop(srv);
+}
+
+static void on_signal(int sig)
+{
+	pier_server_stop(srv); /* async-signal-safe */
+}
+
+/* Serves until `clients` clients have come and gone (0: until SIGINT or
+ * SIGTERM).  Once it listens, it writes a byte to ready_fd (if not -1). */
 static int run_server(const char *address, int clients, int ready_fd)
 {
-	pthread_t *threads = calloc(clients > 0 ? (size_t)clients : 1, sizeof(*threads));
-	pier_listener *l;
+	struct sigaction sa = { .sa_handler = on_signal };
 	char bound[256];
-	int r, accepted = 0;
+	int r;
 
-	r = pier_listener_new(&l, address, NULL);
-	if (r < 0)
+	clients_expected = clients;
+	r = pier_server_new(&srv, NULL);
+	if (r == 0)
+		r = pier_server_handle_requests(srv, SVC_SQUARE, square, NULL);
+	if (r == 0)
+		r = pier_server_set_peer_hooks(srv, on_connect, on_disconnect, NULL);
+	if (r == 0)
+		r = pier_server_listen(srv, address);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	if (r == 0)
+		r = pier_server_start(srv);
+	if (r < 0) {
+		pier_server_free(srv);
 		return fail(address, r);
-	/* The address as bound: the port a tcp://HOST:0 address got. */
-	pier_listener_address(l, bound, sizeof(bound));
-	printf("server: listening on %s\n", bound);
-	fflush(stdout);
-	if (ready_fd >= 0 && (write(ready_fd, "", 1) != 1 || close(ready_fd) < 0))
-		return fail("ready", -errno);
-	while (clients == 0 || accepted < clients) {
-		pier_peer *peer;
-		int32_t pid;
-		uint32_t uid;
-		pthread_t th;
-
-		r = pier_listener_accept(l, &peer, -1);
-		if (r < 0)
-			break;
-		r = pier_peer_credentials(peer, &pid, &uid, NULL);
-		if (r < 0 || uid != getuid()) {
-			/* Not one of ours: close without serving. */
-			printf("server: turned away pid %d (uid %u)\n", pid, uid);
-			pier_peer_free(peer);
-			continue;
-		}
-		if (pthread_create(&th, NULL, serve_client, peer) != 0) {
-			pier_peer_free(peer);
-			continue;
-		}
-		if (clients > 0)
-			threads[accepted] = th;
-		else
-			pthread_detach(th);
-		accepted++;
 	}
-	for (int i = 0; clients > 0 && i < accepted; i++)
-		pthread_join(threads[i], NULL);
-	printf("server: served %d requests from %d clients\n", atomic_load(&served), accepted);
-	free(threads);
-	pier_listener_free(l);
-	return r < 0 && clients == 0 ? fail("accept", r) : 0;
+	/* The address as bound: the port a tcp://HOST:0 address got. */
+	pier_server_address(srv, 0, bound, sizeof(bound));
+	printf("server: listening on %s\n", bound);
+	if (ready_fd >= 0 && (write(ready_fd, "", 1) != 1 || close(ready_fd) < 0))
+		pier_server_stop(srv);
+	pier_server_wait(srv, -1);
+	printf("server: served %d requests from %d clients\n", atomic_load(&served),
+	       atomic_load(&clients_gone));
+	pier_server_free(srv);
+	return 0;
 }
 
 /* --- client ------------------------------------------------------------- */
@@ -152,7 +153,6 @@ static int run_client(const char *address, int count)
 	pier_peer_free(peer);
 	return good == count ? 0 : 1;
 }
-
 static int run_demo(int clients)
 {
 	char address[64], byte;

@@ -678,6 +678,12 @@ int pier_server_handle_requests(pier_server *s, int32_t service_id, pier_request
 				void *userdata);
 int pier_server_handle_streams(pier_server *s, int32_t service_id, pier_stream_handler *fn,
 			       void *userdata);
+/* The handlers of every service id that has none of its own (without
+ * them: the error response "unknown service id N", and stream messages
+ * dropped).  s borrowed; fn and userdata kept, never owned. */
+int pier_server_handle_other_requests(pier_server *s, pier_request_handler *fn,
+				      void *userdata);
+int pier_server_handle_other_streams(pier_server *s, pier_stream_handler *fn, void *userdata);
 /* s borrowed; address borrowed.  The listener accepts from now on; the
  * server serves once started. */
 int pier_server_listen(pier_server *s, const char *address);
@@ -700,6 +706,21 @@ int pier_server_stop(pier_server *s);
 /* Waits until the server has stopped and its workers are gone.  s
  * borrowed. */
 int pier_server_wait(pier_server *s, int timeout_ms);
+
+/* Called once per pier_server_watch(), on a worker: status 0 when the fd
+ * became readable, or -PIER_ESHUTDOWN when the server stopped first. */
+typedef void pier_watch_fn(void *userdata, int status);
+/* Runs fn once, on a worker, when fd is readable: a kept request's
+ * updates (pier_received_request_fd()) or a sent request's answers
+ * (pier_sent_request_fd()) handled without holding a worker while they
+ * do not come.  Watch again to hear of the next.  fd borrowed: it must
+ * stay open until fn ran or pier_server_unwatch() returned 0.  *id (may
+ * be NULL): the watch's, never 0.  s borrowed; fn and userdata kept,
+ * never owned. */
+int pier_server_watch(pier_server *s, int fd, pier_watch_fn *fn, void *userdata, uint64_t *id);
+/* Cancels watch id: 0, and its fn will not run; -ENOENT when it ran, runs
+ * or is about to.  s borrowed. */
+int pier_server_unwatch(pier_server *s, uint64_t id);
 
 /* Counters of a server, for pier_server_stat(). */
 enum pier_server_stat {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Servers: what server.c (serving) and server-stop.c (stopping) share.
- * Calls go from server.c to server-stop.c only.
+ * Calls go from server.c to server-stop.c and server-watch.c, and from
+ * server-stop.c to server-watch.c.
  */
 #ifndef PIER_SERVER_INT_H
 #define PIER_SERVER_INT_H
@@ -15,6 +16,7 @@
 
 #include <pier.h>
 
+#include "idmap.h"
 #include "server.h"
 
 #define SHUTTING_DOWN "the server is shutting down"
@@ -56,6 +58,19 @@ struct srv_peer {
 	struct srv_peer *prev, *next;
 };
 
+/* A one-shot watch on an application's fd (pier_server_watch()).  Its
+ * epoll event carries its serial, never a pointer, so that a worker that
+ * took the event after the watch was cancelled finds nothing. */
+struct watch {
+	uint64_t serial;
+	int fd;
+	pier_watch_fn *fn;
+	void *data;
+};
+
+/* The epoll data of watch serial n: odd, where items' pointers are even. */
+#define WATCH_TAG(n) ((n) << 1 | 1)
+
 enum srv_state { SRV_NEW, SRV_RUNNING, SRV_DRAINING, SRV_CLOSING, SRV_STOPPED };
 
 struct pier_server {
@@ -67,6 +82,7 @@ struct pier_server {
 	void *hook_data;
 	struct handler *handlers; /* sorted by (stream, id) */
 	size_t nhandlers;
+	struct handler other[2]; /* for ids without one: requests, streams */
 	struct srv_listener **listeners;
 	size_t nlisteners;
 	int epfd;
@@ -85,6 +101,9 @@ struct pier_server {
 	unsigned int npeers; /* served, and being accepted */
 	unsigned int running; /* workers not gone yet */
 	bool started, joined;
+	struct idmap watches; /* low 32 bits of the serial -> struct watch */
+	uint64_t watch_serial;
+	bool watches_closed; /* the server stopped: no more watches */
 
 	pthread_mutex_t log_mu;
 	int64_t log_window;
@@ -120,5 +139,11 @@ void kick_peer(struct pier_server *s, struct srv_peer *sp);
 bool on_wake(struct pier_server *s);
 /* The stop timeout passed. */
 void on_timer(struct pier_server *s);
+/* Watches (server-watch.c).  A worker took the event of watch serial. */
+void on_watch(struct pier_server *s, uint64_t serial);
+/* The server stops: every watch left runs with -PIER_ESHUTDOWN. */
+void end_watches(struct pier_server *s);
+/* The server is freed: the watches left go without a call. */
+void end_watches_uncalled(struct pier_server *s);
 
 #endif

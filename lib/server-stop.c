@@ -133,10 +133,15 @@ static void advance(struct pier_server *s)
 		st = SRV_CLOSING;
 	}
 	if (st == SRV_CLOSING) {
+		bool gone;
+
 		pthread_mutex_lock(&s->mu);
-		if (!s->npeers)
-			atomic_store(&s->state, SRV_STOPPED);
+		gone = !s->npeers;
 		pthread_mutex_unlock(&s->mu);
+		if (gone) {
+			end_watches(s);
+			atomic_store(&s->state, SRV_STOPPED);
+		}
 	}
 }
 

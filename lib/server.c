@@ -148,6 +148,16 @@ static int add_handler(pier_server *s, const struct handler *h)
 	return 0;
 }
 
+/* The handler of id, or the one for ids without one, or NULL. */
+static const struct handler *handler_for(const struct pier_server *s, int32_t id, bool stream)
+{
+	const struct handler *h = find_handler(s, id, stream);
+
+	if (!h && (s->other[stream].req || s->other[stream].str))
+		h = &s->other[stream];
+	return h;
+}
+
 PIER_EXPORT int pier_server_handle_requests(pier_server *s, int32_t service_id,
 					    pier_request_handler *fn, void *userdata)
 {
@@ -162,6 +172,32 @@ PIER_EXPORT int pier_server_handle_streams(pier_server *s, int32_t service_id,
 	if (!s || !fn || service_id == PIER_SERVICE_ERROR)
 		return -EINVAL;
 	return add_handler(s, &(struct handler){ service_id, true, NULL, fn, userdata });
+}
+
+static int set_other(pier_server *s, bool stream, const struct handler *h)
+{
+	if (s->started)
+		return -EBUSY;
+	if (s->other[stream].req || s->other[stream].str)
+		return -EEXIST;
+	s->other[stream] = *h;
+	return 0;
+}
+
+PIER_EXPORT int pier_server_handle_other_requests(pier_server *s, pier_request_handler *fn,
+						  void *userdata)
+{
+	if (!s || !fn)
+		return -EINVAL;
+	return set_other(s, false, &(struct handler){ 0, false, fn, NULL, userdata });
+}
+
+PIER_EXPORT int pier_server_handle_other_streams(pier_server *s, pier_stream_handler *fn,
+						 void *userdata)
+{
+	if (!s || !fn)
+		return -EINVAL;
+	return set_other(s, true, &(struct handler){ 0, true, NULL, fn, userdata });
 }
 
 /* --- peers ---------------------------------------------------------------- */
@@ -242,7 +278,7 @@ static void dispatch_request(struct pier_server *s, struct srv_peer *sp, pier_ms
 			     pier_received_request *req)
 {
 	int32_t id = pier_msg_header(m)->service_id;
-	const struct handler *h = find_handler(s, id, false);
+	const struct handler *h = handler_for(s, id, false);
 	unsigned int n = atomic_fetch_add(&sp->inflight, 1) + 1;
 
 	/* Counted before it can close: request_closed() takes it off. */
@@ -266,7 +302,7 @@ static void dispatch_request(struct pier_server *s, struct srv_peer *sp, pier_ms
 static void dispatch_stream(struct pier_server *s, struct srv_peer *sp, pier_msg *m)
 {
 	int32_t id = pier_msg_header(m)->service_id;
-	const struct handler *h = find_handler(s, id, true);
+	const struct handler *h = handler_for(s, id, true);
 
 	if (atomic_load(&s->state) != SRV_RUNNING)
 		return;
@@ -281,10 +317,12 @@ static void dispatch_stream(struct pier_server *s, struct srv_peer *sp, pier_msg
 }
 
 /* A worker holds sp's event: takes one message, and lets other workers
- * take the next while it handles this one. */
+ * take the next while it handles a request.  A stream message holds the
+ * event until its handler returned, so that a peer's stream messages are
+ * handled one at a time, in order. */
 static void on_peer(struct pier_server *s, struct srv_peer *sp)
 {
-	pier_received_request *req;
+	pier_received_request *req = NULL;
 	pier_msg *m;
 	int r;
 
@@ -292,13 +330,15 @@ static void on_peer(struct pier_server *s, struct srv_peer *sp)
 	sp->busy++;
 	pthread_mutex_unlock(&s->mu);
 	r = pier_peer_recv(sp->peer, &m, &req, 0);
-	if (r == 0 || r == -EAGAIN)
+	if ((r == 0 && req) || r == -EAGAIN)
 		arm(s, &sp->item, EPOLL_CTL_MOD);
 	if (r == 0) {
-		if (req)
+		if (req) {
 			dispatch_request(s, sp, m, req);
-		else
+		} else {
 			dispatch_stream(s, sp, m);
+			arm(s, &sp->item, EPOLL_CTL_MOD);
+		}
 		pier_msg_free(m);
 	} else if (r != -EAGAIN) {
 		/* Its queue finished: the server closes it. */
@@ -482,6 +522,10 @@ static void *worker_main(void *arg)
 			break;
 		if (n <= 0)
 			continue;
+		if (ev.data.u64 & 1) {
+			on_watch(s, ev.data.u64 >> 1);
+			continue;
+		}
 		it = ev.data.ptr;
 		switch (it->kind) {
 		case ITEM_WAKE:
@@ -603,6 +647,7 @@ static void server_destroy(struct pier_server *s)
 		free(s->listeners[i]);
 	}
 	free(s->listeners);
+	end_watches_uncalled(s);
 	if (s->epfd >= 0)
 		close(s->epfd);
 	if (s->wake.fd >= 0)
@@ -633,6 +678,7 @@ PIER_EXPORT int pier_server_new(pier_server **out, const pier_config *cfg)
 	pthread_mutex_init(&s->mu, NULL);
 	cond_init_monotonic(&s->cond);
 	pthread_mutex_init(&s->log_mu, NULL);
+	idmap_init(&s->watches);
 	s->max_requests = DEFAULT_MAX_REQUESTS;
 	s->stop_timeout_ms = DEFAULT_STOP_TIMEOUT_MS;
 	/* One loop for every listener and peer. */

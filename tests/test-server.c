@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -29,6 +30,8 @@ enum {
 	SVC_FOREVER = 7,  /* waits for an update that never comes */
 	SVC_ASK = 20,     /* what SVC_CALLBACK sends back */
 	SVC_STREAM = 30,
+	SVC_ORDERED = 31, /* stream handler: "hold" waits for an overlap */
+	SVC_SUM = 40,     /* kept, its updates summed through a watch */
 };
 
 /* What the handlers saw and do, shared with the test's thread. */
@@ -46,6 +49,10 @@ static struct {
 	bool ban;
 	int done; /* SVC_FOREVER handlers returned */
 	int forever_err;
+	int ordered_running, ordered_overlaps; /* SVC_ORDERED handlers */
+	char ordered[64];                      /* their bodies, in turn */
+	int watch_calls, watch_status;         /* w_count() */
+	int other_requests, other_streams;
 } H = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER };
 
 static void enter(void)
@@ -188,6 +195,104 @@ static void h_stream(void *ud, pier_peer *peer, void *pd, pier_msg *m)
 	pthread_mutex_unlock(&H.mu);
 }
 
+/* Stream messages of one peer, one at a time: the handler of "hold"
+ * waits a while for another of them to start (which would be an
+ * overlap). */
+static void h_ordered(void *ud, pier_peer *peer, void *pd, pier_msg *m)
+{
+	size_t len;
+	const char *b = pier_msg_body(m, &len);
+	struct timespec until = deadline_in(300);
+
+	pthread_mutex_lock(&H.mu);
+	if (H.ordered_running++)
+		H.ordered_overlaps++;
+	pthread_cond_broadcast(&H.cond);
+	strncat(H.ordered, b, len < 8 ? len : 8);
+	if (len == 4 && memcmp(b, "hold", 4) == 0)
+		while (H.ordered_running == 1 &&
+		       pthread_cond_timedwait(&H.cond, &H.mu, &until) != ETIMEDOUT)
+			;
+	H.ordered_running--;
+	pthread_mutex_unlock(&H.mu);
+}
+
+static int h_other(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_received_request *req)
+{
+	char out[32];
+
+	pthread_mutex_lock(&H.mu);
+	H.other_requests++;
+	pthread_mutex_unlock(&H.mu);
+	snprintf(out, sizeof(out), "other %d", (int)pier_msg_header(m)->service_id);
+	respond(req, pier_msg_header(m)->service_id, out);
+	return PIER_HANDLER_DONE;
+}
+
+static void h_other_stream(void *ud, pier_peer *peer, void *pd, pier_msg *m)
+{
+	pthread_mutex_lock(&H.mu);
+	H.other_streams++;
+	pthread_cond_broadcast(&H.cond);
+	pthread_mutex_unlock(&H.mu);
+}
+
+/* SVC_SUM: the request is kept, and a watch on its fd adds up its
+ * updates as they come, holding no worker between them. */
+struct sum {
+	pier_server *s;
+	pier_received_request *req;
+	long total;
+};
+
+static void w_sum(void *ud, int status)
+{
+	struct sum *sum = ud;
+	pier_msg *u;
+	int r;
+
+	while (status == 0 && (r = pier_received_request_recv_update(sum->req, &u, 0)) == 0) {
+		char buf[32] = "";
+		size_t len;
+		const char *b = pier_msg_body(u, &len);
+
+		memcpy(buf, b, len < sizeof(buf) - 1 ? len : sizeof(buf) - 1);
+		pier_msg_free(u);
+		if (strcmp(buf, "end") == 0) {
+			snprintf(buf, sizeof(buf), "%ld", sum->total);
+			respond(sum->req, SVC_SUM, buf);
+			break;
+		}
+		sum->total += atol(buf);
+	}
+	if (status == 0 && r == -EAGAIN &&
+	    pier_server_watch(sum->s, pier_received_request_fd(sum->req), w_sum, sum, NULL) == 0)
+		return;
+	pier_received_request_free(sum->req);
+	free(sum);
+}
+
+static int h_sum(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_received_request *req)
+{
+	struct sum *sum = calloc(1, sizeof(*sum));
+
+	ck_assert_ptr_nonnull(sum);
+	sum->s = ud;
+	sum->req = req;
+	ck_assert_int_eq(pier_server_watch(sum->s, pier_received_request_fd(req), w_sum, sum, NULL),
+			 0);
+	return PIER_HANDLER_KEEP;
+}
+
+static void w_count(void *ud, int status)
+{
+	pthread_mutex_lock(&H.mu);
+	H.watch_calls++;
+	H.watch_status = status;
+	pthread_cond_broadcast(&H.cond);
+	pthread_mutex_unlock(&H.mu);
+}
+
 static int on_connect(void *ud, pier_peer *peer, void **pd)
 {
 	uint32_t uid = 0;
@@ -262,6 +367,8 @@ static pier_server *make_server(char *address, size_t len)
 	ck_assert_int_eq(pier_server_handle_requests(s, SVC_CALLBACK, h_callback, NULL), 0);
 	ck_assert_int_eq(pier_server_handle_requests(s, SVC_FOREVER, h_forever, NULL), 0);
 	ck_assert_int_eq(pier_server_handle_streams(s, SVC_STREAM, h_stream, NULL), 0);
+	ck_assert_int_eq(pier_server_handle_streams(s, SVC_ORDERED, h_ordered, NULL), 0);
+	ck_assert_int_eq(pier_server_handle_requests(s, SVC_SUM, h_sum, s), 0);
 	snprintf(path, sizeof(path), "unix:///tmp/pier-server-%d-%u.sock", (int)getpid(), n++);
 	ck_assert_int_eq(pier_server_listen(s, path), 0);
 	ck_assert_int_eq(pier_server_address(s, 0, address, len), 0);
@@ -356,6 +463,140 @@ START_TEST(unknown_service_ids)
 	call(p, SVC_ECHO, "still", SVC_ECHO, "still");
 	pier_peer_free(p);
 	pier_server_free(s);
+}
+END_TEST
+
+/* The handlers for ids without one of their own take what the others
+ * do not. */
+START_TEST(other_handlers)
+{
+	char address[256];
+	pier_server *s = make_server(address, sizeof(address));
+	pier_peer *p;
+
+	ck_assert_int_eq(pier_server_handle_other_requests(s, h_other, NULL), 0);
+	ck_assert_int_eq(pier_server_handle_other_requests(s, h_other, NULL), -EEXIST);
+	ck_assert_int_eq(pier_server_handle_other_streams(s, h_other_stream, NULL), 0);
+	ck_assert_int_eq(pier_server_handle_other_streams(s, h_other_stream, NULL), -EEXIST);
+	ck_assert_int_eq(pier_server_start(s), 0);
+	ck_assert_int_eq(pier_server_handle_other_requests(s, h_other, NULL), -EBUSY);
+	p = client(address);
+	call(p, 99, "x", 99, "other 99");
+	call(p, -7, "x", -7, "other -7");
+	call(p, SVC_ECHO, "mine", SVC_ECHO, "mine");
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(p), 77, "o", 1, NULL, 0), 0);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(p), SVC_STREAM, "s", 1, NULL,
+						 0), 0);
+	WAIT_H(H.other_streams == 1 && H.streams == 1);
+	ck_assert_int_eq(H.other_requests, 2);
+	ck_assert_uint_eq(pier_server_stat(s, PIER_SERVER_STAT_UNKNOWN_REQUESTS), 0);
+	ck_assert_uint_eq(pier_server_stat(s, PIER_SERVER_STAT_UNKNOWN_STREAMS), 0);
+	pier_peer_free(p);
+	pier_server_free(s);
+}
+END_TEST
+
+/* One peer's stream messages are handled one at a time, in the order
+ * sent, however many workers are free. */
+START_TEST(streams_in_order)
+{
+	char address[256];
+	pier_server *s = make_server(address, sizeof(address));
+	pier_writer *w;
+	pier_peer *p;
+
+	ck_assert_int_eq(pier_server_set_workers(s, 4), 0);
+	ck_assert_int_eq(pier_server_start(s), 0);
+	p = client(address);
+	w = pier_peer_get_writer(p);
+	ck_assert_int_eq(pier_writer_send_stream(w, SVC_ORDERED, "hold", 4, NULL, 0), 0);
+	for (char c = 'a'; c <= 'h'; c++)
+		ck_assert_int_eq(pier_writer_send_stream(w, SVC_ORDERED, &c, 1, NULL, 0), 0);
+	WAIT_H(strlen(H.ordered) == 12);
+	ck_assert_str_eq(H.ordered, "holdabcdefgh");
+	ck_assert_int_eq(H.ordered_overlaps, 0);
+	/* and requests still run beside a stream handler */
+	call(p, SVC_ECHO, "x", SVC_ECHO, "x");
+	pier_peer_free(p);
+	pier_server_free(s);
+}
+END_TEST
+
+/* A kept request's updates are handled through a watch on its fd: with
+ * one worker, other requests are served while it waits for them. */
+START_TEST(watch_kept_request)
+{
+	char address[256];
+	pier_server *s = make_server(address, sizeof(address));
+	pier_sent_request *req[3];
+	pier_peer *p;
+
+	ck_assert_int_eq(pier_server_set_workers(s, 1), 0);
+	ck_assert_int_eq(pier_server_start(s), 0);
+	p = client(address);
+	for (int i = 0; i < 3; i++)
+		req[i] = send_request(p, SVC_SUM, "");
+	call(p, SVC_ECHO, "free", SVC_ECHO, "free");
+	for (int v = 1; v <= 4; v++)
+		for (int i = 0; i < 3; i++) {
+			char b[8];
+
+			snprintf(b, sizeof(b), "%d", v * (i + 1));
+			ck_assert_int_eq(pier_sent_request_send_update(req[i], SVC_SUM, b, strlen(b),
+								       NULL, 0), 0);
+			call(p, SVC_ECHO, "still", SVC_ECHO, "still");
+		}
+	for (int i = 0; i < 3; i++) {
+		char want[8];
+
+		ck_assert_int_eq(pier_sent_request_send_update(req[i], SVC_SUM, "end", 3, NULL, 0), 0);
+		snprintf(want, sizeof(want), "%d", 10 * (i + 1));
+		expect(req[i], SVC_SUM, want);
+	}
+	wait_until(pier_server_stat(s, PIER_SERVER_STAT_IN_FLIGHT) == 0, WAIT);
+	pier_peer_free(p);
+	pier_server_free(s);
+}
+END_TEST
+
+/* A watch cancelled does not run (and its fd may be watched again); one
+ * left when the server stops runs with -PIER_ESHUTDOWN; none is taken
+ * after. */
+START_TEST(watch_cancel_and_stop)
+{
+	char address[256];
+	pier_server *s = make_server(address, sizeof(address));
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), quiet = eventfd(0, EFD_CLOEXEC);
+	uint64_t id, id2, one = 1;
+
+	ck_assert_int_ge(efd, 0);
+	ck_assert_int_ge(quiet, 0);
+	ck_assert_int_eq(pier_server_start(s), 0);
+	ck_assert_int_eq(pier_server_watch(s, efd, w_count, NULL, &id), 0);
+	ck_assert_uint_ne(id, 0);
+	ck_assert_int_eq(pier_server_watch(s, efd, w_count, NULL, NULL), -EEXIST);
+	ck_assert_int_eq(pier_server_unwatch(s, id), 0);
+	ck_assert_int_eq(pier_server_unwatch(s, id), -ENOENT);
+	ck_assert_int_eq(pier_server_watch(s, efd, w_count, NULL, &id2), 0);
+	ck_assert_uint_ne(id2, id);
+	ck_assert_int_eq(write(efd, &one, sizeof(one)), (ssize_t)sizeof(one));
+	WAIT_H(H.watch_calls == 1);
+	ck_assert_int_eq(H.watch_status, 0);
+	ck_assert_int_eq(pier_server_unwatch(s, id2), -ENOENT);
+	/* readable still: a new watch runs at once */
+	ck_assert_int_eq(pier_server_watch(s, efd, w_count, NULL, NULL), 0);
+	WAIT_H(H.watch_calls == 2);
+	ck_assert_int_eq(pier_server_watch(s, quiet, w_count, NULL, NULL), 0);
+	ck_assert_int_eq(pier_server_stop(s), 0);
+	ck_assert_int_eq(pier_server_wait(s, WAIT), 0);
+	ck_assert_int_eq(H.watch_calls, 3);
+	ck_assert_int_eq(H.watch_status, -PIER_ESHUTDOWN);
+	ck_assert_int_eq(pier_server_watch(s, quiet, w_count, NULL, NULL), -PIER_ESHUTDOWN);
+	ck_assert_int_eq(pier_server_watch(NULL, quiet, w_count, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(pier_server_unwatch(s, 0), -EINVAL);
+	pier_server_free(s);
+	close(efd);
+	close(quiet);
 }
 END_TEST
 
@@ -986,6 +1227,10 @@ int main(void)
 
 	tcase_add_test(tc, dispatch_by_service_id);
 	tcase_add_test(tc, unknown_service_ids);
+	tcase_add_test(tc, other_handlers);
+	tcase_add_test(tc, streams_in_order);
+	tcase_add_test(tc, watch_kept_request);
+	tcase_add_test(tc, watch_cancel_and_stop);
 	tcase_add_test(tc, updates_both_ways);
 	tcase_add_test(tc, kept_request);
 	tcase_add_test(tc, handler_calls_back);

@@ -9,14 +9,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,663 +93,325 @@ static long long file_length(int fd)
 /* --- the server ---------------------------------------------------------- */
 
 /*
- * The thread that accepts also reads every connection, never blocking; a
- * fixed pool of workers sends (never waiting: see sent()).
- * Each connection's jobs go to one worker, in order (stream echoes and
- * countdown updates must not overtake each other), and a connection whose
- * worker has MAX_JOBS queued is not read until it catches up.
- *
- * A request that waits for its client (sum for its updates, ask-back for
- * the answer to its ping) is an entry on the reading thread's list, polled
- * through its fd: it costs no thread.  A connection may keep MAX_WAITING of
- * them; beyond that a request is refused with an error response, so that
- * one client never takes what the others need.
+ * A pier_server with a fixed pool of workers.  Handlers never wait for a
+ * client: sends queue (see sent()), and a request that waits for its
+ * client (sum for its updates, ask-back for the answer to its ping) is
+ * kept and watched (pier_server_watch()): it costs no thread while it
+ * waits.  The server refuses a connection's requests beyond MAX_REQUESTS
+ * in flight, so that one client never takes what the others need, and
+ * hands a connection's stream messages over one at a time, so that their
+ * echoes keep their order.
  */
 enum {
 	WORKERS = 4,
-	MAX_WAITING = 64, /* waiting requests per connection */
-	MAX_JOBS = 256, /* queued per worker */
+	MAX_REQUESTS = 64, /* in flight per connection, waiting ones included */
 	SEND_QUEUE = 16 << 20, /* bytes a client may leave unread */
-	READ_BURST = 32, /* messages read from one connection per turn */
+	STOP_TIMEOUT_MS = 1000, /* what a stop lets requests in flight take */
 };
 
-enum job_kind {
-	JOB_SERVE, /* a request served from start to end */
-	JOB_REPLY, /* the answer to a request whose wait is over */
-	JOB_STREAM, /* a stream message to echo */
-	JOB_ASK, /* ask-back: send the ping, then hand the wait back */
-};
+static pier_server *server;
 
-struct waiting;
-
-/* Work for a worker; it holds a reference to its connection's write half. */
-struct job {
-	struct job *next;
-	enum job_kind kind;
-	pier_writer *w;
-	pier_received_request *req;
-	pier_msg *msg; /* the request, the stream message, or the reply's body */
-	int32_t svc; /* JOB_REPLY: the reply's service, or PIER_SERVICE_ERROR */
-	char text[128]; /* JOB_REPLY without msg: the body or the error text */
-	struct waiting *wait; /* JOB_ASK */
-};
-
-/* A request waiting for its client; it holds a write-half reference. */
-struct waiting {
-	struct waiting *next; /* while handed back */
-	pier_writer *w;
-	pier_received_request *req; /* NULL: the wait ended in the worker */
-	pier_sent_request *ping; /* ask-back's; NULL for sum */
-	int64_t sum;
-	long long deadline_ms; /* ask-back: for the ping's answer; < 0: none */
-};
-
-struct worker {
-	struct server *s;
-	pthread_t thread;
-	pthread_cond_t cond;
-	struct job *jobs, **tail;
-	size_t njobs;
-};
-
-struct sconn {
-	pier_peer *peer;
-	struct worker *wk;
-	unsigned int waiting;
-};
-
-struct server {
-	pthread_mutex_t mu; /* the job queues, handed_back, stopping */
-	struct worker workers[WORKERS];
-	size_t nworkers;
-	struct waiting *handed_back;
-	int wake_fd; /* an eventfd: something was handed back */
-	bool stopping;
-	/* The reading thread's own. */
-	struct sconn *conns;
-	size_t nconns, next_worker;
-	struct waiting **waits;
-	size_t nwaits;
-};
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-/* Workers never wait for a client: sends queue (up to SEND_QUEUE bytes a
+/* Handlers never wait for a client: sends queue (up to SEND_QUEUE bytes a
  * connection) and fail with -EAGAIN past that, when the client has left
- * that much unread.  Its connection ends then, so that its next jobs fail
- * at once and the worker's other connections are served meanwhile. */
+ * that much unread.  Its connection ends then, so that its next sends fail
+ * at once and the workers serve the others meanwhile. */
 static void sent(pier_writer *w, int r)
 {
 	if (r == -EAGAIN)
 		pier_writer_abort(w);
 }
 
-static void respond(struct job *j, int32_t svc, const char *text)
+static void respond(pier_writer *w, pier_received_request *req, int32_t svc, const void *body,
+		    size_t len)
 {
-	sent(j->w, pier_received_request_send_response(j->req, svc, text, strlen(text), NULL, 0));
+	sent(w, pier_received_request_send_response(req, svc, body, len, NULL, 0));
 }
 
-static void refuse(struct job *j, const char *text)
+static void refuse(pier_writer *w, pier_received_request *req, const char *text)
 {
-	sent(j->w, pier_received_request_send_error(j->req, text));
+	sent(w, pier_received_request_send_error(req, text));
 }
 
-static void serve_countdown(struct job *j)
+static int h_echo(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_received_request *req)
 {
-	char *text = body_string(j->msg);
+	size_t len;
+	const void *body = pier_msg_body(m, &len);
+
+	respond(pier_peer_get_writer(peer), req, SVC_ECHO, body, len);
+	return PIER_HANDLER_DONE;
+}
+
+static int h_countdown(void *ud, pier_peer *peer, void *pd, pier_msg *m,
+		       pier_received_request *req)
+{
+	pier_writer *w = pier_peer_get_writer(peer);
+	char *text = body_string(m);
 	int64_t n;
 
 	if (!text || !parse_i64(text, &n) || n < 0 || n > 100000) {
-		refuse(j, "countdown wants a count");
+		refuse(w, req, "countdown wants a count");
 	} else {
 		for (int64_t i = 0; i < n; i++) {
 			char body[24];
 			int len = snprintf(body, sizeof(body), "%" PRId64, i);
-			int r = pier_received_request_send_update(j->req, SVC_COUNTDOWN, body,
+			int r = pier_received_request_send_update(req, SVC_COUNTDOWN, body,
 								  (size_t)len, NULL, 0);
 
 			if (r < 0) {
-				sent(j->w, r);
+				sent(w, r);
 				break;
 			}
 		}
-		respond(j, SVC_COUNTDOWN, "done");
+		respond(w, req, SVC_COUNTDOWN, "done", 4);
 	}
 	free(text);
+	return PIER_HANDLER_DONE;
 }
 
-static void serve_fds(struct job *j)
+static int h_fds(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_received_request *req)
 {
-	size_t n = pier_msg_fd_count(j->msg);
+	pier_writer *w = pier_peer_get_writer(peer);
+	size_t n = pier_msg_fd_count(m);
 	char out[4096] = "";
 	size_t used = 0;
 	int fd;
 
-	if (pier_writer_max_fds(j->w) == 0) {
-		refuse(j, "this transport carries no fds");
-		return;
+	if (pier_writer_max_fds(w) == 0) {
+		refuse(w, req, "this transport carries no fds");
+		return PIER_HANDLER_DONE;
 	}
 	for (size_t i = 0; i < n; i++) {
-		long long len = file_length(pier_msg_fd(j->msg, i));
+		long long len = file_length(pier_msg_fd(m, i));
 
 		if (len < 0) {
-			refuse(j, "cannot read a received fd");
-			return;
+			refuse(w, req, "cannot read a received fd");
+			return PIER_HANDLER_DONE;
 		}
 		used += (size_t)snprintf(out + used, sizeof(out) - used, "%s%lld", i ? "," : "",
 					 len);
 		if (used >= sizeof(out)) {
-			refuse(j, "too many fds");
-			return;
+			refuse(w, req, "too many fds");
+			return PIER_HANDLER_DONE;
 		}
 	}
 	fd = memfd_with("from-oracle");
 	if (fd < 0) {
-		refuse(j, "cannot make a memfd");
-		return;
+		refuse(w, req, "cannot make a memfd");
+		return PIER_HANDLER_DONE;
 	}
-	sent(j->w, pier_received_request_send_response(j->req, SVC_FDS, out, used, &fd, 1));
+	sent(w, pier_received_request_send_response(req, SVC_FDS, out, used, &fd, 1));
 	close(fd);
+	return PIER_HANDLER_DONE;
 }
 
-static void serve_request(struct job *j)
+static int h_error(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_received_request *req)
 {
-	int32_t svc = pier_msg_header(j->msg)->service_id;
+	refuse(pier_peer_get_writer(peer), req, "oracle error");
+	return PIER_HANDLER_DONE;
+}
+
+static void h_stream(void *ud, pier_peer *peer, void *pd, pier_msg *m)
+{
+	pier_writer *w = pier_peer_get_writer(peer);
 	size_t len;
-	const void *body = pier_msg_body(j->msg, &len);
-	char text[64];
+	const void *body = pier_msg_body(m, &len);
 
-	switch (svc) {
-	case SVC_ECHO:
-		sent(j->w, pier_received_request_send_response(j->req, SVC_ECHO, body, len, NULL, 0));
-		break;
-	case SVC_COUNTDOWN:
-		serve_countdown(j);
-		break;
-	case SVC_FDS:
-		serve_fds(j);
-		break;
-	case SVC_ERROR:
-		refuse(j, "oracle error");
-		break;
-	default:
-		snprintf(text, sizeof(text), "unknown service id %d", svc);
-		refuse(j, text);
-	}
+	sent(w, pier_writer_send_stream(w, SVC_STREAM_OUT, body, len, NULL, 0));
 }
 
-static void serve_reply(struct job *j)
+/* sum: kept, its updates added up as they come. */
+struct sum {
+	pier_writer *w;
+	pier_received_request *req;
+	int64_t total;
+};
+
+static void sum_step(void *ud, int status)
 {
-	size_t len;
-	const void *body;
-
-	if (j->svc == PIER_SERVICE_ERROR) {
-		refuse(j, j->text);
-	} else if (j->msg) {
-		body = pier_msg_body(j->msg, &len);
-		sent(j->w, pier_received_request_send_response(j->req, j->svc, body, len, NULL, 0));
-	} else {
-		respond(j, j->svc, j->text);
-	}
-}
-
-static void serve_stream(struct job *j)
-{
-	size_t len;
-	const void *body = pier_msg_body(j->msg, &len);
-
-	sent(j->w, pier_writer_send_stream(j->w, SVC_STREAM_OUT, body, len, NULL, 0));
-}
-
-static void hand_back(struct server *s, struct waiting *wt)
-{
-	uint64_t one = 1;
-	ssize_t n;
-
-	pthread_mutex_lock(&s->mu);
-	wt->next = s->handed_back;
-	s->handed_back = wt;
-	pthread_mutex_unlock(&s->mu);
-	n = write(s->wake_fd, &one, sizeof(one));
-	(void)n; /* an eventfd only fails to count past 2^64 - 2 */
-}
-
-/* Sends the ping; the reading thread waits for its answer. */
-static void serve_ask(struct server *s, struct job *j)
-{
-	struct waiting *wt = j->wait;
-	int r = pier_writer_send_request(j->w, SVC_ECHO, "ping", 4, NULL, 0, &wt->ping);
-
-	if (r < 0) {
-		sent(j->w, r);
-		refuse(j, "cannot ask back");
-	} else {
-		wt->req = j->req;
-		j->req = NULL;
-		wt->deadline_ms = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-	}
-	wt->w = j->w;
-	j->w = NULL;
-	j->wait = NULL;
-	hand_back(s, wt);
-}
-
-static void job_free(struct job *j)
-{
-	if (j->req)
-		pier_received_request_free(j->req);
-	pier_msg_free(j->msg);
-	pier_writer_unref(j->w);
-	free(j->wait);
-	free(j);
-}
-
-static void *worker_main(void *arg)
-{
-	struct worker *wk = arg;
-	struct server *s = wk->s;
-
-	pthread_mutex_lock(&s->mu);
-	for (;;) {
-		struct job *j;
-
-		while (!wk->jobs && !s->stopping)
-			pthread_cond_wait(&wk->cond, &s->mu);
-		if (!(j = wk->jobs))
-			break;
-		if (!(wk->jobs = j->next))
-			wk->tail = &wk->jobs;
-		wk->njobs--;
-		pthread_mutex_unlock(&s->mu);
-		if (j->kind == JOB_SERVE)
-			serve_request(j);
-		else if (j->kind == JOB_REPLY)
-			serve_reply(j);
-		else if (j->kind == JOB_STREAM)
-			serve_stream(j);
-		else
-			serve_ask(s, j);
-		job_free(j);
-		pthread_mutex_lock(&s->mu);
-	}
-	pthread_mutex_unlock(&s->mu);
-	return NULL;
-}
-
-/* Queues a job for c's worker; it takes req and msg (freed on failure,
- * which answers req with an error response).  A JOB_REPLY answers with
- * svc and text (or msg's body). */
-static bool push_job(struct server *s, struct sconn *c, enum job_kind kind,
-		     pier_received_request *req, pier_msg *msg, int32_t svc, const char *text)
-{
-	struct job *j = calloc(1, sizeof(*j));
-
-	if (j && kind == JOB_ASK && !(j->wait = calloc(1, sizeof(*j->wait)))) {
-		free(j);
-		j = NULL;
-	}
-	if (!j) {
-		if (req)
-			pier_received_request_free(req);
-		pier_msg_free(msg);
-		return false;
-	}
-	j->kind = kind;
-	j->w = pier_writer_ref(pier_peer_get_writer(c->peer));
-	j->req = req;
-	j->msg = msg;
-	j->svc = svc;
-	snprintf(j->text, sizeof(j->text), "%s", text ? text : "");
-	pthread_mutex_lock(&s->mu);
-	*c->wk->tail = j;
-	c->wk->tail = &j->next;
-	c->wk->njobs++;
-	pthread_cond_signal(&c->wk->cond);
-	pthread_mutex_unlock(&s->mu);
-	return true;
-}
-
-static bool worker_full(struct server *s, struct worker *wk)
-{
-	bool full;
-
-	pthread_mutex_lock(&s->mu);
-	full = wk->njobs >= MAX_JOBS;
-	pthread_mutex_unlock(&s->mu);
-	return full;
-}
-
-static struct sconn *find_conn(struct server *s, pier_writer *w)
-{
-	for (size_t i = 0; i < s->nconns; i++)
-		if (pier_peer_get_writer(s->conns[i].peer) == w)
-			return &s->conns[i];
-	return NULL;
-}
-
-static void waiting_free(struct waiting *wt)
-{
-	if (wt->ping)
-		pier_sent_request_free(wt->ping);
-	if (wt->req)
-		pier_received_request_free(wt->req);
-	pier_writer_unref(wt->w);
-	free(wt);
-}
-
-static void add_wait(struct server *s, struct sconn *c, struct waiting *wt)
-{
-	struct waiting **nw = realloc(s->waits, (s->nwaits + 1) * sizeof(*nw));
-
-	if (!nw) {
-		c->waiting--;
-		waiting_free(wt); /* answers the request with an error response */
-		return;
-	}
-	s->waits = nw;
-	s->waits[s->nwaits++] = wt;
-}
-
-static void end_wait(struct server *s, size_t i)
-{
-	struct sconn *c = find_conn(s, s->waits[i]->w);
-
-	if (c)
-		c->waiting--;
-	waiting_free(s->waits[i]);
-	s->waits[i] = s->waits[--s->nwaits];
-}
-
-/* The wait i is over: its request is answered with svc and text (or
- * msg's body). */
-static void reply(struct server *s, size_t i, int32_t svc, const char *text, pier_msg *msg)
-{
-	struct waiting *wt = s->waits[i];
-	struct sconn *c = find_conn(s, wt->w);
-
-	if (c)
-		push_job(s, c, JOB_REPLY, wt->req, msg, svc, text);
-	else
-		pier_msg_free(msg);
-	wt->req = c ? NULL : wt->req;
-	end_wait(s, i);
-}
-
-/* Adds up the updates a sum has received. */
-static void step_sum(struct server *s, size_t i)
-{
-	struct waiting *wt = s->waits[i];
-
-	for (;;) {
-		pier_msg *m;
-		char *text, out[24];
-		int64_t v;
-		bool end, bad;
-		int r = pier_received_request_recv_update(wt->req, &m, 0);
-
-		if (r == -EAGAIN)
-			return;
-		if (r < 0) {
-			end_wait(s, i); /* the connection ended */
-			return;
-		}
-		text = body_string(m);
-		pier_msg_free(m);
-		end = text && strcmp(text, "end") == 0;
-		bad = !end && (!text || !parse_i64(text, &v));
-		free(text);
-		if (end) {
-			snprintf(out, sizeof(out), "%" PRId64, wt->sum);
-			reply(s, i, SVC_SUM, out, NULL);
-			return;
-		}
-		if (bad) {
-			reply(s, i, PIER_SERVICE_ERROR, "sum wants integers, then end", NULL);
-			return;
-		}
-		wt->sum += v;
-	}
-}
-
-static void step_ask(struct server *s, size_t i)
-{
-	struct waiting *wt = s->waits[i];
+	struct sum *sum = ud;
 	pier_msg *m;
-	int r = pier_sent_request_recv_response(wt->ping, &m, 0);
+	int r = status;
 
-	if (r == -EAGAIN) {
-		if (wt->deadline_ms >= 0 && now_ms() >= wt->deadline_ms)
-			reply(s, i, PIER_SERVICE_ERROR, "no answer to the ping in time", NULL);
-		return;
-	}
-	if (r < 0) {
-		reply(s, i, PIER_SERVICE_ERROR, "no answer to the ping", NULL);
-	} else if (pier_msg_is_error(m)) {
+	while (r == 0 && (r = pier_received_request_recv_update(sum->req, &m, 0)) == 0) {
+		char *text = body_string(m), out[24];
+		bool end = text && strcmp(text, "end") == 0;
+		int64_t v = 0;
+
 		pier_msg_free(m);
-		reply(s, i, PIER_SERVICE_ERROR, "the ping got an error", NULL);
-	} else {
-		reply(s, i, SVC_ASK_BACK, "", m); /* takes m */
-	}
-}
-
-/* Takes the pings the workers sent; a wait whose connection ended meanwhile
- * ends too. */
-static void take_handed_back(struct server *s)
-{
-	struct waiting *list;
-	uint64_t v;
-	ssize_t n = read(s->wake_fd, &v, sizeof(v));
-
-	(void)n; /* nothing to read is fine: the list says */
-	pthread_mutex_lock(&s->mu);
-	list = s->handed_back;
-	s->handed_back = NULL;
-	pthread_mutex_unlock(&s->mu);
-	while (list) {
-		struct waiting *wt = list;
-		struct sconn *c = find_conn(s, wt->w);
-
-		list = wt->next;
-		if (c && wt->req) {
-			add_wait(s, c, wt);
-		} else {
-			if (c)
-				c->waiting--;
-			waiting_free(wt);
+		if (end) {
+			snprintf(out, sizeof(out), "%" PRId64, sum->total);
+			respond(sum->w, sum->req, SVC_SUM, out, strlen(out));
+			r = -PIER_EDONE;
+		} else if (!text || !parse_i64(text, &v)) {
+			refuse(sum->w, sum->req, "sum wants integers, then end");
+			r = -PIER_EDONE;
 		}
+		sum->total += v;
+		free(text);
 	}
+	if (r == -EAGAIN &&
+	    pier_server_watch(server, pier_received_request_fd(sum->req), sum_step, sum, NULL) == 0)
+		return;
+	/* Done, its connection ended, or the server stops. */
+	pier_received_request_free(sum->req);
+	pier_writer_unref(sum->w);
+	free(sum);
 }
 
-static void take_request(struct server *s, struct sconn *c, pier_received_request *req,
-			 pier_msg *m)
+static int h_sum(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_received_request *req)
 {
-	int32_t svc = pier_msg_header(m)->service_id;
-	struct waiting *wt;
-	char text[128];
+	struct sum *sum = calloc(1, sizeof(*sum));
 
-	if (svc != SVC_SUM && svc != SVC_ASK_BACK) {
-		push_job(s, c, JOB_SERVE, req, m, 0, NULL);
+	if (!sum)
+		return PIER_HANDLER_DONE; /* answered with an error */
+	sum->w = pier_writer_ref(pier_peer_get_writer(peer));
+	sum->req = req;
+	sum_step(sum, 0);
+	return PIER_HANDLER_KEEP;
+}
+
+/*
+ * ask-back: the ping is sent, the request kept; two watches wait, one for
+ * the ping's answer, one for a timerfd at the deadline.  The first to run
+ * answers the request and cancels the other; the last to let go frees.
+ */
+struct ask {
+	pthread_mutex_t mu;
+	pier_writer *w;
+	pier_received_request *req;
+	pier_sent_request *ping;
+	int timer;
+	uint64_t ping_watch, timer_watch;
+	int refs; /* one per watch that will run */
+	bool answered;
+};
+
+static void ask_unref(struct ask *a)
+{
+	bool last;
+
+	pthread_mutex_lock(&a->mu);
+	last = --a->refs == 0;
+	pthread_mutex_unlock(&a->mu);
+	if (!last)
 		return;
+	pier_received_request_free(a->req);
+	pier_sent_request_free(a->ping);
+	pier_writer_unref(a->w);
+	close(a->timer);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+/* Answers the request once: with the ping's answer m (taken), or the
+ * error text; and cancels the other watch (the timer's, from_ping). */
+static void ask_answer(struct ask *a, pier_msg *m, const char *error, bool from_ping)
+{
+	uint64_t other;
+	bool first;
+
+	pthread_mutex_lock(&a->mu);
+	first = !a->answered;
+	a->answered = true;
+	other = from_ping ? a->timer_watch : a->ping_watch;
+	pthread_mutex_unlock(&a->mu);
+	if (first && m) {
+		size_t len;
+		const void *body = pier_msg_body(m, &len);
+
+		respond(a->w, a->req, SVC_ASK_BACK, body, len);
+	} else if (first) {
+		refuse(a->w, a->req, error);
 	}
 	pier_msg_free(m);
-	if (c->waiting >= MAX_WAITING) {
-		snprintf(text, sizeof(text),
-			 "refused: %d requests already wait on this connection; finish one first",
-			 MAX_WAITING);
-		push_job(s, c, JOB_REPLY, req, NULL, PIER_SERVICE_ERROR, text);
+	if (first && pier_server_unwatch(server, other) == 0)
+		ask_unref(a); /* for the watch that will not run */
+}
+
+static void ask_ping_step(void *ud, int status)
+{
+	struct ask *a = ud;
+	pier_msg *m = NULL;
+	int r = status;
+
+	/* Updates to a ping are no answer: skipped. */
+	while (r == 0 && (r = pier_sent_request_recv(a->ping, &m, 0)) == 0 &&
+	       pier_msg_header(m)->type != PIER_MSG_RESPONSE) {
+		pier_msg_free(m);
+		m = NULL;
+	}
+	pthread_mutex_lock(&a->mu);
+	if (r == -EAGAIN && !a->answered &&
+	    pier_server_watch(server, pier_sent_request_fd(a->ping), ask_ping_step, a,
+			      &a->ping_watch) == 0) {
+		pthread_mutex_unlock(&a->mu);
 		return;
 	}
-	if (svc == SVC_ASK_BACK) {
-		if (push_job(s, c, JOB_ASK, req, NULL, 0, NULL))
-			c->waiting++;
-		return;
+	pthread_mutex_unlock(&a->mu);
+	if (r == 0 && pier_msg_is_error(m)) {
+		pier_msg_free(m);
+		ask_answer(a, NULL, "the ping got an error", true);
+	} else {
+		ask_answer(a, r == 0 ? m : NULL, "no answer to the ping", true);
 	}
-	if (!(wt = calloc(1, sizeof(*wt)))) {
-		pier_received_request_free(req);
-		return;
-	}
-	wt->w = pier_writer_ref(pier_peer_get_writer(c->peer));
-	wt->req = req;
-	c->waiting++;
-	add_wait(s, c, wt);
+	ask_unref(a);
 }
 
-static void drop_conn(struct server *s, size_t i)
+static void ask_timer_step(void *ud, int status)
 {
-	pier_writer *w = pier_peer_get_writer(s->conns[i].peer);
+	struct ask *a = ud;
 
-	for (size_t k = s->nwaits; k-- > 0;)
-		if (s->waits[k]->w == w)
-			end_wait(s, k);
-	/* Queued jobs hold the write half; the peer's memory stays until the
-	 * last of them lets go. */
-	pier_peer_free(s->conns[i].peer);
-	s->conns[i] = s->conns[--s->nconns];
+	ask_answer(a, NULL, "no answer to the ping in time", false);
+	ask_unref(a);
 }
 
-/* Takes a burst of what connection i sent. */
-static void read_conn(struct server *s, size_t i)
+static int h_ask_back(void *ud, pier_peer *peer, void *pd, pier_msg *m,
+		      pier_received_request *req)
 {
-	struct sconn *c = &s->conns[i];
-
-	for (int n = 0; n < READ_BURST && !worker_full(s, c->wk); n++) {
-		pier_received_request *req;
-		pier_msg *m;
-		int r = pier_peer_recv(c->peer, &m, &req, 0);
-
-		if (r == -EAGAIN)
-			return;
-		if (r < 0) {
-			drop_conn(s, i);
-			return;
-		}
-		if (req)
-			take_request(s, c, req, m);
-		else if (pier_msg_header(m)->service_id == SVC_STREAM_IN)
-			push_job(s, c, JOB_STREAM, NULL, m, 0, NULL);
-		else
-			pier_msg_free(m);
-	}
-}
-
-static void accept_conns(struct server *s, pier_listener *l)
-{
-	pier_peer *p;
-
-	while (pier_listener_accept(l, &p, 0) == 0) {
-		struct sconn *nc = realloc(s->conns, (s->nconns + 1) * sizeof(*nc));
-
-		if (!nc) {
-			pier_peer_free(p);
-			continue;
-		}
-		s->conns = nc;
-		s->conns[s->nconns++] = (struct sconn){
-			p, &s->workers[s->next_worker++ % s->nworkers], 0
-		};
-	}
-}
-
-/* One turn: waits for something to do (at most 200 ms), and does it. */
-static int serve_turn(struct server *s, pier_listener *l)
-{
-	size_t nc = s->nconns, nw = s->nwaits, n = 2 + nc + nw;
-	struct pollfd *pfd = calloc(n, sizeof(*pfd));
-	bool paused = false;
+	pier_writer *w = pier_peer_get_writer(peer);
+	struct ask *a = calloc(1, sizeof(*a));
+	struct itimerspec its = { .it_value = { timeout_ms / 1000, timeout_ms % 1000 * 1000000L } };
+	bool timer_ok, ping_ok;
 	int r;
 
-	if (!pfd)
-		return -ENOMEM;
-	pfd[0] = (struct pollfd){ s->wake_fd, POLLIN, 0 };
-	pfd[1] = (struct pollfd){ pier_listener_fd(l), POLLIN, 0 };
-	for (size_t i = 0; i < nc; i++) {
-		/* A connection whose worker is behind is not read. */
-		bool full = worker_full(s, s->conns[i].wk);
-
-		paused |= full;
-		pfd[2 + i] = (struct pollfd){ full ? -1 : pier_peer_fd(s->conns[i].peer), POLLIN, 0 };
+	if (!a || (a->timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC)) < 0) {
+		free(a);
+		refuse(w, req, "cannot ask back");
+		return PIER_HANDLER_DONE;
 	}
-	for (size_t i = 0; i < nw; i++) {
-		struct waiting *wt = s->waits[i];
-
-		pfd[2 + nc + i] = (struct pollfd){
-			wt->ping ? pier_sent_request_fd(wt->ping) : pier_received_request_fd(wt->req),
-			POLLIN, 0
-		};
+	r = pier_writer_send_request(w, SVC_ECHO, "ping", 4, NULL, 0, &a->ping);
+	if (r < 0) {
+		sent(w, r);
+		close(a->timer);
+		free(a);
+		refuse(w, req, "cannot ask back");
+		return PIER_HANDLER_DONE;
 	}
-	r = poll(pfd, n, paused ? 20 : 200);
-	if (r >= 0) {
-		/* From the end: ending a wait or a connection moves the last
-		 * one into its place, which is done already. */
-		for (size_t i = nw; i-- > 0;)
-			if (s->waits[i]->ping)
-				step_ask(s, i); /* also when its deadline passed */
-			else if (pfd[2 + nc + i].revents)
-				step_sum(s, i);
-		for (size_t i = nc; i-- > 0;)
-			if (pfd[2 + i].revents)
-				read_conn(s, i);
-		if (pfd[0].revents)
-			take_handed_back(s);
-		if (pfd[1].revents)
-			accept_conns(s, l);
+	pthread_mutex_init(&a->mu, NULL);
+	a->w = pier_writer_ref(w);
+	a->req = req;
+	/* Held until both watches are made: neither runs meanwhile.  Once
+	 * both are, a is theirs: it may be freed as soon as this lets go. */
+	pthread_mutex_lock(&a->mu);
+	if (timeout_ms >= 0)
+		timerfd_settime(a->timer, 0, &its, NULL); /* -1: never */
+	timer_ok = pier_server_watch(server, a->timer, ask_timer_step, a, &a->timer_watch) == 0;
+	ping_ok = pier_server_watch(server, pier_sent_request_fd(a->ping), ask_ping_step, a,
+				    &a->ping_watch) == 0;
+	/* The server stops: the watch made (if any) is cancelled below, or
+	 * lets go when it runs; this call holds the reference of the other. */
+	a->refs = timer_ok + ping_ok + !(timer_ok && ping_ok);
+	pthread_mutex_unlock(&a->mu);
+	if (!(timer_ok && ping_ok)) {
+		ask_answer(a, NULL, "cannot ask back", timer_ok);
+		ask_unref(a);
 	}
-	free(pfd);
-	return r < 0 && errno != EINTR ? -errno : 0;
+	return PIER_HANDLER_KEEP;
 }
-
-static int server_start(struct server *s)
-{
-	*s = (struct server){ .mu = PTHREAD_MUTEX_INITIALIZER };
-	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->wake_fd < 0)
-		return -errno;
-	for (; s->nworkers < WORKERS; s->nworkers++) {
-		struct worker *wk = &s->workers[s->nworkers];
-
-		*wk = (struct worker){ .s = s };
-		wk->tail = &wk->jobs;
-		pthread_cond_init(&wk->cond, NULL);
-		if (pthread_create(&wk->thread, NULL, worker_main, wk) != 0) {
-			pthread_cond_destroy(&wk->cond);
-			break;
-		}
-	}
-	return s->nworkers ? 0 : -EAGAIN;
-}
-
-static void server_stop(struct server *s)
-{
-	while (s->nwaits)
-		end_wait(s, s->nwaits - 1);
-	while (s->nconns)
-		drop_conn(s, s->nconns - 1);
-	pthread_mutex_lock(&s->mu);
-	s->stopping = true;
-	for (size_t i = 0; i < s->nworkers; i++)
-		pthread_cond_signal(&s->workers[i].cond);
-	pthread_mutex_unlock(&s->mu);
-	for (size_t i = 0; i < s->nworkers; i++) {
-		pthread_join(s->workers[i].thread, NULL);
-		pthread_cond_destroy(&s->workers[i].cond);
-	}
-	take_handed_back(s); /* no connection left: each wait ends */
-	free(s->waits);
-	free(s->conns);
-	close(s->wake_fd);
-}
-
-static volatile sig_atomic_t stop_serving;
 
 static void on_stop(int sig)
 {
-	stop_serving = 1;
+	pier_server_stop(server); /* async-signal-safe */
 }
 
 static const struct tool_cmd serve_cmd = {
@@ -763,45 +424,57 @@ static const struct tool_cmd serve_cmd = {
 	CMD_LISTENER,
 };
 
+static int make_server(const char *address, const struct tool_opts *o)
+{
+	pier_config *cfg = tool_config(o);
+	int r = pier_config_set_send_timeout(cfg, 0);
+
+	if (r == 0)
+		r = pier_config_set_max_queued(cfg, 4 << 20, SEND_QUEUE);
+	if (r == 0)
+		r = pier_server_new(&server, cfg);
+	pier_config_free(cfg);
+	if (r < 0)
+		return tool_fail("cannot make the server", r);
+	if ((r = pier_server_set_workers(server, WORKERS)) < 0 ||
+	    (r = pier_server_set_max_requests(server, MAX_REQUESTS)) < 0 ||
+	    (r = pier_server_set_stop_timeout(server, STOP_TIMEOUT_MS)) < 0 ||
+	    (r = pier_server_handle_requests(server, SVC_ECHO, h_echo, NULL)) < 0 ||
+	    (r = pier_server_handle_requests(server, SVC_COUNTDOWN, h_countdown, NULL)) < 0 ||
+	    (r = pier_server_handle_requests(server, SVC_SUM, h_sum, NULL)) < 0 ||
+	    (r = pier_server_handle_requests(server, SVC_FDS, h_fds, NULL)) < 0 ||
+	    (r = pier_server_handle_requests(server, SVC_ERROR, h_error, NULL)) < 0 ||
+	    (r = pier_server_handle_requests(server, SVC_ASK_BACK, h_ask_back, NULL)) < 0 ||
+	    (r = pier_server_handle_streams(server, SVC_STREAM_IN, h_stream, NULL)) < 0)
+		return tool_fail("cannot make the server", r);
+	r = pier_server_listen(server, address);
+	return r < 0 ? tool_fail_listen(address, r) : 0;
+}
+
 int cmd_serve_conformance(int argc, char **argv, const struct tool_opts *opts)
 {
 	struct tool_opts o = *opts;
 	struct sigaction sa = { .sa_handler = on_stop };
 	int first = tool_parse_args(argc, argv, &serve_cmd, &o);
-	struct server s;
-	pier_listener *l;
-	pier_config *cfg;
 	char bound[256];
-	int r;
+	int status;
 
 	tool_check_args(argc, argv, first, 1, &serve_cmd);
 	timeout_ms = o.timeout_ms;
-	cfg = tool_config(&o);
-	r = pier_config_set_send_timeout(cfg, 0);
-	if (r == 0)
-		r = pier_config_set_max_queued(cfg, 4 << 20, SEND_QUEUE);
-	if (r == 0)
-		r = pier_listener_new(&l, argv[first], cfg);
-	pier_config_free(cfg);
-	if (r < 0)
-		return tool_fail_listen(argv[first], r);
-	r = server_start(&s);
-	if (r < 0) {
-		pier_listener_free(l);
-		return tool_fail("cannot start the workers", r);
+	status = make_server(argv[first], &o);
+	if (status == 0) {
+		pier_server_address(server, 0, bound, sizeof(bound));
+		printf("serving the conformance services on %s\n", bound);
+		fflush(stdout);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		if (pier_server_start(server) < 0)
+			status = tool_fail("cannot start the workers", -EAGAIN);
+		else
+			pier_server_wait(server, -1);
 	}
-	pier_listener_address(l, bound, sizeof(bound));
-	printf("serving the conformance services on %s\n", bound);
-	fflush(stdout);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	while (!stop_serving && r == 0)
-		r = serve_turn(&s, l);
-	if (r < 0)
-		tool_fail("poll", r);
-	server_stop(&s);
-	pier_listener_free(l);
-	return r < 0 ? EXIT_FAILURE_IO : EXIT_OK;
+	pier_server_free(server);
+	return status;
 }
 
 /* --- the client ---------------------------------------------------------- */

@@ -10,8 +10,8 @@
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -799,18 +799,6 @@ static int cmd_send(int argc, char **argv, struct tool_opts *o)
 
 /* --- pier listen --------------------------------------------------------- */
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-	stop_requested = 1;
-}
-
-struct lpeer {
-	pier_peer *peer;
-	unsigned int id;
-};
-
 static const struct tool_cmd listen_cmd = {
 	"pier listen", "ADDRESS",
 	"Usage: pier listen [OPTIONS] ADDRESS\n"
@@ -831,11 +819,26 @@ static const char not_served[] =
 	"pier listen serves no requests: it prints them (run it with --echo to have "
 	"each answered with its own body)";
 
-static void print_peer(unsigned int id, pier_peer *p)
+/* A server with one worker, which prints: its hooks and handlers run one
+ * at a time, so what they print of one peer comes in order. */
+static struct listen_state {
+	pier_server *server;
+	unsigned int next_id;
+	long count; /* messages left to print; negative: no limit */
+	bool echo, hex;
+} ls = { .count = -1 };
+
+static void on_signal(int sig)
+{
+	pier_server_stop(ls.server); /* async-signal-safe */
+}
+
+static int listen_connected(void *ud, pier_peer *p, void **peer_data)
 {
 	char addr[256];
 	int32_t pid;
 	uint32_t uid, gid;
+	unsigned int id = ++ls.next_id;
 
 	if (pier_peer_remote_address(p, addr, sizeof(addr)) < 0)
 		strcpy(addr, "?");
@@ -844,66 +847,50 @@ static void print_peer(unsigned int id, pier_peer *p)
 		printf(" (pid %d, uid %u, gid %u)", pid, uid, gid);
 	putchar('\n');
 	fflush(stdout);
+	*peer_data = (void *)(uintptr_t)id;
+	return 0;
 }
 
-struct listen_state {
-	struct lpeer *peers;
-	size_t npeers;
-	unsigned int next_id;
-	long count; /* messages left to print; negative: no limit */
-	bool echo, hex;
-};
-
-static void drop_peer(struct listen_state *s, size_t i, int why)
+static void listen_closed(void *ud, pier_peer *p, void *peer_data, int why)
 {
-	printf("peer %u closed: %s\n", s->peers[i].id, pier_strerror(why));
+	printf("peer %u closed: %s\n", (unsigned int)(uintptr_t)peer_data, pier_strerror(why));
 	fflush(stdout);
-	pier_peer_free(s->peers[i].peer);
-	s->peers[i] = s->peers[--s->npeers];
 }
 
-static void counted(struct listen_state *s)
+/* Prints m, unless the count was reached: false then. */
+static bool listen_print(void *peer_data, const pier_msg *m)
 {
-	if (s->count > 0)
-		s->count--;
+	char prefix[64];
+
+	if (ls.count == 0)
+		return false;
+	snprintf(prefix, sizeof(prefix), "peer %u: ", (unsigned int)(uintptr_t)peer_data);
+	print_msg(prefix, m, true, ls.hex);
+	if (ls.count > 0 && --ls.count == 0)
+		pier_server_stop(ls.server);
+	return true;
 }
 
-/* Takes what one peer has queued; false when it ended (and was dropped). */
-static void serve_peer(struct listen_state *s, size_t i)
+static int listen_request(void *ud, pier_peer *p, void *peer_data, pier_msg *m,
+			  pier_received_request *req)
 {
-	for (;;) {
-		pier_received_request *req;
-		pier_msg *m;
-		char prefix[64];
-		int r = pier_peer_recv(s->peers[i].peer, &m, &req, 0);
+	size_t len;
+	const void *body = pier_msg_body(m, &len);
 
-		if (r == -EAGAIN)
-			return;
-		if (r < 0) {
-			drop_peer(s, i, r);
-			return;
-		}
-		snprintf(prefix, sizeof(prefix), "peer %u: ", s->peers[i].id);
-		print_msg(prefix, m, true, s->hex);
-		counted(s);
-		if (req && s->echo) {
-			size_t len;
-			const void *body = pier_msg_body(m, &len);
-
-			pier_received_request_send_response(req, pier_msg_header(m)->service_id,
-							    body, len, NULL, 0);
-		} else if (req) {
-			/* At once: the caller would otherwise wait for its
-			 * timeout, not knowing why. */
-			pier_received_request_send_error(req, not_served);
-		}
-		if (req)
-			pier_received_request_free(req);
-		pier_msg_free(m);
-	}
+	if (listen_print(peer_data, m) && ls.echo)
+		pier_received_request_send_response(req, pier_msg_header(m)->service_id, body, len,
+						    NULL, 0);
+	else /* at once: the caller would otherwise wait for its timeout */
+		pier_received_request_send_error(req, not_served);
+	return PIER_HANDLER_DONE;
 }
 
-/* The listener's log: the connections it closes unseen (TLS handshakes
+static void listen_stream(void *ud, pier_peer *p, void *peer_data, pier_msg *m)
+{
+	listen_print(peer_data, m);
+}
+
+/* The server's log: the connections it closes unseen (TLS handshakes
  * that failed) and why. */
 static void log_to_stderr(void *userdata, int priority, const char *message)
 {
@@ -975,9 +962,7 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 	};
 	mode_t mode = 0;
 	gid_t gid = (gid_t)-1;
-	struct listen_state s = { .count = -1 };
 	struct sigaction sa = { .sa_handler = on_signal };
-	pier_listener *l;
 	pier_config *cfg;
 	char bound[256], buf[PATH_MAX + 200];
 	int c, r;
@@ -987,72 +972,51 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 		if (common_option(c, o, &listen_cmd))
 			continue;
 		if (c == 'E') {
-			s.echo = true;
+			ls.echo = true;
 		} else if (c == OPT_MODE) {
 			mode = parse_mode(optarg);
 		} else if (c == OPT_GROUP) {
 			gid = parse_group(optarg);
 		} else if (c == 'n' && tool_parse_i32(optarg, &n) && n > 0) {
-			s.count = n;
+			ls.count = n;
 		} else {
 			usage_error(&listen_cmd);
 		}
 	}
 	tool_check_args(argc, argv, optind, 1, &listen_cmd);
-	s.hex = o->hex;
+	ls.hex = o->hex;
 	cfg = tool_config(o);
 	pier_config_set_log(cfg, log_to_stderr, NULL);
 	r = pier_config_set_socket_mode(cfg, mode, gid);
 	if (r == 0)
-		r = pier_listener_new(&l, argv[optind], cfg);
+		r = pier_server_new(&ls.server, cfg);
 	pier_config_free(cfg);
 	if (r < 0)
+		return tool_fail("cannot make the server", r);
+	if ((r = pier_server_set_workers(ls.server, 1)) < 0 ||
+	    (r = pier_server_set_peer_hooks(ls.server, listen_connected, listen_closed, NULL)) < 0 ||
+	    (r = pier_server_handle_other_requests(ls.server, listen_request, NULL)) < 0 ||
+	    (r = pier_server_handle_other_streams(ls.server, listen_stream, NULL)) < 0) {
+		pier_server_free(ls.server);
+		return tool_fail("cannot make the server", r);
+	}
+	r = pier_server_listen(ls.server, argv[optind]);
+	if (r < 0) {
+		pier_server_free(ls.server);
 		return listen_failed(argv[optind], r, mode, gid);
-	pier_listener_address(l, bound, sizeof(bound));
+	}
+	pier_server_address(ls.server, 0, bound, sizeof(bound));
 	printf("listening on %s\n", shown_address(bound, buf, sizeof(buf)));
 	fflush(stdout);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-
-	while (!stop_requested && s.count != 0) {
-		size_t n_fds = 1 + s.npeers;
-		struct pollfd *pfd = calloc(n_fds, sizeof(*pfd));
-
-		if (!pfd)
-			break;
-		pfd[0] = (struct pollfd){ pier_listener_fd(l), POLLIN, 0 };
-		for (size_t i = 0; i < s.npeers; i++)
-			pfd[1 + i] = (struct pollfd){ pier_peer_fd(s.peers[i].peer), POLLIN, 0 };
-		r = poll(pfd, n_fds, -1);
-		if (r > 0) {
-			size_t np = s.npeers;
-
-			for (size_t i = np; i-- > 0;)
-				if (pfd[1 + i].revents)
-					serve_peer(&s, i);
-			if (pfd[0].revents) {
-				pier_peer *p;
-
-				while (pier_listener_accept(l, &p, 0) == 0) {
-					struct lpeer *np2 = realloc(s.peers, (s.npeers + 1) * sizeof(*np2));
-
-					if (!np2) {
-						pier_peer_free(p);
-						continue;
-					}
-					s.peers = np2;
-					s.peers[s.npeers] = (struct lpeer){ p, ++s.next_id };
-					print_peer(s.next_id, p);
-					s.npeers++;
-				}
-			}
-		}
-		free(pfd);
+	r = pier_server_start(ls.server);
+	if (r < 0) {
+		pier_server_free(ls.server);
+		return tool_fail("cannot start the server", r);
 	}
-	while (s.npeers)
-		drop_peer(&s, s.npeers - 1, -PIER_ESHUTDOWN);
-	free(s.peers);
-	pier_listener_free(l);
+	pier_server_wait(ls.server, -1);
+	pier_server_free(ls.server);
 	return EXIT_OK;
 }
 
