@@ -32,12 +32,13 @@
 
 #include <pier.h>
 
+#include "bench.h"
 #include "others.h"
 
-static bool quick;
+bool quick;
 static const char *only;
 
-static double now_s(void)
+double now_s(void)
 {
 	struct timespec ts;
 
@@ -45,7 +46,7 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static _Noreturn void die(const char *what, int err)
+_Noreturn void die(const char *what, int err)
 {
 	fprintf(stderr, "bench: %s: %s\n", what, pier_strerror(err));
 	exit(1);
@@ -73,16 +74,8 @@ static void set_pinned(bool pinned, const cpu_set_t *saved)
 
 /* --- results ------------------------------------------------------------ */
 
-enum goal {
-	LOWER, /* value / baseline <= target (times, costs) */
-	HIGHER, /* value / baseline >= target (rates) */
-	ABSOLUTE_MAX, /* value <= target, no baseline */
-	INFO, /* a ratio worth knowing, with no target of its own */
-	MEASURE, /* a number worth knowing, with neither baseline nor target */
-};
-
-static void result(const char *name, double value, const char *unit, double baseline,
-		   enum goal goal, double target)
+void result(const char *name, double value, const char *unit, double baseline,
+	    enum goal goal, double target)
 {
 	double ratio = goal == ABSOLUTE_MAX ? value : value / baseline;
 	bool met = goal == HIGHER ? ratio >= target : ratio <= target;
@@ -118,7 +111,7 @@ static void result(const char *name, double value, const char *unit, double base
 	fflush(stdout);
 }
 
-static bool selected(const char *name)
+bool selected(const char *name)
 {
 	return !only || strstr(name, only);
 }
@@ -158,7 +151,7 @@ static void make_pair(enum kind k, int sv[2])
 }
 
 /* Runs server(fd) in a child process; returns its pid. */
-static pid_t spawn(void (*server)(int fd, void *arg), int fd, int other, void *arg)
+pid_t spawn(void (*server)(int fd, void *arg), int fd, int other, void *arg)
 {
 	pid_t pid = fork();
 
@@ -184,7 +177,7 @@ static long switches(void)
 	return self.ru_nvcsw + children.ru_nvcsw;
 }
 
-static void reap(pid_t pid)
+void reap(pid_t pid)
 {
 	int status;
 
@@ -267,7 +260,7 @@ static void serve(pier_peer *peer, long count)
 
 /* --- raw framing -------------------------------------------------------- */
 
-static int read_full(int fd, void *buf, size_t len)
+int read_full(int fd, void *buf, size_t len)
 {
 	size_t got = 0;
 
@@ -281,7 +274,7 @@ static int read_full(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static int write_full(int fd, const void *buf, size_t len)
+int write_full(int fd, const void *buf, size_t len)
 {
 	size_t done = 0;
 
@@ -1030,7 +1023,6 @@ static void bench_fds(void)
  * sender's memory does not grow after the first second. */
 enum { SLOW_FDS = 4, SLOW_READER_US = 100 };
 
-static long rss_kib(void);
 static int filled_memfd(size_t size);
 
 /* The documented default fd limit of a connection, each way. */
@@ -2032,8 +2024,6 @@ static void bench_tls(void)
 
 /* --- many open requests --------------------------------------------------- */
 
-static long rss_kib(void);
-
 #define SVC_HOLD 2
 
 static pier_config *many_config(void)
@@ -2152,7 +2142,7 @@ static void bench_open_requests(void)
 
 /* --- idle peers ----------------------------------------------------------- */
 
-static long rss_kib(void)
+long rss_kib(void)
 {
 	long pages = 0, rss = 0;
 	FILE *f = fopen("/proc/self/statm", "r");
@@ -2352,5 +2342,6 @@ int main(int argc, char **argv)
 	bench_open_requests();
 	bench_idle();
 	bench_idle_tls();
+	bench_server();
 	return 0;
 }
