@@ -1032,6 +1032,8 @@ START_TEST(release_waits_for_room)
 	ck_assert_int_eq(pier_config_new(&cfg), 0);
 	ck_assert_int_eq(pier_config_set_send_timeout(cfg, 0), 0);
 	ck_assert_int_eq(pier_config_set_max_queued(cfg, 1 << 20, 4096), 0);
+	/* Nothing held back to be written after the queue was seen full. */
+	ck_assert_int_eq(pier_config_set_coalescing(cfg, 0), 0);
 	make_pair_cfg(fd_kinds[_i], NULL, cfg, &a, &b);
 	pier_config_free(cfg);
 	shared(a, b, PAGE, 4, 0, &pool, &sp, &rp);
