@@ -49,6 +49,9 @@ struct pier_peer {
 	struct idmap sent, received; /* open requests by id */
 	uint32_t next_id;
 	struct msgq in; /* requests and stream messages for the read half */
+	/* The ping sent and not answered yet (in sent, holding no handle),
+	 * or NULL. */
+	struct req *ping;
 };
 
 /* A request, either way.  It lives while it is open (in its table) or has a
