@@ -405,7 +405,7 @@ START_TEST(idle_timeout_ends_stopped_remote)
 	cfg = live_config(idle, ms(25));
 	ck_assert_int_eq(pier_peer_adopt(&p, sv[0], cfg), 0);
 	/* Alive, pinging, for longer than the timeout. */
-	wait_until(pier_peer_stat(p, PIER_STAT_PINGS_ANSWERED) >= 25, 4 * WAIT);
+	wait_until(pier_peer_stat(p, PIER_STAT_PINGS_ANSWERED) >= 25, ms(4 * WAIT));
 	ck_assert_int_eq(kill(pid, SIGSTOP), 0);
 	r = pier_peer_recv(p, &m, &req, 4 * WAIT);
 	ck_assert_msg(r == -PIER_EIDLE, "recv: %s", pier_strerror(r));
@@ -441,7 +441,7 @@ START_TEST(pings_keep_quiet_pair_alive)
 	wait_until(pier_peer_stat(a, PIER_STAT_PINGS_ANSWERED) +
 				   pier_peer_stat(b, PIER_STAT_PINGS_ANSWERED) >=
 			   121,
-		   8 * WAIT);
+		   ms(8 * WAIT));
 	ck_assert_int_eq(pier_peer_recv(a, &m, &req, 0), -EAGAIN);
 	ck_assert_int_eq(pier_peer_recv(b, &m, &req, 0), -EAGAIN);
 	/* A ping is counted received before its answer is sent. */
