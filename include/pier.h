@@ -145,6 +145,9 @@ enum pier_error {
 	/* The host name could not be looked up: the name server did not
 	 * answer, or failed.  A later try may succeed. */
 	PIER_ERESOLVER,
+	/* Nothing was received within the idle timeout
+	 * (pier_config_set_idle_timeout()). */
+	PIER_EIDLE,
 	PIER_ERROR_END_ /* one past the last code; not an error itself */
 };
 
@@ -250,6 +253,22 @@ int pier_config_set_connect_timeout(pier_config *cfg, int timeout_ms);
  * borrowed. */
 int pier_config_set_socket_mode(pier_config *cfg, mode_t mode, gid_t gid);
 
+/* Liveness; see pier_config_set_idle_timeout(3).  cfg borrowed.
+ * TCP keepalive on tcp:// and tls:// sockets, connected and accepted
+ * (ignored on Unix sockets): probes after idle_s seconds without traffic,
+ * every interval_s seconds, count of them unanswered ending the connection;
+ * all three 0: as the kernel makes sockets (the default: no keepalive). */
+int pier_config_set_tcp_keepalive(pier_config *cfg, int idle_s, int interval_s, int count);
+/* A connection on which nothing arrives for timeout_ms ends with
+ * PIER_EIDLE; -1: never (the default). */
+int pier_config_set_idle_timeout(pier_config *cfg, int timeout_ms);
+/* Requests on service_id are pings, answered at once with an empty
+ * response, never seen by the application; with interval_ms > 0 the
+ * connection sends one whenever nothing arrived for that long.
+ * interval_ms 0: pings are answered, none sent; -1: none either way (the
+ * default: such requests are the application's like any other). */
+int pier_config_set_ping(pier_config *cfg, int32_t service_id, int interval_ms);
+
 /* What the library has to say that no call returns (a listener dropped a
  * connection it never handed out, and why): priority is a syslog(3) level
  * (LOG_WARNING, LOG_NOTICE, ...), message one line without a newline.
@@ -318,6 +337,9 @@ enum pier_stat {
 	PIER_STAT_REFUSED_REQUESTS, /* requests over the open-request limit */
 	PIER_STAT_DROPPED,        /* messages for handles already freed */
 	PIER_STAT_WRITES,         /* system calls that wrote messages */
+	PIER_STAT_PINGS_SENT,     /* pings this side sent (pier_config_set_ping()) */
+	PIER_STAT_PINGS_ANSWERED, /* responses to them received */
+	PIER_STAT_PINGS_RECEIVED, /* pings the remote sent, answered */
 	PIER_STAT_END_
 };
 /* peer borrowed. */

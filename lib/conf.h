@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <pier.h>
@@ -36,6 +37,13 @@ struct pier_config {
 	 * umask and the system make it. */
 	mode_t socket_mode;
 	gid_t socket_gid;
+	/* Liveness: TCP keepalive (0: the kernel's); the idle timeout (-1:
+	 * none); pings on ping_service, sent after ping_interval_ms without
+	 * anything received (0: only answered; -1: neither). */
+	int ka_idle_s, ka_interval_s, ka_count;
+	int idle_timeout_ms;
+	int ping_interval_ms;
+	int32_t ping_service;
 	/* TLS settings, or NULL for the defaults; owned by the pier_config
 	 * object only (copies of the struct clear it). */
 	struct tls_settings *tls;
@@ -52,6 +60,10 @@ struct pier_config {
 #define PIER_DEFAULT_COALESCE_US 20u
 /* Far longer than any write takes: a delay beyond it is a mistake. */
 #define PIER_MAX_COALESCE_US 10000000u
+/* The kernel's limits on TCP keepalive settings (MAX_TCP_KEEPIDLE,
+ * MAX_TCP_KEEPINTVL, MAX_TCP_KEEPCNT). */
+#define PIER_MAX_KEEPALIVE_S 32767
+#define PIER_MAX_KEEPALIVE_COUNT 127
 
 void config_defaults(struct pier_config *c);
 /* The default limit on fds queued one way on a connection: a quarter of

@@ -27,6 +27,8 @@ void config_defaults(struct pier_config *c)
 		.coalesce_us = PIER_DEFAULT_COALESCE_US,
 		.connect_timeout_ms = PIER_DEFAULT_CONNECT_TIMEOUT_MS,
 		.socket_gid = (gid_t)-1,
+		.idle_timeout_ms = -1,
+		.ping_interval_ms = -1,
 	};
 }
 
@@ -183,6 +185,43 @@ PIER_EXPORT int pier_config_set_socket_mode(pier_config *cfg, mode_t mode, gid_t
 		return -EINVAL;
 	cfg->socket_mode = mode;
 	cfg->socket_gid = gid;
+	return 0;
+}
+
+/* --- liveness ------------------------------------------------------------ */
+
+PIER_EXPORT int pier_config_set_tcp_keepalive(pier_config *cfg, int idle_s, int interval_s,
+					      int count)
+{
+	bool off = idle_s == 0 && interval_s == 0 && count == 0;
+
+	/* Checked against the kernel's limits here, so that every socket
+	 * takes them later. */
+	if (!cfg || (!off && (idle_s < 1 || idle_s > PIER_MAX_KEEPALIVE_S || interval_s < 1 ||
+			      interval_s > PIER_MAX_KEEPALIVE_S || count < 1 ||
+			      count > PIER_MAX_KEEPALIVE_COUNT)))
+		return -EINVAL;
+	cfg->ka_idle_s = idle_s;
+	cfg->ka_interval_s = interval_s;
+	cfg->ka_count = count;
+	return 0;
+}
+
+PIER_EXPORT int pier_config_set_idle_timeout(pier_config *cfg, int timeout_ms)
+{
+	if (!cfg || timeout_ms == 0 || timeout_ms < -1)
+		return -EINVAL;
+	cfg->idle_timeout_ms = timeout_ms;
+	return 0;
+}
+
+PIER_EXPORT int pier_config_set_ping(pier_config *cfg, int32_t service_id, int interval_ms)
+{
+	/* An error response's id names no service a request could be on. */
+	if (!cfg || interval_ms < -1 || (interval_ms >= 0 && service_id == PIER_SERVICE_ERROR))
+		return -EINVAL;
+	cfg->ping_interval_ms = interval_ms;
+	cfg->ping_service = interval_ms >= 0 ? service_id : 0;
 	return 0;
 }
 

@@ -199,6 +199,7 @@ static void conn_destroy(struct conn *c)
 	loop_timer_disarm(c->loop, &c->hs_timer);
 	loop_timer_disarm(c->loop, &c->fd_retry);
 	loop_timer_disarm(c->loop, &c->hold_timer);
+	loop_timer_disarm(c->loop, &c->live_timer);
 	conn_frames_free(c->out_head);
 	conn_frames_free(c->spare_chunk);
 	link_fini(&c->link);

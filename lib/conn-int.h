@@ -148,6 +148,23 @@ void conn_maybe_finish(struct conn *c);
 void conn_linger_expired(struct loop_timer *t);
 void conn_hs_expired(struct loop_timer *t);
 
+/* conn-read.c, loop thread: when nobody reads, the loop reads what has
+ * arrived, once (nothing must wait unread for a thread that may never
+ * come: a ping, the remote's end). */
+void conn_read_unclaimed(struct conn *c);
+/* The read role's holder: a read brought data. */
+static inline void conn_count_read(struct conn *c)
+{
+	atomic_store_explicit(&c->reads, atomic_load_explicit(&c->reads, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+/* conn-live.c: TCP keepalive (any thread, before the connection starts);
+ * the liveness timer (loop thread). */
+void conn_keepalive(struct conn *c);
+void conn_live_start(struct conn *c);
+void conn_live_expired(struct loop_timer *t);
+
 /* conn-write.c: after ETOOMANYREFS, writes again on a timer. */
 void conn_fd_retry_expired(struct loop_timer *t);
 void conn_hold_arm(struct conn *c);

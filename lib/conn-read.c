@@ -126,6 +126,8 @@ static int rd_app(struct conn *c, int wake_fd, int timeout_ms, const struct time
 		if (!blocking)
 			flags |= MSG_DONTWAIT;
 		res = link_recv(l, flags);
+		if (res > 0)
+			conn_count_read(c);
 		if (res >= 0)
 			return l->f->rd_done(l, res);
 		if (errno == EINTR)
@@ -272,6 +274,8 @@ static void read_done(struct loop_op *op, int res)
 		conn_maybe_finish(c);
 		return;
 	}
+	if (res > 0)
+		conn_count_read(c);
 	r = c->link.f->rd_done(&c->link, res);
 	pthread_mutex_lock(&c->mu);
 	if (r < 0) {
@@ -285,6 +289,20 @@ static void read_done(struct loop_op *op, int res)
 	if (r == 0)
 		conn_read_start(c);
 	conn_maybe_finish(c);
+}
+
+void conn_read_unclaimed(struct conn *c)
+{
+	bool go;
+
+	pthread_mutex_lock(&c->mu);
+	go = c->rd == RD_NONE && !c->waiters && !c->read_paused && !c->error &&
+	     c->state != CONN_HANDSHAKING;
+	if (go)
+		conn_set_rd_locked(c, RD_LOOP); /* given back once it read */
+	pthread_mutex_unlock(&c->mu);
+	if (go)
+		conn_read_start(c);
 }
 
 /* --- pausing ------------------------------------------------------------- */

@@ -120,6 +120,7 @@ int conn_init(struct conn *c, int fd, const struct transport *t, const struct pi
 	c->hs_timer.fn = conn_hs_expired;
 	c->fd_retry.fn = conn_fd_retry_expired;
 	c->hold_timer.fn = conn_hold_expired;
+	c->live_timer.fn = conn_live_expired;
 	if (t->describe(t, fd, true, c->remote, sizeof(c->remote)) < 0)
 		snprintf(c->remote, sizeof(c->remote), "%s://", t->scheme);
 	return 0;
@@ -133,10 +134,13 @@ static void conn_begin(struct conn *c)
 	pthread_mutex_lock(&c->mu);
 	conn_rd_kick_locked(c);
 	pthread_mutex_unlock(&c->mu);
+	conn_live_start(c);
 }
 
 void conn_start(struct conn *c)
 {
+	/* Before the caller may look at the socket. */
+	conn_keepalive(c);
 	if (loop_on_thread(c->loop))
 		conn_begin(c);
 	else

@@ -106,6 +106,9 @@ struct conn_ops {
 	/* Loop thread, no lock: the connection is gone (its fd closed, no
 	 * handle left): frees what the layer keeps and the memory c is in. */
 	void (*destroy)(struct conn *c);
+	/* Loop thread, no lock: nothing arrived for the ping interval
+	 * (cfg.ping_interval_ms): sends a ping, unless one is unanswered. */
+	void (*ping)(struct conn *c);
 };
 
 /* A thread waiting for a message while another reads (on its stack). */
@@ -148,6 +151,10 @@ struct conn {
 	int wake_fd;               /* interrupts a reading thread; -1 until needed */
 	char *tls_subject;         /* the remote's verified certificate subject */
 	_Atomic uint64_t stats[PIER_STAT_END_];
+	/* Reads that brought data, counted by the read role's holder: what
+	 * the liveness timer (conn-live.c) looks at, for it alone reads the
+	 * clock. */
+	_Atomic uint64_t reads;
 
 	/* Under out_mu. */
 	pthread_mutex_t out_mu;
@@ -201,6 +208,12 @@ struct conn {
 	struct loop_timer hold_timer; /* writes what is held, on time */
 	unsigned int fd_retry_ms;   /* the next wait, doubling up to a cap */
 	struct loop_timer hs_timer;
+	/* Liveness (idle timeout, pings): the timer, c->reads when it last
+	 * looked, when it last saw them change (or the start), when it last
+	 * asked for a ping. */
+	struct loop_timer live_timer;
+	uint64_t live_reads;
+	int64_t live_since_ns, live_pinged_ns;
 	/* Who waits for the handshake of an accepted connection (a listener):
 	 * called once, when it is done (0) or failed; NULL when nobody. */
 	void (*hs_done)(struct conn *c, int err);

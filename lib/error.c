@@ -57,6 +57,8 @@ static const char *const pier_messages[] = {
 		"Host name not found (check its spelling, or use an IP address)",
 	[PIER_ERESOLVER - PIER_ESHORTFRAME] =
 		"Host name lookup failed: the name server did not answer (try again later)",
+	[PIER_EIDLE - PIER_ESHORTFRAME] =
+		"Nothing received within the idle timeout (pier_config_set_idle_timeout)",
 };
 
 _Static_assert(PIER_ARRAY_SIZE(pier_messages) == PIER_ERROR_END_ - PIER_ESHORTFRAME,

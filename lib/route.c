@@ -20,8 +20,11 @@ static struct pier_peer *peer_of(struct conn *c)
 
 /* --- requests ------------------------------------------------------------ */
 
-/* Under mu.  The new request is open (in its table) with its read half. */
-static struct req *req_new_locked(struct pier_peer *p, uint32_t id, int32_t service, bool sent)
+/* Under mu.  The new request is open (in its table); with its read half
+ * (and a handle of the connection for it) unless it is a ping, which the
+ * application never sees. */
+static struct req *req_new_locked(struct pier_peer *p, uint32_t id, int32_t service, bool sent,
+				  bool ping)
 {
 	struct req *r = calloc(1, sizeof(*r));
 
@@ -31,7 +34,7 @@ static struct req *req_new_locked(struct pier_peer *p, uint32_t id, int32_t serv
 	r->id = id;
 	r->service = service;
 	r->sent = sent;
-	r->reader = true;
+	r->reader = !ping;
 	msgq_init(&r->q);
 	r->h.s.req = r;
 	r->w.s.req = r;
@@ -41,18 +44,26 @@ static struct req *req_new_locked(struct pier_peer *p, uint32_t id, int32_t serv
 		return NULL;
 	}
 	r->in_table = true;
-	conn_handle_ref_locked(&p->conn);
+	if (!ping)
+		conn_handle_ref_locked(&p->conn);
 	return r;
+}
+
+/* Under mu: the id of a new sent request, counting up from the last one
+ * and skipping ids still open (pings too: they share the table). */
+static uint32_t next_sent_id_locked(struct pier_peer *p)
+{
+	while (idmap_get(&p->sent, p->next_id))
+		p->next_id++;
+	return p->next_id++;
 }
 
 int req_new_sent_locked(struct pier_peer *p, int32_t service, struct req **out)
 {
-	if (p->sent.count >= p->conn.cfg.max_open)
+	/* A ping in flight is not the application's. */
+	if (p->sent.count - (p->ping != NULL) >= p->conn.cfg.max_open)
 		return -PIER_EREQLIMIT;
-	/* Count up from the last id, skipping ids still open. */
-	while (idmap_get(&p->sent, p->next_id))
-		p->next_id++;
-	*out = req_new_locked(p, p->next_id++, service, true);
+	*out = req_new_locked(p, next_sent_id_locked(p), service, true, false);
 	return *out ? 0 : -ENOMEM;
 }
 
@@ -131,6 +142,66 @@ void route_drain_locked(struct pier_peer *p, struct msgq *q)
 	}
 }
 
+/* --- pings --------------------------------------------------------------- */
+
+/* Whether m is a ping this side answers (pier_config_set_ping()). */
+static bool is_ping(const struct pier_peer *p, const struct pier_msg *m)
+{
+	return p->conn.cfg.ping_interval_ms >= 0 && m->hdr.service_id == p->conn.cfg.ping_service;
+}
+
+/* Answers a ping at once, with an empty response; takes m. */
+static void answer_ping_locked(struct pier_peer *p, struct pier_msg *m)
+{
+	struct pier_header h = { PIER_MSG_RESPONSE, m->hdr.request_id, m->hdr.service_id };
+
+	conn_count(&p->conn, PIER_STAT_PINGS_RECEIVED, 1);
+	conn_send(&p->conn, &h, NULL, 0, NULL, 0, true);
+	msg_free(m);
+}
+
+/* The answer to our ping (or an update on it, which means nothing):
+ * takes m. */
+static void ping_answered_locked(struct pier_peer *p, struct pier_msg *m)
+{
+	struct req *r = p->ping;
+
+	if (m->hdr.type == PIER_MSG_RESPONSE) {
+		req_close_locked(r);
+		req_free(r);
+		p->ping = NULL;
+		conn_count(&p->conn, PIER_STAT_PINGS_ANSWERED, 1);
+	}
+	msg_free(m);
+}
+
+/* The connection asks for a ping: a request on the ping service, its id
+ * from the table of sent requests like any other's, sent without waiting
+ * (the loop must not), one at a time. */
+static void route_ping(struct conn *c)
+{
+	struct pier_peer *p = peer_of(c);
+	struct pier_header h = { PIER_MSG_REQUEST, 0, c->cfg.ping_service };
+	struct req *r;
+
+	pthread_mutex_lock(&c->mu);
+	if (p->ping || c->error)
+		goto out;
+	r = req_new_locked(p, next_sent_id_locked(p), h.service_id, true, true);
+	if (!r)
+		goto out; /* the next run of the timer tries again */
+	h.request_id = r->id;
+	if (conn_send(c, &h, NULL, 0, NULL, 0, true) < 0) {
+		req_close_locked(r);
+		req_free(r);
+		goto out;
+	}
+	p->ping = r;
+	conn_count(c, PIER_STAT_PINGS_SENT, 1);
+out:
+	pthread_mutex_unlock(&c->mu);
+}
+
 /* --- routing (by whoever reads) ------------------------------------------ */
 
 /* Answers a request nobody will see with an error response. */
@@ -159,6 +230,10 @@ static void route_request_locked(struct pier_peer *p, struct pier_msg *m, bool *
 		drop(p, m, PIER_STAT_DUPLICATE_IDS);
 		return;
 	}
+	if (is_ping(p, m)) {
+		answer_ping_locked(p, m);
+		return;
+	}
 	if (!p->reader) {
 		conn_count(&p->conn, PIER_STAT_DROPPED, 1);
 		refuse_locked(p, m->hdr.request_id, "the peer does not receive requests");
@@ -171,7 +246,7 @@ static void route_request_locked(struct pier_peer *p, struct pier_msg *m, bool *
 		msg_free(m);
 		return;
 	}
-	r = req_new_locked(p, m->hdr.request_id, m->hdr.service_id, false);
+	r = req_new_locked(p, m->hdr.request_id, m->hdr.service_id, false, false);
 	if (!r) {
 		refuse_locked(p, m->hdr.request_id, "out of memory");
 		msg_free(m);
@@ -189,6 +264,10 @@ static void route_to_request_locked(struct pier_peer *p, struct pier_msg *m, str
 
 	if (!r) {
 		drop(p, m, PIER_STAT_UNKNOWN_IDS);
+		return;
+	}
+	if (r == p->ping) {
+		ping_answered_locked(p, m);
 		return;
 	}
 	if (response) {
@@ -297,6 +376,7 @@ static const struct conn_ops route_ops = {
 	.deliver = route_deliver,
 	.ended_locked = route_ended_locked,
 	.destroy = route_destroy,
+	.ping = route_ping,
 };
 
 int route_peer_new(struct pier_peer **out, int fd, const struct transport *t,

@@ -54,6 +54,9 @@ struct pier_peer {
 	 * requests in flight so.  NULL for other peers. */
 	void (*request_closed)(struct pier_peer *p);
 	void *owner; /* the server's own record of the peer */
+	/* The ping sent and not answered yet (in sent, holding no handle),
+	 * or NULL. */
+	struct req *ping;
 };
 
 /* A request, either way.  It lives while it is open (in its table) or has a

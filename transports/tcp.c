@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -105,6 +106,24 @@ static void tcp_prepare(int fd)
 
 	/* Requests are small and latency matters: no Nagle delay. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static void tcp_keepalive(int fd, int idle_s, int interval_s, int count)
+{
+	/* Keepalive probes go only while nothing sent waits for its
+	 * acknowledgement; the user timeout bounds that case too, by the
+	 * same time the probes would take to give up. */
+	long long total_ms = ((long long)idle_s + (long long)interval_s * count) * 1000;
+	unsigned int user_ms = total_ms > INT_MAX ? INT_MAX : (unsigned int)total_ms;
+	int one = 1;
+
+	/* The configuration checked the values against the kernel's
+	 * limits: a TCP socket takes them. */
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof(idle_s));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof(interval_s));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof(user_ms));
 }
 
 static int tcp_connect(const struct transport_addr *a, int timeout_ms)
@@ -214,6 +233,7 @@ const struct transport transport_tcp = {
 	.listen = tcp_listen,
 	.adopts = tcp_adopts,
 	.prepare = tcp_prepare,
+	.keepalive = tcp_keepalive,
 	.describe = tcp_describe,
 };
 
@@ -235,5 +255,6 @@ const struct transport transport_tls = {
 	.connect = tcp_connect,
 	.listen = tcp_listen,
 	.prepare = tcp_prepare,
+	.keepalive = tcp_keepalive,
 	.describe = tcp_describe,
 };

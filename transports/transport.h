@@ -62,6 +62,10 @@ struct transport {
 	bool (*adopts)(int domain, int type);
 	/* Readies an accepted or adopted socket (options such as TCP_NODELAY). */
 	void (*prepare)(int fd);
+	/* Sets TCP keepalive on fd: probes after idle_s seconds of silence,
+	 * every interval_s seconds, count of them (values the kernel takes).
+	 * NULL: the transport has none (its sockets are left alone). */
+	void (*keepalive)(int fd, int idle_s, int interval_s, int count);
 	/* Formats the local or remote address of fd as an address string. */
 	int (*describe)(const struct transport *t, int fd, bool remote, char *buf, size_t len);
 };
