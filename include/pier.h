@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h> /* struct iovec, for the vectored sends */
 
 #include <pier-version.h>
 
@@ -349,7 +350,17 @@ uint64_t pier_peer_stat(pier_peer *peer, enum pier_stat stat);
 
 /* Sending, here and below: body borrowed (copied or written before the
  * call returns); fds borrowed (pier duplicates the ones it keeps, and the
- * caller closes its own whatever the call returned). */
+ * caller closes its own whatever the call returned).
+ *
+ * Every call that sends a body has a vectored form, named with a trailing
+ * v, that takes the body as the pieces iov[0..iovcnt), sent back to back
+ * as one body (a struct of metadata, then the data it describes) without
+ * being joined first: iov and the pieces borrowed, like body.  At most
+ * PIER_IOV_MAX pieces (-EINVAL otherwise); a piece may be empty (its base
+ * then may be NULL), and iovcnt 0 sends an empty body.  The body's length,
+ * the sum of the pieces' lengths, has the same write limit.  See
+ * pier_writer_send_requestv(3). */
+#define PIER_IOV_MAX 64
 
 /* w borrowed.  Returns w with a new reference (pier_writer_unref()), which
  * keeps the write half and the connection alive after the peer is freed;
@@ -358,14 +369,19 @@ pier_writer *pier_writer_ref(pier_writer *w);
 /* Drops a reference the caller took with pier_writer_ref(), never the
  * peer's own (from pier_peer_get_writer()).  Returns NULL. */
 pier_writer *pier_writer_unref(pier_writer *w);
-/* w borrowed; body, fds borrowed.  *out: a new request handle, owned
- * (pier_sent_request_free()). */
+/* w borrowed; body (iov and its pieces), fds borrowed.  *out: a new
+ * request handle, owned (pier_sent_request_free()). */
 int pier_writer_send_request(pier_writer *w, int32_t service_id, const void *body,
 			     size_t len, const int *fds, size_t nfds,
 			     pier_sent_request **out);
-/* w borrowed; body, fds borrowed. */
+int pier_writer_send_requestv(pier_writer *w, int32_t service_id, const struct iovec *iov,
+			      size_t iovcnt, const int *fds, size_t nfds,
+			      pier_sent_request **out);
+/* w borrowed; body (iov and its pieces), fds borrowed. */
 int pier_writer_send_stream(pier_writer *w, int32_t service_id, const void *body,
 			    size_t len, const int *fds, size_t nfds);
+int pier_writer_send_streamv(pier_writer *w, int32_t service_id, const struct iovec *iov,
+			     size_t iovcnt, const int *fds, size_t nfds);
 /* w borrowed. */
 size_t pier_writer_max_fds(const pier_writer *w);
 /* a, b borrowed. */
@@ -542,9 +558,12 @@ int pier_sent_request_recv_update(pier_sent_request *req, pier_msg **msg, int ti
 /* req borrowed.  *msg: owned (pier_msg_free()). */
 int pier_sent_request_recv_response(pier_sent_request *req, pier_msg **msg,
 				    int timeout_ms);
-/* req borrowed; body, fds borrowed. */
+/* req borrowed; body (iov and its pieces), fds borrowed. */
 int pier_sent_request_send_update(pier_sent_request *req, int32_t service_id,
 				  const void *body, size_t len, const int *fds, size_t nfds);
+int pier_sent_request_send_updatev(pier_sent_request *req, int32_t service_id,
+				   const struct iovec *iov, size_t iovcnt, const int *fds,
+				   size_t nfds);
 /* req borrowed.  Returns an fd borrowed from the request: do not close it;
  * valid while req is. */
 int pier_sent_request_fd(pier_sent_request *req);
@@ -562,10 +581,13 @@ pier_sent_request_writer *pier_sent_request_writer_ref(pier_sent_request_writer 
 /* Drops a reference the caller took with pier_sent_request_writer_ref().
  * Returns NULL. */
 pier_sent_request_writer *pier_sent_request_writer_unref(pier_sent_request_writer *w);
-/* w borrowed; body, fds borrowed. */
+/* w borrowed; body (iov and its pieces), fds borrowed. */
 int pier_sent_request_writer_send_update(pier_sent_request_writer *w, int32_t service_id,
 					 const void *body, size_t len, const int *fds,
 					 size_t nfds);
+int pier_sent_request_writer_send_updatev(pier_sent_request_writer *w, int32_t service_id,
+					  const struct iovec *iov, size_t iovcnt,
+					  const int *fds, size_t nfds);
 
 /* --- requests this side received ----------------------------------------- */
 
@@ -576,14 +598,20 @@ int32_t pier_received_request_service_id(const pier_received_request *req);
 /* req borrowed.  *msg: owned (pier_msg_free()). */
 int pier_received_request_recv_update(pier_received_request *req, pier_msg **msg,
 				      int timeout_ms);
-/* req borrowed; body, fds borrowed. */
+/* req borrowed; body (iov and its pieces), fds borrowed. */
 int pier_received_request_send_update(pier_received_request *req, int32_t service_id,
 				      const void *body, size_t len, const int *fds,
 				      size_t nfds);
-/* req borrowed; body, fds borrowed. */
+int pier_received_request_send_updatev(pier_received_request *req, int32_t service_id,
+				       const struct iovec *iov, size_t iovcnt,
+				       const int *fds, size_t nfds);
+/* req borrowed; body (iov and its pieces), fds borrowed. */
 int pier_received_request_send_response(pier_received_request *req, int32_t service_id,
 					const void *body, size_t len, const int *fds,
 					size_t nfds);
+int pier_received_request_send_responsev(pier_received_request *req, int32_t service_id,
+					 const struct iovec *iov, size_t iovcnt,
+					 const int *fds, size_t nfds);
 /* req borrowed; message borrowed (copied before the call returns). */
 int pier_received_request_send_error(pier_received_request *req, const char *message);
 /* req borrowed.  Returns an fd borrowed from the request: do not close it;
@@ -605,14 +633,20 @@ pier_received_request_writer_ref(pier_received_request_writer *w);
  * pier_received_request_writer_ref().  Returns NULL. */
 pier_received_request_writer *
 pier_received_request_writer_unref(pier_received_request_writer *w);
-/* w borrowed; body, fds borrowed. */
+/* w borrowed; body (iov and its pieces), fds borrowed. */
 int pier_received_request_writer_send_update(pier_received_request_writer *w,
 					     int32_t service_id, const void *body,
 					     size_t len, const int *fds, size_t nfds);
-/* w borrowed; body, fds borrowed. */
+int pier_received_request_writer_send_updatev(pier_received_request_writer *w,
+					      int32_t service_id, const struct iovec *iov,
+					      size_t iovcnt, const int *fds, size_t nfds);
+/* w borrowed; body (iov and its pieces), fds borrowed. */
 int pier_received_request_writer_send_response(pier_received_request_writer *w,
 					       int32_t service_id, const void *body,
 					       size_t len, const int *fds, size_t nfds);
+int pier_received_request_writer_send_responsev(pier_received_request_writer *w,
+						int32_t service_id, const struct iovec *iov,
+						size_t iovcnt, const int *fds, size_t nfds);
 /* w borrowed; message borrowed (copied before the call returns). */
 int pier_received_request_writer_send_error(pier_received_request_writer *w,
 					    const char *message);

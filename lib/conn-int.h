@@ -121,12 +121,11 @@ void conn_queue_consume_locked(struct conn *c, size_t n, struct out_frame ***don
 /* Waits until a frame of total bytes and nfds fds may be queued (control:
  * never waits): 0, -EAGAIN, -ETIMEDOUT, or the send error. */
 int conn_queue_wait_locked(struct conn *c, size_t total, size_t nfds, bool control);
-/* Queues a frame of head and body with dups of fds, of which sent bytes
- * are already written (it then goes first in line): 0, -ENOMEM, -EMFILE or
- * -ENFILE. */
+/* Queues a frame of head and body b (its pieces copied in order) with
+ * dups of fds, of which sent bytes are already written (it then goes first
+ * in line): 0, -ENOMEM, -EMFILE or -ENFILE. */
 int conn_queue_frame_locked(struct conn *c, const unsigned char *head, size_t head_len,
-			    const void *body, size_t len, const int *fds, size_t nfds,
-			    size_t sent);
+			    const struct conn_body *b, const int *fds, size_t nfds, size_t sent);
 
 /* conn-fds.c, under out_mu: fds sent and not yet read by the remote.  Both
  * do nothing unless the packet carries fds or packets with fds are

@@ -98,36 +98,47 @@ static size_t frame_size(size_t len, size_t nfds)
 	return sizeof(struct out_frame) + fds_at + nfds * sizeof(int) + ALLOC_OVERHEAD;
 }
 
-/* Puts a frame's head and body at to. */
-static void frame_put(unsigned char *to, const unsigned char *head, size_t head_len,
-		      const void *body, size_t len)
+/* Puts a frame's head and body b at to: the body's pieces in order (an
+ * empty one's base may be NULL, which memcpy() must not see). */
+static inline void frame_put(unsigned char *to, const unsigned char *head, size_t head_len,
+			     const struct conn_body *b)
 {
 	memcpy(to, head, head_len);
-	if (len)
-		memcpy(to + head_len, body, len);
+	to += head_len;
+	if (b->n == 1) {
+		/* One buffer, as most sends give: no loop. */
+		if (b->len)
+			memcpy(to, b->iov[0].iov_base, b->len);
+		return;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->iov[i].iov_len)
+			memcpy(to, b->iov[i].iov_base, b->iov[i].iov_len);
+		to += b->iov[i].iov_len;
+	}
 }
 
-/* A frame holding head and body (in a chunk of cap bytes, if cap), of
+/* A frame holding head and body b (in a chunk of cap bytes, if cap), of
  * which already_sent bytes are written, with dups of fds: 0, -ENOMEM, or
  * -EMFILE / -ENFILE when this process or the system has no fd to spare. */
 static int frame_new(struct out_frame **out, const unsigned char *head, size_t head_len,
-		     const void *body, size_t len, const int *fds, size_t nfds,
+		     const struct conn_body *b, const int *fds, size_t nfds,
 		     size_t already_sent, size_t cap)
 {
-	size_t data = cap ? cap : head_len + len;
+	size_t data = cap ? cap : head_len + b->len;
 	size_t fds_at = (data + _Alignof(int) - 1) & ~(_Alignof(int) - 1);
 	struct out_frame *f = malloc(sizeof(*f) + fds_at + nfds * sizeof(int));
 
 	if (!f)
 		return -ENOMEM;
 	f->next = NULL;
-	f->len = head_len + len;
+	f->len = head_len + b->len;
 	f->sent = already_sent;
 	f->cap = cap;
 	f->size = frame_size(data, nfds);
 	f->nfds = 0;
 	f->fds = (int *)(void *)(f->data + fds_at);
-	frame_put(f->data, head, head_len, body, len);
+	frame_put(f->data, head, head_len, b);
 	for (size_t i = 0; i < nfds; i++) {
 		int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
 
@@ -224,10 +235,10 @@ int conn_queue_wait_locked(struct conn *c, size_t total, size_t nfds, bool contr
 /* Under out_mu: queues a frame, of which sent bytes are already written;
  * such a frame is on the wire, so it goes first in line. */
 int conn_queue_frame_locked(struct conn *c, const unsigned char *head, size_t head_len,
-		       const void *body, size_t len, const int *fds, size_t nfds, size_t sent)
+			    const struct conn_body *b, const int *fds, size_t nfds, size_t sent)
 {
 	struct out_frame *last = queue_last_locked(c);
-	size_t total = head_len + len;
+	size_t total = head_len + b->len;
 	bool small = chunked(c, total, nfds);
 	struct out_frame *f = NULL;
 	int r;
@@ -235,7 +246,7 @@ int conn_queue_frame_locked(struct conn *c, const unsigned char *head, size_t he
 	if (small && !sent && last && last->len + total <= last->cap) {
 		/* Behind what the loop may be writing right now; the chunk
 		 * stays queued until its last byte is out. */
-		frame_put(last->data + last->len, head, head_len, body, len);
+		frame_put(last->data + last->len, head, head_len, b);
 		last->len += total; /* in room already counted */
 		return 0;
 	}
@@ -244,10 +255,9 @@ int conn_queue_frame_locked(struct conn *c, const unsigned char *head, size_t he
 		c->spare_chunk = NULL;
 		f->len = total;
 		f->sent = sent;
-		frame_put(f->data, head, head_len, body, len);
+		frame_put(f->data, head, head_len, b);
 	} else {
-		r = frame_new(&f, head, head_len, body, len, fds, nfds, sent,
-			      small ? CHUNK_SIZE : 0);
+		r = frame_new(&f, head, head_len, b, fds, nfds, sent, small ? CHUNK_SIZE : 0);
 		if (r < 0)
 			return r;
 	}

@@ -301,26 +301,26 @@ static void write_done(struct loop_op *op, int res)
 
 /* --- sending, from any thread -------------------------------------------- */
 
-/* The thread holding the write path, nothing queued before this frame:
- * writes what is left of it (mh's iovecs, its fds in mh's control data)
- * from the caller's buffers, as far as the socket takes it without
- * waiting: the framing's way (TLS encrypts it), or one sendmsg.  Returns
- * the bytes of the frame taken, or -errno (-EAGAIN: none). */
-/* A small frame without fds goes out with send(): one buffer is cheaper
- * for the kernel to take than a msghdr with two iovecs, and copying a few
- * hundred bytes costs less than the difference. */
+/* A frame is written from the caller's buffers as pieces: its head, then
+ * the pieces of its body, never joined but to be copied anyway (below, or
+ * into the queue).  At most this many. */
+#define FRAME_PIECES (1 + PIER_IOV_MAX)
+
+/* A small frame without fds goes out with send(), its pieces joined: one
+ * buffer is cheaper for the kernel to take than a msghdr with two iovecs,
+ * and copying a few hundred bytes costs less than the difference. */
 #define SEND_COPY_MAX 2048
 
-static ssize_t send_copied(int fd, const struct iovec *iov, size_t n)
+static ssize_t send_copied(int fd, const struct iovec *iov, size_t n, size_t len)
 {
 	unsigned char buf[SEND_COPY_MAX];
-	size_t len = iov[0].iov_len;
+	size_t at = iov[0].iov_len;
 	ssize_t r;
 
-	memcpy(buf, iov[0].iov_base, len);
-	if (n > 1) {
-		memcpy(buf + len, iov[1].iov_base, iov[1].iov_len);
-		len += iov[1].iov_len;
+	memcpy(buf, iov[0].iov_base, at); /* the head, then the body's pieces */
+	for (size_t i = 1; i < n; i++) {
+		memcpy(buf + at, iov[i].iov_base, iov[i].iov_len);
+		at += iov[i].iov_len;
 	}
 	do
 		r = send(fd, buf, len, MSG_DONTWAIT | SEND_FLAGS);
@@ -328,36 +328,59 @@ static ssize_t send_copied(int fd, const struct iovec *iov, size_t n)
 	return r < 0 ? -errno : r;
 }
 
-static ssize_t write_frame(struct conn *c, struct msghdr *mh)
+/* The thread holding the write path, nothing queued before this frame:
+ * writes what is left of it (mh's iovecs, len bytes in all, none empty;
+ * its fds in mh's control data) from the caller's buffers, as far as the
+ * socket takes it without waiting: the framing's way (TLS encrypts it),
+ * one send() of the pieces joined, or one sendmsg.  Returns the bytes of
+ * the frame taken, or -errno (-EAGAIN: none). */
+static ssize_t write_frame(struct conn *c, struct msghdr *mh, size_t len)
 {
 	const struct framing *f = c->link.f;
 	ssize_t n;
 
 	if (f->wr_frame)
 		return f->wr_frame(&c->link, mh->msg_iov, mh->msg_iovlen);
-	if (!mh->msg_controllen && mh->msg_iovlen <= 2 &&
-	    mh->msg_iov[0].iov_len + (mh->msg_iovlen > 1 ? mh->msg_iov[1].iov_len : 0) <= SEND_COPY_MAX)
-		return send_copied(c->link.fd, mh->msg_iov, mh->msg_iovlen);
+	if (!mh->msg_controllen && len <= SEND_COPY_MAX)
+		return send_copied(c->link.fd, mh->msg_iov, mh->msg_iovlen, len);
 	do
 		n = sendmsg(c->link.fd, mh, MSG_DONTWAIT | SEND_FLAGS);
 	while (n < 0 && errno == EINTR);
 	return n < 0 ? -errno : n;
 }
 
-/* Under out_mu, with the frame's first *sent bytes written and nothing
- * queued: writes more of it from the caller's buffer, waiting for room with
- * out_mu released (other senders queue behind it meanwhile), for as long as
- * the remote keeps reading; then what the link holds of it (TLS: its last
- * ciphertext).  Once the socket takes nothing for a moment, the caller
- * queues the rest as usual, so a send never waits on a remote that does not
- * read unless the queue is full.  Returns 0 (then the caller queues what is
- * left, if anything), or the error that broke the stream. */
-static int send_rest(struct conn *c, const unsigned char *head, size_t head_len,
-		     const void *body, size_t len, size_t *sent)
+/* What is left of the frame's pieces iov[0..n) after its first skip
+ * bytes, into rest: how many pieces. */
+static size_t pieces_after(const struct iovec *iov, size_t n, size_t skip, struct iovec *rest)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		rest[k++] = (struct iovec){ (unsigned char *)iov[i].iov_base + skip,
+					    iov[i].iov_len - skip };
+		skip = 0;
+	}
+	return k;
+}
+
+/* Under out_mu, with the first *sent bytes of the frame (the pieces
+ * iov[0..niov), total bytes) written and nothing queued: writes more of it
+ * from the caller's buffers, waiting for room with out_mu released (other
+ * senders queue behind it meanwhile), for as long as the remote keeps
+ * reading; then what the link holds of it (TLS: its last ciphertext).
+ * Once the socket takes nothing for a moment, the caller queues the rest
+ * as usual, so a send never waits on a remote that does not read unless
+ * the queue is full.  Returns 0 (then the caller queues what is left, if
+ * anything), or the error that broke the stream. */
+static int send_rest(struct conn *c, const struct iovec *iov, size_t niov, size_t total,
+		     size_t *sent)
 {
 	int timeout = c->cfg.send_timeout_ms, fd = c->link.fd, r = 0;
 	struct timespec deadline;
-	size_t total = head_len + len;
 	uint64_t writes = 0;
 	bool more;
 
@@ -367,8 +390,8 @@ static int send_rest(struct conn *c, const unsigned char *head, size_t head_len,
 	pthread_mutex_unlock(&c->out_mu);
 	while (*sent < total || !conn_link_idle(c)) {
 		struct pollfd pfd = { fd, POLLOUT, 0 };
-		struct iovec iov[2];
-		struct msghdr mh = { .msg_iov = iov };
+		struct iovec rest[FRAME_PIECES];
+		struct msghdr mh = { .msg_iov = rest };
 		int ms = DIRECT_STALL_MS, ready;
 		ssize_t n;
 
@@ -381,17 +404,8 @@ static int send_rest(struct conn *c, const unsigned char *head, size_t head_len,
 			r = -errno;
 			break;
 		}
-		if (*sent < head_len) {
-			iov[mh.msg_iovlen++] = (struct iovec){ (void *)(head + *sent),
-							       head_len - *sent };
-			if (len)
-				iov[mh.msg_iovlen++] = (struct iovec){ (void *)body, len };
-		} else if (*sent < total) {
-			iov[mh.msg_iovlen++] = (struct iovec){
-				(unsigned char *)body + (*sent - head_len), total - *sent
-			};
-		}
-		n = write_frame(c, &mh);
+		mh.msg_iovlen = pieces_after(iov, niov, *sent, rest);
+		n = write_frame(c, &mh, total - *sent);
 		if (n > 0) {
 			*sent += (size_t)n;
 			writes++;
@@ -438,31 +452,52 @@ int conn_send_check(const struct conn *c, size_t len, size_t nfds)
 	return 0;
 }
 
+/* The frame's pieces into iov: its head, then those of body b that hold
+ * bytes (the kernel and the framings need no empty ones).  Returns how
+ * many. */
+static size_t frame_pieces(struct iovec *iov, const unsigned char *head, size_t head_len,
+			   const struct conn_body *b)
+{
+	size_t n = 1;
+
+	iov[0] = (struct iovec){ (void *)head, head_len };
+	if (b->n == 1) {
+		/* One buffer, as most sends give: no loop. */
+		iov[1] = b->iov[0];
+		return b->len ? 2 : 1;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		if (b->iov[i].iov_len)
+			iov[n++] = b->iov[i];
+	return n;
+}
+
 /* Under out_mu, with nothing queued and nobody writing: writes the frame
- * from this thread, and leaves in *sent what the socket took.  Returns 1
- * when all of it went, 0 when the rest must be queued (*nfds is then 0 if
- * the fds went), or an error: -EMSGSIZE refuses this message only; any
- * other means the connection is broken (set in *broken when part of the
- * frame is out). */
+ * (head, then the pieces of b; total bytes) from this thread, and leaves
+ * in *sent what the socket took.  Returns 1 when all of it went, 0 when
+ * the rest must be queued (*nfds is then 0 if the fds went), or an error:
+ * -EMSGSIZE refuses this message only; any other means the connection is
+ * broken (set in *broken when part of the frame is out). */
 static int send_direct(struct conn *c, const unsigned char *head, size_t head_len,
-		       const void *body, size_t len, const int *fds, size_t *nfds, bool control,
-		       size_t *sent, bool *broken)
+		       const struct conn_body *b, size_t total, const int *fds, size_t *nfds,
+		       bool control, size_t *sent, bool *broken)
 {
 	unsigned char cmsg[CMSG_SPACE(WIRE_MAX_FDS * sizeof(int))];
-	struct iovec iov[2] = { { (void *)head, head_len }, { (void *)body, len } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+	struct iovec iov[FRAME_PIECES];
+	size_t niov = frame_pieces(iov, head, head_len, b);
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = niov };
 	int unread_before = conn_fds_tracked(c, *nfds) ? conn_unread_before_locked(c, *nfds) : -1;
 	ssize_t n;
 	int r;
 
 	link_put_fds(&mh, cmsg, sizeof(cmsg), fds, *nfds);
-	n = write_frame(c, &mh);
+	n = write_frame(c, &mh, total);
 	if (n > 0) {
 		conn_count_locked(c, PIER_STAT_WRITES, 1);
 		if (conn_fds_tracked(c, *nfds))
 			conn_fd_packet_sent_locked(c, (unsigned int)*nfds, unread_before);
 	}
-	if (n == (ssize_t)(head_len + len))
+	if (n == (ssize_t)total)
 		return 1;
 	if (n == -ETOOMANYREFS) {
 		/* This user has too many fds in flight: the frame waits in
@@ -484,19 +519,19 @@ static int send_direct(struct conn *c, const unsigned char *head, size_t head_le
 	*sent = (size_t)n;
 	*nfds = 0; /* they went with the first byte */
 	if (!control && c->cfg.send_timeout_ms != 0 &&
-	    (head_len + len - *sent >= DIRECT_BLOCK_MIN ||
-	     (c->link.f->wr_frame && head_len + len >= DIRECT_BLOCK_MIN))) {
+	    (total - *sent >= DIRECT_BLOCK_MIN ||
+	     (c->link.f->wr_frame && total >= DIRECT_BLOCK_MIN))) {
 		/* A large frame under way: rather than copy the rest into the
 		 * queue, write it from the caller's buffer as the socket
 		 * takes it (all of it, when the framing works on it before
 		 * it goes: TLS encrypts it, which the loop would do
 		 * otherwise). */
-		r = send_rest(c, head, head_len, body, len, sent);
+		r = send_rest(c, iov, niov, total, sent);
 		if (r < 0) {
 			*broken = true;
 			return r;
 		}
-		if (*sent == head_len + len)
+		if (*sent == total)
 			return 1;
 	}
 	return 0;
@@ -530,7 +565,7 @@ static bool hold_new_locked(struct conn *c, int64_t *now)
 	return last && *now - last < (int64_t)c->cfg.coalesce_us * 1000 / HOLD_GAP_PART;
 }
 
-int conn_send(struct conn *c, const struct pier_header *h, const void *body, size_t len,
+int conn_send(struct conn *c, const struct pier_header *h, const struct conn_body *b,
 	      const int *fds, size_t nfds, bool control)
 {
 	const struct framing *f = c->link.f;
@@ -542,11 +577,12 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 	int64_t now = 0;
 	int r;
 
-	r = conn_send_check(c, len, nfds);
+	r = conn_send_check(c, b->len, nfds);
 	if (r < 0)
 		return r;
-	head_len = f->head_encode(&c->link, head, h, len);
-	total = head_len + len;
+	assert(b->n <= PIER_IOV_MAX);
+	head_len = f->head_encode(&c->link, head, h, b->len);
+	total = head_len + b->len;
 	may_hold = holdable(c, total, nfds, control);
 
 	pthread_mutex_lock(&c->out_mu);
@@ -561,7 +597,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 	}
 	if (c->wr == WR_HELD) {
 		if (may_hold) {
-			r = conn_queue_frame_locked(c, head, head_len, body, len, NULL, 0, 0);
+			r = conn_queue_frame_locked(c, head, head_len, b, NULL, 0, 0);
 			if (r < 0)
 				goto out;
 			c->held_bytes += total;
@@ -578,7 +614,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 	}
 	if (c->wr == WR_IDLE && !c->out_head && c->link.fd >= 0) {
 		if (may_hold && hold_new_locked(c, &now)) {
-			r = conn_queue_frame_locked(c, head, head_len, body, len, NULL, 0, 0);
+			r = conn_queue_frame_locked(c, head, head_len, b, NULL, 0, 0);
 			if (r < 0)
 				goto out;
 			conn_set_wr_locked(c, WR_HELD);
@@ -590,7 +626,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 			}
 			goto sent;
 		}
-		r = send_direct(c, head, head_len, body, len, fds, &nfds, control, &sent, &broken);
+		r = send_direct(c, head, head_len, b, total, fds, &nfds, control, &sent, &broken);
 		if (r == 1 && c->wr == WR_IDLE && !conn_link_idle(c)) {
 			/* All of it is taken, and the link holds the rest of
 			 * what it made of it (TLS: ciphertext the socket did
@@ -603,7 +639,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 		if (r < 0)
 			goto out;
 	}
-	r = conn_queue_frame_locked(c, head, head_len, body, len, fds, nfds, sent);
+	r = conn_queue_frame_locked(c, head, head_len, b, fds, nfds, sent);
 	if (r < 0) {
 		if (sent) {
 			/* Part of the frame is out and the rest cannot follow:
@@ -621,7 +657,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const void *body, siz
 sent:
 	r = 0;
 	conn_count_locked(c, PIER_STAT_MSGS_SENT, 1);
-	conn_count_locked(c, PIER_STAT_BYTES_SENT, len);
+	conn_count_locked(c, PIER_STAT_BYTES_SENT, b->len);
 out:
 	pthread_mutex_unlock(&c->out_mu);
 	conn_frames_free(done);

@@ -36,8 +36,10 @@ static bool link_deliver(struct link *l, struct pier_msg *m)
 static void link_refuse(struct link *l, uint32_t request_id, const char *why)
 {
 	struct pier_header h = { PIER_MSG_RESPONSE, request_id, PIER_SERVICE_ERROR };
+	struct iovec v;
+	struct conn_body b = conn_body_one(&v, why, strlen(why));
 
-	conn_send(conn_of_link(l), &h, why, strlen(why), NULL, 0, true);
+	conn_send(conn_of_link(l), &h, &b, NULL, 0, true);
 }
 
 /* The handshake is done: whoever waits for it may go on.  (On the loop,

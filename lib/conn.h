@@ -30,6 +30,7 @@
 #ifndef PIER_CONN_H
 #define PIER_CONN_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -281,12 +282,51 @@ void conn_rd_background_locked(struct conn *c);
 void conn_queued_locked(struct conn *c, size_t len, unsigned int nfds);
 void conn_consumed_locked(struct conn *c, size_t len, unsigned int nfds);
 
+/* A message's body: the pieces iov[0..n) (PIER_IOV_MAX at most), sent
+ * back to back; len bytes in all.  A piece may be empty, its base NULL. */
+struct conn_body {
+	const struct iovec *iov;
+	size_t n;
+	size_t len;
+};
+
+/* The body of one piece, len bytes at body (NULL when len is 0), in *v. */
+static inline struct conn_body conn_body_one(struct iovec *v, const void *body, size_t len)
+{
+	*v = (struct iovec){ (void *)body, len };
+	return (struct conn_body){ v, 1, len };
+}
+
+/* The body of the pieces iov[0..n) an application passed, into *b:
+ * -EINVAL for more than PIER_IOV_MAX pieces, for iov NULL with n, or for a
+ * piece NULL with a length.  A sum past SIZE_MAX counts as SIZE_MAX, over
+ * every write limit, never wrapped.  (The calls with one buffer check it
+ * as they always did, and pass conn_body_one().) */
+static inline int conn_body_pieces(struct conn_body *b, const struct iovec *iov, size_t n)
+{
+	size_t len = 0;
+
+	if (n > PIER_IOV_MAX || (n && !iov))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = iov[i].iov_len;
+
+		if (k && !iov[i].iov_base)
+			return -EINVAL;
+		len = k > SIZE_MAX - len ? SIZE_MAX : len + k;
+	}
+	*b = (struct conn_body){ iov, n, len };
+	return 0;
+}
+
 /* Sending, from any thread.  conn_send_check(): whether a message of this
- * size and fd count may be sent at all.  conn_send(): sends one message;
- * control: an automatic reply, which neither waits nor counts against the
- * queue limit.  0, or -errno / -PIER_E* (see pier_writer_send_stream(3)). */
+ * size and fd count may be sent at all.  conn_send(): sends one message
+ * (b's pieces, never joined to send them but where a copy is made anyway:
+ * a small write, or the queue); control: an automatic reply, which neither
+ * waits nor counts against the queue limit.  0, or -errno / -PIER_E* (see
+ * pier_writer_send_stream(3)). */
 int conn_send_check(const struct conn *c, size_t len, size_t nfds);
-int conn_send(struct conn *c, const struct pier_header *h, const void *body, size_t len,
+int conn_send(struct conn *c, const struct pier_header *h, const struct conn_body *b,
 	      const int *fds, size_t nfds, bool control);
 /* What coalescing holds goes now (WR_HELD).  A thread about to wait for a
  * message calls it with waiting true: nothing it waits on may sit behind

@@ -331,10 +331,24 @@ PIER_EXPORT int pier_writer_send_stream(pier_writer *w, int32_t service_id, cons
 					size_t len, const int *fds, size_t nfds)
 {
 	struct pier_header h = { PIER_MSG_STREAM, 0, service_id };
+	struct iovec v;
+	struct conn_body b = conn_body_one(&v, body, len);
 
 	if (!w || (len && !body) || (nfds && !fds))
 		return -EINVAL;
-	return conn_send(&w->peer->conn, &h, body, len, fds, nfds, false);
+	return conn_send(&w->peer->conn, &h, &b, fds, nfds, false);
+}
+
+PIER_EXPORT int pier_writer_send_streamv(pier_writer *w, int32_t service_id,
+					 const struct iovec *iov, size_t iovcnt, const int *fds,
+					 size_t nfds)
+{
+	struct pier_header h = { PIER_MSG_STREAM, 0, service_id };
+	struct conn_body b;
+
+	if (!w || (nfds && !fds) || conn_body_pieces(&b, iov, iovcnt) < 0)
+		return -EINVAL;
+	return conn_send(&w->peer->conn, &h, &b, fds, nfds, false);
 }
 
 PIER_EXPORT size_t pier_writer_max_fds(const pier_writer *w)

@@ -22,13 +22,25 @@ static void req_writer_ref(struct req *r)
 
 /* --- sending ------------------------------------------------------------- */
 
-static int check_payload(const void *body, size_t len, const int *fds, size_t nfds)
+/* The body a call passes in one buffer (*b, its piece in *v), checked
+ * with its fds: 0 or -EINVAL.  A send of one buffer costs no loop over
+ * pieces. */
+static int body_one(struct conn_body *b, struct iovec *v, const void *body, size_t len,
+		    const int *fds, size_t nfds)
 {
+	*b = conn_body_one(v, body, len);
 	return (len && !body) || (nfds && !fds) ? -EINVAL : 0;
 }
 
-/* An update, either way, while the request is open. */
-static int req_send_update(struct req *r, int32_t service_id, const void *body, size_t len,
+/* The body a call passes in pieces, checked with its fds: 0 or -EINVAL. */
+static int body_pieces(struct conn_body *b, const struct iovec *iov, size_t iovcnt,
+		       const int *fds, size_t nfds)
+{
+	return nfds && !fds ? -EINVAL : conn_body_pieces(b, iov, iovcnt);
+}
+
+/* An update, either way, while the request is open; b and fds checked. */
+static int req_send_update(struct req *r, int32_t service_id, const struct conn_body *b,
 			   const int *fds, size_t nfds)
 {
 	struct pier_header h = {
@@ -37,27 +49,24 @@ static int req_send_update(struct req *r, int32_t service_id, const void *body, 
 		service_id,
 	};
 	struct conn *c = &r->peer->conn;
-	int e = check_payload(body, len, fds, nfds);
+	int e;
 
-	if (e < 0)
-		return e;
 	pthread_mutex_lock(&c->mu);
 	e = r->q.finished || r->responding ? -PIER_EDONE : 0;
 	pthread_mutex_unlock(&c->mu);
 	if (e < 0)
 		return e;
-	return conn_send(c, &h, body, len, fds, nfds, false);
+	return conn_send(c, &h, b, fds, nfds, false);
 }
 
-static int req_send_response(struct req *r, int32_t service_id, const void *body,
-			     size_t len, const int *fds, size_t nfds)
+/* The response; b and fds checked. */
+static int req_send_response(struct req *r, int32_t service_id, const struct conn_body *b,
+			     const int *fds, size_t nfds)
 {
 	struct pier_header h = { PIER_MSG_RESPONSE, r->id, service_id };
 	struct conn *c = &r->peer->conn;
-	int e = check_payload(body, len, fds, nfds);
+	int e;
 
-	if (e < 0)
-		return e;
 	pthread_mutex_lock(&c->mu);
 	if (r->q.finished || r->responding) {
 		pthread_mutex_unlock(&c->mu);
@@ -66,7 +75,7 @@ static int req_send_response(struct req *r, int32_t service_id, const void *body
 	r->responding = true; /* one response, however many threads try */
 	pthread_mutex_unlock(&c->mu);
 
-	e = conn_send(c, &h, body, len, fds, nfds, false);
+	e = conn_send(c, &h, b, fds, nfds, false);
 
 	pthread_mutex_lock(&c->mu);
 	r->responding = false;
@@ -81,27 +90,27 @@ static int req_send_response(struct req *r, int32_t service_id, const void *body
 
 static int req_send_error(struct req *r, const char *message)
 {
+	struct conn_body b;
+	struct iovec v;
+
 	if (!message)
 		return -EINVAL;
-	return req_send_response(r, PIER_SERVICE_ERROR, message, strlen(message), NULL, 0);
+	b = conn_body_one(&v, message, strlen(message));
+	return req_send_response(r, PIER_SERVICE_ERROR, &b, NULL, 0);
 }
 
-PIER_EXPORT int pier_writer_send_request(pier_writer *w, int32_t service_id, const void *body,
-					 size_t len, const int *fds, size_t nfds,
-					 pier_sent_request **out)
+/* A request; b and fds checked. */
+static int send_request(pier_writer *w, int32_t service_id, const struct conn_body *b,
+			const int *fds, size_t nfds, pier_sent_request **out)
 {
 	struct pier_header h = { PIER_MSG_REQUEST, 0, service_id };
-	struct pier_peer *p;
-	struct conn *c;
+	struct pier_peer *p = w->peer;
+	struct conn *c = &p->conn;
 	struct req *r = NULL;
 	int e;
 
-	if (!w || !out || check_payload(body, len, fds, nfds) < 0)
-		return -EINVAL;
-	p = w->peer;
-	c = &p->conn;
 	/* Refuse what cannot be sent before an id is taken for it. */
-	e = conn_send_check(c, len, nfds);
+	e = conn_send_check(c, b->len, nfds);
 	if (e < 0)
 		return e;
 	pthread_mutex_lock(&c->mu);
@@ -111,7 +120,7 @@ PIER_EXPORT int pier_writer_send_request(pier_writer *w, int32_t service_id, con
 		return e;
 
 	h.request_id = r->id;
-	e = conn_send(c, &h, body, len, fds, nfds, false);
+	e = conn_send(c, &h, b, fds, nfds, false);
 	if (e < 0) {
 		pthread_mutex_lock(&c->mu);
 		req_close_locked(r);
@@ -121,6 +130,29 @@ PIER_EXPORT int pier_writer_send_request(pier_writer *w, int32_t service_id, con
 	}
 	*out = &r->h.s;
 	return 0;
+}
+
+PIER_EXPORT int pier_writer_send_request(pier_writer *w, int32_t service_id, const void *body,
+					 size_t len, const int *fds, size_t nfds,
+					 pier_sent_request **out)
+{
+	struct conn_body b;
+	struct iovec v;
+
+	if (!w || !out || body_one(&b, &v, body, len, fds, nfds) < 0)
+		return -EINVAL;
+	return send_request(w, service_id, &b, fds, nfds, out);
+}
+
+PIER_EXPORT int pier_writer_send_requestv(pier_writer *w, int32_t service_id,
+					  const struct iovec *iov, size_t iovcnt, const int *fds,
+					  size_t nfds, pier_sent_request **out)
+{
+	struct conn_body b;
+
+	if (!w || !out || body_pieces(&b, iov, iovcnt, fds, nfds) < 0)
+		return -EINVAL;
+	return send_request(w, service_id, &b, fds, nfds, out);
 }
 
 /* --- receiving ----------------------------------------------------------- */
@@ -204,7 +236,23 @@ PIER_EXPORT int pier_sent_request_send_update(pier_sent_request *req, int32_t se
 					      const void *body, size_t len, const int *fds,
 					      size_t nfds)
 {
-	return req ? req_send_update(SENT(req), service_id, body, len, fds, nfds) : -EINVAL;
+	struct conn_body b;
+	struct iovec v;
+
+	if (!req || body_one(&b, &v, body, len, fds, nfds) < 0)
+		return -EINVAL;
+	return req_send_update(SENT(req), service_id, &b, fds, nfds);
+}
+
+PIER_EXPORT int pier_sent_request_send_updatev(pier_sent_request *req, int32_t service_id,
+					       const struct iovec *iov, size_t iovcnt,
+					       const int *fds, size_t nfds)
+{
+	struct conn_body b;
+
+	if (!req || body_pieces(&b, iov, iovcnt, fds, nfds) < 0)
+		return -EINVAL;
+	return req_send_update(SENT(req), service_id, &b, fds, nfds);
 }
 
 PIER_EXPORT int pier_sent_request_fd(pier_sent_request *req)
@@ -242,7 +290,23 @@ PIER_EXPORT int pier_sent_request_writer_send_update(pier_sent_request_writer *w
 						     int32_t service_id, const void *body,
 						     size_t len, const int *fds, size_t nfds)
 {
-	return w ? req_send_update(w->req, service_id, body, len, fds, nfds) : -EINVAL;
+	struct conn_body b;
+	struct iovec v;
+
+	if (!w || body_one(&b, &v, body, len, fds, nfds) < 0)
+		return -EINVAL;
+	return req_send_update(w->req, service_id, &b, fds, nfds);
+}
+
+PIER_EXPORT int pier_sent_request_writer_send_updatev(pier_sent_request_writer *w,
+						      int32_t service_id, const struct iovec *iov,
+						      size_t iovcnt, const int *fds, size_t nfds)
+{
+	struct conn_body b;
+
+	if (!w || body_pieces(&b, iov, iovcnt, fds, nfds) < 0)
+		return -EINVAL;
+	return req_send_update(w->req, service_id, &b, fds, nfds);
 }
 
 /* --- received requests --------------------------------------------------- */
@@ -269,15 +333,46 @@ PIER_EXPORT int pier_received_request_send_update(pier_received_request *req,
 						  int32_t service_id, const void *body,
 						  size_t len, const int *fds, size_t nfds)
 {
-	return req ? req_send_update(RECEIVED(req), service_id, body, len, fds, nfds) : -EINVAL;
+	struct conn_body b;
+	struct iovec v;
+
+	if (!req || body_one(&b, &v, body, len, fds, nfds) < 0)
+		return -EINVAL;
+	return req_send_update(RECEIVED(req), service_id, &b, fds, nfds);
+}
+
+PIER_EXPORT int pier_received_request_send_updatev(pier_received_request *req,
+						   int32_t service_id, const struct iovec *iov,
+						   size_t iovcnt, const int *fds, size_t nfds)
+{
+	struct conn_body b;
+
+	if (!req || body_pieces(&b, iov, iovcnt, fds, nfds) < 0)
+		return -EINVAL;
+	return req_send_update(RECEIVED(req), service_id, &b, fds, nfds);
 }
 
 PIER_EXPORT int pier_received_request_send_response(pier_received_request *req,
 						    int32_t service_id, const void *body,
 						    size_t len, const int *fds, size_t nfds)
 {
-	return req ? req_send_response(RECEIVED(req), service_id, body, len, fds, nfds)
-		   : -EINVAL;
+	struct conn_body b;
+	struct iovec v;
+
+	if (!req || body_one(&b, &v, body, len, fds, nfds) < 0)
+		return -EINVAL;
+	return req_send_response(RECEIVED(req), service_id, &b, fds, nfds);
+}
+
+PIER_EXPORT int pier_received_request_send_responsev(pier_received_request *req,
+						     int32_t service_id, const struct iovec *iov,
+						     size_t iovcnt, const int *fds, size_t nfds)
+{
+	struct conn_body b;
+
+	if (!req || body_pieces(&b, iov, iovcnt, fds, nfds) < 0)
+		return -EINVAL;
+	return req_send_response(RECEIVED(req), service_id, &b, fds, nfds);
 }
 
 PIER_EXPORT int pier_received_request_send_error(pier_received_request *req,
@@ -323,7 +418,24 @@ PIER_EXPORT int pier_received_request_writer_send_update(pier_received_request_w
 							 int32_t service_id, const void *body,
 							 size_t len, const int *fds, size_t nfds)
 {
-	return w ? req_send_update(w->req, service_id, body, len, fds, nfds) : -EINVAL;
+	struct conn_body b;
+	struct iovec v;
+
+	if (!w || body_one(&b, &v, body, len, fds, nfds) < 0)
+		return -EINVAL;
+	return req_send_update(w->req, service_id, &b, fds, nfds);
+}
+
+PIER_EXPORT int pier_received_request_writer_send_updatev(pier_received_request_writer *w,
+							  int32_t service_id,
+							  const struct iovec *iov, size_t iovcnt,
+							  const int *fds, size_t nfds)
+{
+	struct conn_body b;
+
+	if (!w || body_pieces(&b, iov, iovcnt, fds, nfds) < 0)
+		return -EINVAL;
+	return req_send_update(w->req, service_id, &b, fds, nfds);
 }
 
 PIER_EXPORT int pier_received_request_writer_send_response(pier_received_request_writer *w,
@@ -331,7 +443,24 @@ PIER_EXPORT int pier_received_request_writer_send_response(pier_received_request
 							   const void *body, size_t len,
 							   const int *fds, size_t nfds)
 {
-	return w ? req_send_response(w->req, service_id, body, len, fds, nfds) : -EINVAL;
+	struct conn_body b;
+	struct iovec v;
+
+	if (!w || body_one(&b, &v, body, len, fds, nfds) < 0)
+		return -EINVAL;
+	return req_send_response(w->req, service_id, &b, fds, nfds);
+}
+
+PIER_EXPORT int pier_received_request_writer_send_responsev(pier_received_request_writer *w,
+							    int32_t service_id,
+							    const struct iovec *iov, size_t iovcnt,
+							    const int *fds, size_t nfds)
+{
+	struct conn_body b;
+
+	if (!w || body_pieces(&b, iov, iovcnt, fds, nfds) < 0)
+		return -EINVAL;
+	return req_send_response(w->req, service_id, &b, fds, nfds);
 }
 
 PIER_EXPORT int pier_received_request_writer_send_error(pier_received_request_writer *w,

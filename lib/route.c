@@ -106,8 +106,10 @@ void req_release_locked(struct req *r, bool reader, bool *conn_last)
 		return;
 	if (!r->sent && !r->q.finished && !r->responding && !c->error) {
 		struct pier_header h = { PIER_MSG_RESPONSE, r->id, PIER_SERVICE_ERROR };
+		struct iovec v;
+		struct conn_body b = conn_body_one(&v, UNANSWERED, strlen(UNANSWERED));
 
-		conn_send(c, &h, UNANSWERED, strlen(UNANSWERED), NULL, 0, true);
+		conn_send(c, &h, &b, NULL, 0, true);
 		r->q.finished = true;
 	}
 	if (!r->sent)
@@ -150,13 +152,16 @@ static bool is_ping(const struct pier_peer *p, const struct pier_msg *m)
 	return p->conn.cfg.ping_interval_ms >= 0 && m->hdr.service_id == p->conn.cfg.ping_service;
 }
 
+/* The body of a ping and of its answer: none. */
+static const struct conn_body no_body = { NULL, 0, 0 };
+
 /* Answers a ping at once, with an empty response; takes m. */
 static void answer_ping_locked(struct pier_peer *p, struct pier_msg *m)
 {
 	struct pier_header h = { PIER_MSG_RESPONSE, m->hdr.request_id, m->hdr.service_id };
 
 	conn_count(&p->conn, PIER_STAT_PINGS_RECEIVED, 1);
-	conn_send(&p->conn, &h, NULL, 0, NULL, 0, true);
+	conn_send(&p->conn, &h, &no_body, NULL, 0, true);
 	msg_free(m);
 }
 
@@ -191,7 +196,7 @@ static void route_ping(struct conn *c)
 	if (!r)
 		goto out; /* the next run of the timer tries again */
 	h.request_id = r->id;
-	if (conn_send(c, &h, NULL, 0, NULL, 0, true) < 0) {
+	if (conn_send(c, &h, &no_body, NULL, 0, true) < 0) {
 		req_close_locked(r);
 		req_free(r);
 		goto out;
@@ -208,8 +213,10 @@ out:
 static void refuse_locked(struct pier_peer *p, uint32_t id, const char *why)
 {
 	struct pier_header h = { PIER_MSG_RESPONSE, id, PIER_SERVICE_ERROR };
+	struct iovec v;
+	struct conn_body b = conn_body_one(&v, why, strlen(why));
 
-	conn_send(&p->conn, &h, why, strlen(why), NULL, 0, true);
+	conn_send(&p->conn, &h, &b, NULL, 0, true);
 }
 
 static void drop(struct pier_peer *p, struct pier_msg *m, enum pier_stat why)

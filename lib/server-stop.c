@@ -30,11 +30,14 @@ static void end_request_locked(struct pier_server *s, struct req *r)
 		return; /* its response is being sent */
 	if (!r->q.finished && !c->error) {
 		struct pier_header h = { PIER_MSG_RESPONSE, r->id, PIER_SERVICE_ERROR };
+		struct conn_body b;
+		struct iovec v;
 
 		snprintf(text, sizeof(text),
 			 "the server stopped before the request finished (stop timeout %d ms)",
 			 s->stop_timeout_ms);
-		conn_send(c, &h, text, strlen(text), NULL, 0, true);
+		b = conn_body_one(&v, text, strlen(text));
+		conn_send(c, &h, &b, NULL, 0, true);
 		count(s, PIER_SERVER_STAT_STOPPED_REQUESTS);
 	}
 	r->q.finished = true;
