@@ -25,6 +25,7 @@ struct pier_msg *msg_new(size_t len, unsigned int nfds)
 	if (!m)
 		return NULL;
 	m->next = NULL;
+	m->pprev = NULL;
 	m->req = NULL;
 	m->nfds = nfds;
 	m->fds = nfds ? (int *)(void *)(m->body + off) : NULL;

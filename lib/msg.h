@@ -14,6 +14,9 @@ struct req;
 
 struct pier_msg {
 	struct pier_msg *next; /* in a queue, or in a list being delivered */
+	/* In a queue: what points to it (the queue's head, or the next of
+	 * the message before), so that it can be taken out of the middle. */
+	struct pier_msg **pprev;
 	/* A request arriving on the peer's queue: its handle, which
 	 * pier_peer_recv() hands over with the message. */
 	struct req *req;

@@ -82,9 +82,22 @@ int msgq_fd_locked(struct conn *c, struct msgq *q)
 void msgq_append_locked(struct conn *c, struct msgq *q, struct pier_msg *m)
 {
 	m->next = NULL;
+	m->pprev = q->tail;
 	*q->tail = m;
 	q->tail = &m->next;
 	conn_queued_locked(c, m->len + MSG_OVERHEAD, m->nfds);
+}
+
+void msgq_remove_locked(struct conn *c, struct msgq *q, struct pier_msg *m)
+{
+	*m->pprev = m->next;
+	if (m->next)
+		m->next->pprev = m->pprev;
+	else
+		q->tail = m->pprev;
+	m->next = NULL;
+	m->pprev = NULL;
+	conn_consumed_locked(c, m->len + MSG_OVERHEAD, m->nfds);
 }
 
 void msgq_push_locked(struct conn *c, struct msgq *q, struct pier_msg *m)
@@ -99,11 +112,7 @@ struct pier_msg *msgq_pop_locked(struct conn *c, struct msgq *q)
 
 	if (!m)
 		return NULL;
-	q->head = m->next;
-	if (!q->head)
-		q->tail = &q->head;
-	m->next = NULL;
-	conn_consumed_locked(c, m->len + MSG_OVERHEAD, m->nfds);
+	msgq_remove_locked(c, q, m);
 	/* Taking a message wakes nobody: only the fd may have to follow. */
 	msgq_sync_fd_locked(q, msgq_ready(c, q));
 	return m;

@@ -16,7 +16,9 @@ struct conn;
 struct pier_msg;
 
 struct msgq {
-	struct pier_msg *head, **tail; /* owned */
+	/* owned; each message's pprev points to head or to the next of the
+	 * one before */
+	struct pier_msg *head, **tail;
 	/* Made when a thread first sleeps on the queue: most never do (a
 	 * thread waiting alone reads the socket itself). */
 	pthread_cond_t cond;
@@ -36,6 +38,10 @@ void msgq_push_locked(struct conn *c, struct msgq *q, struct pier_msg *m);
 /* The same without telling anyone: the caller calls msgq_changed_locked()
  * once, after the last of a batch. */
 void msgq_append_locked(struct conn *c, struct msgq *q, struct pier_msg *m);
+/* Takes m, which is on q, off it wherever it is, and stops counting it
+ * against the receive limits; like msgq_append_locked(), it tells nobody
+ * (the caller calls msgq_changed_locked() once done with the queue). */
+void msgq_remove_locked(struct conn *c, struct msgq *q, struct pier_msg *m);
 /* Takes the first message, or NULL. */
 struct pier_msg *msgq_pop_locked(struct conn *c, struct msgq *q);
 /* Waits until the queue has a message or has nothing more to give (it
