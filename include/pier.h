@@ -253,6 +253,12 @@ int pier_config_set_connect_timeout(pier_config *cfg, int timeout_ms);
  * (mode 0: as the umask leaves them; gid (gid_t)-1: left alone).  cfg
  * borrowed. */
 int pier_config_set_socket_mode(pier_config *cfg, mode_t mode, gid_t gid);
+/* Stream messages of service_id that wait for the application are kept
+ * to the newest keep: when one more arrives, the oldest of them is dropped
+ * (its fds closed) and counted in PIER_STAT_SUPERSEDED.  keep 0 removes
+ * the policy.  Requests, updates and responses are never dropped.  See
+ * pier_config_set_stream_latest(3).  cfg borrowed. */
+int pier_config_set_stream_latest(pier_config *cfg, int32_t service_id, unsigned int keep);
 
 /* Liveness; see pier_config_set_idle_timeout(3).  cfg borrowed.
  * TCP keepalive on tcp:// and tls:// sockets, connected and accepted
@@ -341,6 +347,9 @@ enum pier_stat {
 	PIER_STAT_PINGS_SENT,     /* pings this side sent (pier_config_set_ping()) */
 	PIER_STAT_PINGS_ANSWERED, /* responses to them received */
 	PIER_STAT_PINGS_RECEIVED, /* pings the remote sent, answered */
+	/* stream messages of a latest-only stream dropped for newer ones
+	 * (pier_config_set_stream_latest()) */
+	PIER_STAT_SUPERSEDED,
 	PIER_STAT_END_
 };
 /* peer borrowed. */

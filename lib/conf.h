@@ -16,6 +16,20 @@
 struct loop_attr;
 struct tls_settings;
 
+/* Latest-only streams a configuration may name (see
+ * pier_config_set_stream_latest(3), which documents the number). */
+#define PIER_MAX_STREAM_LATEST 16u
+/* The most messages one keeps: a handful is what the policy is for, and a
+ * larger number is more likely a negative one converted. */
+#define PIER_MAX_STREAM_KEEP 65536u
+
+/* A latest-only stream: of the stream messages of service waiting for the
+ * application, only the newest keep stay. */
+struct stream_latest {
+	int32_t service;
+	unsigned int keep;
+};
+
 struct pier_config {
 	struct pier_loop *loop; /* referenced, or NULL for a loop of its own */
 	enum pier_byte_order order;
@@ -51,6 +65,10 @@ struct pier_config {
 	 * owned by the pier_config object only (copies of the struct clear
 	 * it, or use it during the call that copied only). */
 	struct loop_attr *loop_attr;
+	/* Latest-only streams, by service id, each once; copied with the
+	 * struct. */
+	struct stream_latest latest[PIER_MAX_STREAM_LATEST];
+	unsigned int nlatest;
 };
 
 #define PIER_DEFAULT_MAX_FDS 32u

@@ -225,6 +225,32 @@ PIER_EXPORT int pier_config_set_ping(pier_config *cfg, int32_t service_id, int i
 	return 0;
 }
 
+/* --- latest-only streams ------------------------------------------------- */
+
+PIER_EXPORT int pier_config_set_stream_latest(pier_config *cfg, int32_t service_id,
+					      unsigned int keep)
+{
+	unsigned int i;
+
+	if (!cfg || keep > PIER_MAX_STREAM_KEEP)
+		return -EINVAL;
+	for (i = 0; i < cfg->nlatest && cfg->latest[i].service != service_id; i++)
+		;
+	if (keep == 0) {
+		/* Removed, if it was there: the last one takes its place. */
+		if (i < cfg->nlatest)
+			cfg->latest[i] = cfg->latest[--cfg->nlatest];
+		return 0;
+	}
+	if (i == cfg->nlatest) {
+		if (cfg->nlatest == PIER_MAX_STREAM_LATEST)
+			return -ENOSPC;
+		cfg->nlatest++;
+	}
+	cfg->latest[i] = (struct stream_latest){ service_id, keep };
+	return 0;
+}
+
 /* --- loop threads -------------------------------------------------------- */
 
 /* Beyond any machine's CPU numbers (the kernel's own limit is 8192). */

@@ -27,6 +27,8 @@ struct pier_msg *msg_new(size_t len, unsigned int nfds)
 	m->next = NULL;
 	m->pprev = NULL;
 	m->req = NULL;
+	m->latest = NULL;
+	m->latest_next = NULL;
 	m->nfds = nfds;
 	m->fds = nfds ? (int *)(void *)(m->body + off) : NULL;
 	m->len = len;

@@ -10,6 +10,7 @@
 
 #include <pier.h>
 
+struct latest;
 struct req;
 
 struct pier_msg {
@@ -20,6 +21,10 @@ struct pier_msg {
 	/* A request arriving on the peer's queue: its handle, which
 	 * pier_peer_recv() hands over with the message. */
 	struct req *req;
+	/* A message of a latest-only stream on the peer's queue: the stream,
+	 * and the next newer of its messages there (NULL: none). */
+	struct latest *latest;
+	struct pier_msg *latest_next;
 	struct pier_header hdr;
 	unsigned int nfds;
 	int *fds; /* owned: closed with the message; -1 where taken */

@@ -210,7 +210,7 @@ PIER_EXPORT int pier_peer_recv(pier_peer *peer, pier_msg **msg, pier_received_re
 	c = &peer->conn;
 	pthread_mutex_lock(&c->mu);
 	r = msgq_wait_locked(c, &peer->in, false, timeout_ms);
-	m = r == 0 ? msgq_pop_locked(c, &peer->in) : NULL;
+	m = r == 0 ? route_take_locked(peer) : NULL;
 	pthread_mutex_unlock(&c->mu);
 	if (!m)
 		return r;

@@ -133,11 +133,73 @@ void req_release(struct req *r, bool reader)
 		conn_release_last(c);
 }
 
+/* --- latest-only streams ------------------------------------------------- */
+
+static struct latest *latest_of(struct pier_peer *p, int32_t service)
+{
+	for (unsigned int i = 0; i < p->nlatest; i++)
+		if (p->latest[i].service == service)
+			return &p->latest[i];
+	return NULL;
+}
+
+/* Under mu: m, the oldest message of its latest-only stream, leaves the
+ * peer's queue (taken by the application, or dropped). */
+static void latest_forget(struct pier_msg *m)
+{
+	struct latest *l = m->latest;
+
+	assert(l->oldest == m && l->count > 0);
+	l->oldest = m->latest_next;
+	if (!l->oldest)
+		l->newest_next = &l->oldest;
+	l->count--;
+	m->latest = NULL;
+	m->latest_next = NULL;
+}
+
+/* Under mu: m, a message of the latest-only stream l, joins the peer's
+ * queue.  When l has keep messages there already, the oldest is dropped
+ * first, so that it stops counting against the receive limits before m
+ * does: a flood of l never pauses reading. */
+static void latest_append_locked(struct pier_peer *p, struct latest *l, struct pier_msg *m)
+{
+	if (l->count == l->keep) {
+		struct pier_msg *old = l->oldest;
+
+		latest_forget(old);
+		msgq_remove_locked(&p->conn, &p->in, old);
+		conn_count(&p->conn, PIER_STAT_SUPERSEDED, 1);
+		msg_free(old);
+	}
+	m->latest = l;
+	m->latest_next = NULL;
+	*l->newest_next = m;
+	l->newest_next = &m->latest_next;
+	l->count++;
+	msgq_append_locked(&p->conn, &p->in, m);
+}
+
+/* Under mu: the first message of q (the peer's or a request's), or NULL. */
+static struct pier_msg *take_locked(struct pier_peer *p, struct msgq *q)
+{
+	struct pier_msg *m = msgq_pop_locked(&p->conn, q);
+
+	if (m && m->latest)
+		latest_forget(m);
+	return m;
+}
+
+struct pier_msg *route_take_locked(struct pier_peer *p)
+{
+	return take_locked(p, &p->in);
+}
+
 void route_drain_locked(struct pier_peer *p, struct msgq *q)
 {
 	struct pier_msg *m;
 
-	while ((m = msgq_pop_locked(&p->conn, q)) != NULL) {
+	while ((m = take_locked(p, q)) != NULL) {
 		if (m->req)
 			req_release_locked(m->req, true, NULL);
 		msg_free(m);
@@ -294,6 +356,8 @@ static void route_to_request_locked(struct pier_peer *p, struct pier_msg *m, str
 
 static void route_locked(struct pier_peer *p, struct pier_msg *m, bool *to_in)
 {
+	struct latest *l;
+
 	switch (m->hdr.type) {
 	case PIER_MSG_REQUEST:
 		route_request_locked(p, m, to_in);
@@ -306,11 +370,15 @@ static void route_locked(struct pier_peer *p, struct pier_msg *m, bool *to_in)
 		route_to_request_locked(p, m, &p->received);
 		break;
 	case PIER_MSG_STREAM:
-		if (p->reader) {
-			msgq_append_locked(&p->conn, &p->in, m);
-			*to_in = true;
-		} else
+		if (!p->reader) {
 			drop(p, m, PIER_STAT_DROPPED);
+			break;
+		}
+		if (p->nlatest && (l = latest_of(p, m->hdr.service_id)))
+			latest_append_locked(p, l, m);
+		else
+			msgq_append_locked(&p->conn, &p->in, m);
+		*to_in = true;
 		break;
 	}
 }
@@ -376,6 +444,7 @@ static void route_destroy(struct conn *c)
 	idmap_fini(&p->sent);
 	idmap_fini(&p->received);
 	msgq_fini(&p->in);
+	free(p->latest);
 	free(p);
 }
 
@@ -386,6 +455,25 @@ static const struct conn_ops route_ops = {
 	.ping = route_ping,
 };
 
+/* The latest-only streams cfg names, for p: 0 or -ENOMEM. */
+static int latest_init(struct pier_peer *p, const struct pier_config *cfg)
+{
+	if (!cfg->nlatest)
+		return 0;
+	p->latest = calloc(cfg->nlatest, sizeof(*p->latest));
+	if (!p->latest)
+		return -ENOMEM;
+	p->nlatest = cfg->nlatest;
+	for (unsigned int i = 0; i < p->nlatest; i++) {
+		struct latest *l = &p->latest[i];
+
+		l->service = cfg->latest[i].service;
+		l->keep = cfg->latest[i].keep;
+		l->newest_next = &l->oldest;
+	}
+	return 0;
+}
+
 int route_peer_new(struct pier_peer **out, int fd, const struct transport *t,
 		   const struct pier_config *cfg, struct pier_loop *loop, struct tls *tls)
 {
@@ -394,14 +482,22 @@ int route_peer_new(struct pier_peer **out, int fd, const struct transport *t,
 
 	if (!p)
 		return -ENOMEM;
-	r = conn_init(&p->conn, fd, t, cfg, loop, tls, &route_ops);
+	r = latest_init(p, cfg);
+	if (r == 0)
+		r = conn_init(&p->conn, fd, t, cfg, loop, tls, &route_ops);
 	if (r < 0) {
+		free(p->latest);
 		free(p);
 		return r;
 	}
 	p->writer.peer = p;
 	p->reader = true;
 	p->conn.handles = 1;
+	/* A latest-only stream is read while the application is busy, so
+	 * that its sender never waits for a slow consumer: the loop reads
+	 * whenever no thread does.  Nobody else sees the connection yet. */
+	if (p->nlatest)
+		p->conn.rd_background = true;
 	idmap_init(&p->sent);
 	idmap_init(&p->received);
 	msgq_init(&p->in);

@@ -40,6 +40,17 @@ struct pier_received_request_writer {
 	struct req *req;
 };
 
+/* A latest-only stream (pier_config_set_stream_latest()): its messages on
+ * the peer's queue, oldest first, chained by their latest_next.  They leave
+ * the queue oldest first too, taken or dropped, so the oldest is always
+ * the one to go: dropping costs no search. */
+struct latest {
+	int32_t service;
+	unsigned int keep;
+	unsigned int count; /* its messages on the queue, keep at most */
+	struct pier_msg *oldest, **newest_next;
+};
+
 struct pier_peer {
 	struct conn conn;
 	struct pier_writer writer;
@@ -57,6 +68,10 @@ struct pier_peer {
 	/* The ping sent and not answered yet (in sent, holding no handle),
 	 * or NULL. */
 	struct req *ping;
+	/* The configuration's latest-only streams (nlatest of them; owned,
+	 * NULL when none).  Set when the peer is made. */
+	struct latest *latest;
+	unsigned int nlatest;
 };
 
 /* A request, either way.  It lives while it is open (in its table) or has a
@@ -93,6 +108,8 @@ int route_peer_new(struct pier_peer **out, int fd, const struct transport *t,
 /* Under mu: frees every message queued on q (its handle is gone); a
  * request arriving in one is released (answered with an error). */
 void route_drain_locked(struct pier_peer *p, struct msgq *q);
+/* Under mu: takes the first message of the peer's queue (p->in), or NULL. */
+struct pier_msg *route_take_locked(struct pier_peer *p);
 
 /* Under mu: a new sent request with the next free id, open in its table,
  * with its read half: 0, -PIER_EREQLIMIT or -ENOMEM. */
