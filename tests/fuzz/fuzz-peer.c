@@ -7,8 +7,10 @@
  * every wait ends (a receive that times out is a hang), and afterwards
  * the process has exactly the fds it had before.
  *
- * Input: byte 0 chooses the transport (bit 0: seqpacket) and the peer's
- * byte order (bits 1-2).  On a stream, the rest is the byte stream.  On
+ * Input: byte 0 chooses the transport (bit 0: seqpacket), the peer's
+ * byte order (bits 1-2), and whether stream messages of services 0 and 1
+ * are latest-only (bit 3; the newest 1 and 2 kept).  On a stream, the rest
+ * is the byte stream.  On
  * seqpacket, the rest is a series of packets, each a 2-byte little-endian
  * length, a byte whose low 3 bits say how many memfds go with it, and the
  * packet's bytes (cut short at the end of the input).
@@ -172,6 +174,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_assert(pier_config_set_max_body(cfg, 4096, 4096) == 0);
 	fuzz_assert(pier_config_set_max_fds(cfg, 3) == 0);
 	fuzz_assert(pier_config_set_max_open_requests(cfg, 4) == 0);
+	if (data[0] & 8) {
+		fuzz_assert(pier_config_set_stream_latest(cfg, 0, 1) == 0);
+		fuzz_assert(pier_config_set_stream_latest(cfg, 1, 2) == 0);
+	}
 	r = pier_peer_adopt(&peer, sv[0], cfg);
 	pier_config_free(cfg);
 	fuzz_assert(r == 0);
