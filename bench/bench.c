@@ -1154,6 +1154,144 @@ static void bench_slow_fd_reader(void)
 	       default_fd_limit() + SLOW_FDS);
 }
 
+/* --- latest-only streams -------------------------------------------------- */
+
+/* A camera sends a frame (its number, and a memfd) every LATEST_FRAME_US to
+ * a vision process that keeps only the newest LATEST_KEEP frames
+ * (pier_config_set_stream_latest()) and works ten times as long on each
+ * frame it takes.  The camera may not wait (send timeout 0: a send that
+ * would wait fails with -EAGAIN): every send must succeed, and at the rate
+ * the camera reaches with a consumer that keeps up, "the producer alone".
+ * Each frame taken must be among the newest: its age is how many frames
+ * the consumer's peer had read after it when it was taken, at most
+ * LATEST_KEEP - 1 by the policy.  It is measured as PIER_STAT_MSGS_RECEIVED
+ * after the receive less the frame's number, on the receives during which
+ * that count did not change (nearly all: the queue is never empty), so
+ * that no frame read while the consumer was between the two (preempted,
+ * say) counts; the target LATEST_KEEP leaves one for a frame counted as
+ * read a moment before it is queued. */
+enum { LATEST_FRAME_US = 100, LATEST_WORK_US = 10 * LATEST_FRAME_US, LATEST_KEEP = 2 };
+
+struct latest_arg {
+	double seconds;
+	bool slow; /* the consumer works on each frame it takes */
+	int report; /* the consumer writes frames taken, the most age */
+};
+
+static void latest_consumer(int fd, void *arg)
+{
+	struct latest_arg *a = arg;
+	pier_received_request *req;
+	pier_config *cfg;
+	pier_peer *peer;
+	pier_msg *m;
+	double report[2] = { 0, 0 };
+
+	if (pier_config_new(&cfg) < 0 || pier_config_set_stream_latest(cfg, 1, LATEST_KEEP) < 0 ||
+	    pier_peer_adopt(&peer, fd, cfg) < 0)
+		_exit(1);
+	pier_config_free(cfg);
+	for (;;) {
+		struct timespec work = { 0, LATEST_WORK_US * 1000 };
+		uint64_t before = pier_peer_stat(peer, PIER_STAT_MSGS_RECEIVED), after, seq;
+		const void *body;
+		size_t len;
+
+		if (pier_peer_recv(peer, &m, &req, -1) < 0)
+			break;
+		after = pier_peer_stat(peer, PIER_STAT_MSGS_RECEIVED);
+		body = pier_msg_body(m, &len);
+		if (len != sizeof(seq) || pier_msg_fd_count(m) != 1)
+			_exit(1);
+		memcpy(&seq, body, sizeof(seq));
+		report[0]++;
+		if (after == before && (double)(after - 1 - seq) > report[1])
+			report[1] = (double)(after - 1 - seq);
+		pier_msg_free(m); /* closes the fd */
+		if (a->slow)
+			nanosleep(&work, NULL); /* the vision work */
+	}
+	pier_peer_free(peer);
+	if (write(a->report, report, sizeof(report)) != sizeof(report))
+		_exit(1);
+}
+
+struct latest_run {
+	double rate;    /* frames sent per second */
+	long failed;    /* sends refused */
+	double taken;   /* frames the consumer took */
+	double max_age; /* in frames */
+};
+
+static struct latest_run latest_run(struct latest_arg *a)
+{
+	struct latest_run res = { 0 };
+	int sv[2], report[2], memfd = filled_memfd(4096), r;
+	struct timespec next;
+	double t0, elapsed, got[2];
+	uint64_t seq = 0;
+	pier_config *cfg;
+	pier_peer *peer;
+	pid_t pid;
+
+	if (pipe2(report, O_CLOEXEC) < 0)
+		die("pipe", -errno);
+	a->report = report[1];
+	make_pair(K_SEQPACKET, sv);
+	pid = spawn(latest_consumer, sv[1], sv[0], a);
+	close(report[1]);
+	if (pier_config_new(&cfg) < 0 || pier_config_set_send_timeout(cfg, 0) < 0)
+		die("config", -ENOMEM);
+	if ((r = pier_peer_adopt(&peer, sv[0], cfg)) < 0)
+		die("adopt", r);
+	pier_config_free(cfg);
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	t0 = now_s();
+	while (now_s() - t0 < a->seconds) {
+		next.tv_nsec += LATEST_FRAME_US * 1000;
+		if (next.tv_nsec >= 1000000000) {
+			next.tv_sec++;
+			next.tv_nsec -= 1000000000;
+		}
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+		r = pier_writer_send_stream(pier_peer_get_writer(peer), 1, &seq, sizeof(seq), &memfd,
+					    1);
+		if (r == 0)
+			seq++;
+		else
+			res.failed++;
+	}
+	elapsed = now_s() - t0;
+	pier_peer_free(peer);
+	if (read(report[0], got, sizeof(got)) != sizeof(got))
+		die("consumer report", -EIO);
+	close(report[0]);
+	reap(pid);
+	close(memfd);
+	res.rate = (double)seq / elapsed;
+	res.taken = got[0] / elapsed;
+	res.max_age = got[1];
+	return res;
+}
+
+static void bench_latest(void)
+{
+	struct latest_arg a = { quick ? 1 : 5, false, -1 };
+	struct latest_run alone, slow;
+
+	if (!selected("latest-only"))
+		return;
+	alone = latest_run(&a);
+	a.slow = true;
+	slow = latest_run(&a);
+	result("latest-only-producer-rate", slow.rate / 1e3, "kframe/s", alone.rate / 1e3, HIGHER,
+	       0.95);
+	result("latest-only-consumer-rate", slow.taken / 1e3, "kframe/s", slow.rate / 1e3, INFO, 0);
+	result("latest-only-sends-waited", (double)(slow.failed + alone.failed), "sends", 0,
+	       ABSOLUTE_MAX, 0);
+	result("latest-only-max-age", slow.max_age, "frames", 0, ABSOLUTE_MAX, LATEST_KEEP);
+}
+
 /* --- large data: memfd hand-off and copied bodies ----------------------- */
 
 /* Maps the memfd and touches every page, as an image consumer would. */
@@ -2415,6 +2553,7 @@ int main(int argc, char **argv)
 	bench_req_rep();
 	bench_fds();
 	bench_slow_fd_reader();
+	bench_latest();
 	bench_images();
 	bench_map_check();
 	bench_pool_handoff();
