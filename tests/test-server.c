@@ -369,7 +369,8 @@ static pier_server *make_server(char *address, size_t len)
 	ck_assert_int_eq(pier_server_handle_streams(s, SVC_STREAM, h_stream, NULL), 0);
 	ck_assert_int_eq(pier_server_handle_streams(s, SVC_ORDERED, h_ordered, NULL), 0);
 	ck_assert_int_eq(pier_server_handle_requests(s, SVC_SUM, h_sum, s), 0);
-	snprintf(path, sizeof(path), "unix:///tmp/pier-server-%d-%u.sock", (int)getpid(), n++);
+	snprintf(path, sizeof(path), "unix:///tmp/pier-server-%u-%d-%u.sock", (unsigned int)getuid(),
+		 (int)getpid(), n++);
 	ck_assert_int_eq(pier_server_listen(s, path), 0);
 	ck_assert_int_eq(pier_server_address(s, 0, address, len), 0);
 	return s;
@@ -984,7 +985,8 @@ static int activated_child(int domain, int type, bool listening, const char *pid
 	pid_t pid;
 	int status;
 
-	snprintf(path, sizeof(path), "/tmp/pier-activated-%d.sock", (int)getpid());
+	snprintf(path, sizeof(path), "/tmp/pier-activated-%u-%d.sock", (unsigned int)getuid(),
+		 (int)getpid());
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
@@ -1119,7 +1121,7 @@ START_TEST(notifications)
 	pier_server_free(s);
 	close(fd);
 
-	snprintf(name, sizeof(name), "/tmp/pier-notify-%d", (int)getpid());
+	snprintf(name, sizeof(name), "/tmp/pier-notify-%u-%d", (unsigned int)getuid(), (int)getpid());
 	fd = notify_socket(name);
 	setenv("NOTIFY_SOCKET", name, 1);
 	ck_assert_int_eq(pier_notify("STATUS=testing"), 1);
