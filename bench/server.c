@@ -411,9 +411,8 @@ static void idle_client(int ctl, void *arg)
 	free(fds);
 }
 
-/* Each peer the server serves holds its socket and an eventfd (its
- * pollable fd, in the workers' epoll set): two fds in the server's
- * process, one in the clients'. */
+/* Each peer the server serves holds its socket, and no other fd: one fd
+ * in the server's process, one in the clients'. */
 static void bench_server_idle(void)
 {
 	struct idle_arg a = { .n = quick ? 1000 : 10000 };

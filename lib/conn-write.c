@@ -148,6 +148,8 @@ int conn_send_flush(struct conn *c, bool waiting)
 
 	if (waiting && !atomic_load_explicit(&c->waited, memory_order_relaxed))
 		atomic_store_explicit(&c->waited, true, memory_order_relaxed);
+	if (atomic_load_explicit(&c->burst_ns, memory_order_relaxed))
+		atomic_store_explicit(&c->burst_ns, 0, memory_order_relaxed);
 	if (!atomic_load_explicit(&c->holding, memory_order_relaxed))
 		return 0;
 	pthread_mutex_lock(&c->out_mu);
@@ -159,6 +161,11 @@ int conn_send_flush(struct conn *c, bool waiting)
 	if (post)
 		conn_post(c, post);
 	return r;
+}
+
+void conn_send_burst(struct conn *c)
+{
+	atomic_store_explicit(&c->burst_ns, clock_now_ns(), memory_order_relaxed);
 }
 
 /* Loop thread: frames were held; the timer looks when the oldest is due. */
@@ -549,16 +556,24 @@ static bool holdable(const struct conn *c, size_t total, size_t nfds, bool contr
  * waits for those that follow rather than go at once: no thread waited
  * for a message since the last send (a request's sender waits for its
  * answer between two, and then the clock is not even read), and the last
- * send began within 1 / HOLD_GAP_PART of the delay.  Sets *now when it
- * read the clock. */
+ * send began within 1 / HOLD_GAP_PART of the delay; or its thread said
+ * it sends a burst (conn_send_burst()).  Sets *now when it read the
+ * clock, or to when the burst began. */
 static bool hold_new_locked(struct conn *c, int64_t *now)
 {
 	int64_t last = c->last_send_ns;
+	int64_t burst = atomic_load_explicit(&c->burst_ns, memory_order_relaxed);
 
 	if (atomic_load_explicit(&c->waited, memory_order_relaxed)) {
 		atomic_store_explicit(&c->waited, false, memory_order_relaxed);
 		c->last_send_ns = 0;
 		return false;
+	}
+	if (burst) {
+		/* Held since the burst began, as far as the hold timer is
+		 * concerned: no frame waits longer than the delay after it. */
+		*now = burst;
+		return true;
 	}
 	*now = clock_now_ns();
 	c->last_send_ns = *now;

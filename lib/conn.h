@@ -181,6 +181,9 @@ struct conn {
 	/* A thread went to wait for a message since the last send: the next
 	 * one is not part of a burst (set by conn_send_flush()). */
 	atomic_bool waited;
+	/* When a thread said it sends a burst (conn_send_burst()), until
+	 * the next conn_send_flush(); 0: none. */
+	_Atomic int64_t burst_ns;
 	/* How many frames from out_head the loop's write in flight points
 	 * into (0: none).  The kernel reads them until that write completes,
 	 * so they stay queued, and allocated, until it does, whatever happens
@@ -333,6 +336,9 @@ int conn_send(struct conn *c, const struct pier_header *h, const struct conn_bod
  * its own sends, and the next send, coming after a wait, is not part of a
  * burst.  Any thread; may hold mu.  0, or why sending fails. */
 int conn_send_flush(struct conn *c, bool waiting);
+/* The calling thread is about to send a burst, which ends with its
+ * conn_send_flush(): the frames that may be held are, the first too. */
+void conn_send_burst(struct conn *c);
 
 /* The remote's credentials (Unix sockets): 0, -ENOTSUP, or -ENOTCONN once
  * the socket is closed. */

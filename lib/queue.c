@@ -20,6 +20,8 @@ void msgq_init(struct msgq *q)
 	q->head = NULL;
 	q->tail = &q->head;
 	q->evfd = -1;
+	q->notify = NULL;
+	q->notify_data = NULL;
 	q->readable = false;
 	q->finished = false;
 	q->cond_made = false;
@@ -33,28 +35,34 @@ void msgq_fini(struct msgq *q)
 		close(q->evfd);
 }
 
-/* A call to receive from q would not block. */
-static bool msgq_ready(const struct conn *c, const struct msgq *q)
+bool msgq_ready_locked(const struct conn *c, const struct msgq *q)
 {
 	return q->head || c->error || q->finished;
 }
 
-/* Keeps the pollable fd readable exactly while a receive would not block. */
+/* Keeps the pollable fd readable exactly while a receive would not block,
+ * or tells the one who asked to be told when it becomes so. */
 static void msgq_sync_fd_locked(struct msgq *q, bool ready)
 {
-	if (q->evfd >= 0 && ready != q->readable) {
+	if (ready == q->readable)
+		return;
+	if (q->evfd >= 0) {
 		uint64_t v = 1;
 		ssize_t n;
 
 		n = ready ? write(q->evfd, &v, sizeof(v)) : read(q->evfd, &v, sizeof(v));
 		(void)n;
-		q->readable = ready;
+	} else if (!q->notify) {
+		return;
+	} else if (ready) {
+		q->notify(q->notify_data);
 	}
+	q->readable = ready;
 }
 
 void msgq_changed_locked(struct conn *c, struct msgq *q)
 {
-	bool ready = msgq_ready(c, q);
+	bool ready = msgq_ready_locked(c, q);
 
 	if (ready) {
 		if (q->cond_made)
@@ -77,6 +85,19 @@ int msgq_fd_locked(struct conn *c, struct msgq *q)
 		conn_rd_background_locked(c);
 	}
 	return q->evfd;
+}
+
+void msgq_notify_locked(struct conn *c, struct msgq *q, void (*fn)(void *data), void *data)
+{
+	q->notify = fn;
+	q->notify_data = data;
+	q->readable = false;
+	if (!fn)
+		return;
+	msgq_changed_locked(c, q);
+	/* Nobody may be waiting when it becomes ready: the loop reads from
+	 * now on. */
+	conn_rd_background_locked(c);
 }
 
 void msgq_append_locked(struct conn *c, struct msgq *q, struct pier_msg *m)
@@ -114,7 +135,7 @@ struct pier_msg *msgq_pop_locked(struct conn *c, struct msgq *q)
 		return NULL;
 	msgq_remove_locked(c, q, m);
 	/* Taking a message wakes nobody: only the fd may have to follow. */
-	msgq_sync_fd_locked(q, msgq_ready(c, q));
+	msgq_sync_fd_locked(q, msgq_ready_locked(c, q));
 	return m;
 }
 

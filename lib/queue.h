@@ -24,7 +24,11 @@ struct msgq {
 	pthread_cond_t cond;
 	bool cond_made;
 	int evfd;      /* owned; -1 until the application asks for a pollable fd */
-	bool readable; /* evfd was signalled and not cleared */
+	/* Told instead, under mu, each time the queue becomes ready (a
+	 * receive would not block): set by msgq_notify_locked(). */
+	void (*notify)(void *data);
+	void *notify_data;
+	bool readable; /* evfd was signalled and not cleared, or notify told */
 	bool finished; /* nothing more will come: its request is done */
 };
 
@@ -50,11 +54,19 @@ struct pier_msg *msgq_pop_locked(struct conn *c, struct msgq *q);
  * thread).  Returns 0 when a message is there, or why there is none:
  * -PIER_EDONE, the connection's error, -EAGAIN (timeout_ms 0), -ETIMEDOUT. */
 int msgq_wait_locked(struct conn *c, struct msgq *q, bool interruptible, int timeout_ms);
+/* Whether a receive would not block: a message is there, or nothing more
+ * will come. */
+bool msgq_ready_locked(const struct conn *c, const struct msgq *q);
 /* Wakes waiters and updates the pollable fd after a change of the queue
  * or of its connection. */
 void msgq_changed_locked(struct conn *c, struct msgq *q);
 /* The pollable fd (made on the first call; borrowed: closed with the
  * queue), or -errno. */
 int msgq_fd_locked(struct conn *c, struct msgq *q);
+/* Instead of a pollable fd: fn(data) is called, under mu, from whichever
+ * thread makes the queue ready (at once if it is), each time it becomes
+ * so after a receive took its last message; NULL stops it.  The loop
+ * reads from now on. */
+void msgq_notify_locked(struct conn *c, struct msgq *q, void (*fn)(void *data), void *data);
 
 #endif

@@ -12,6 +12,10 @@
 #include "route.h"
 
 #define UNANSWERED "the request was dropped without a response"
+/* Requests a peer keeps for reuse once freed: as many as a client
+ * typically has in flight, so that a steady stream of requests allocates
+ * none. */
+#define SPARE_REQS 16
 
 static struct pier_peer *peer_of(struct conn *c)
 {
@@ -20,16 +24,41 @@ static struct pier_peer *peer_of(struct conn *c)
 
 /* --- requests ------------------------------------------------------------ */
 
+/* Under mu (or once nothing else can reach its peer). */
+static void req_free(struct req *r)
+{
+	struct pier_peer *p = r->peer;
+	struct pier_msg *m;
+
+	while ((m = r->q.head) != NULL) {
+		r->q.head = m->next;
+		msg_free(m);
+	}
+	msgq_fini(&r->q);
+	if (p->nspare < SPARE_REQS) {
+		r->next_spare = p->spare;
+		p->spare = r;
+		p->nspare++;
+		return;
+	}
+	free(r);
+}
+
 /* Under mu.  The new request is open (in its table); with its read half
  * (and a handle of the connection for it) unless it is a ping, which the
  * application never sees. */
 static struct req *req_new_locked(struct pier_peer *p, uint32_t id, int32_t service, bool sent,
 				  bool ping)
 {
-	struct req *r = calloc(1, sizeof(*r));
+	struct req *r = p->spare;
 
-	if (!r)
+	if (r) {
+		p->spare = r->next_spare;
+		p->nspare--;
+		memset(r, 0, sizeof(*r));
+	} else if (!(r = calloc(1, sizeof(*r)))) {
 		return NULL;
+	}
 	r->peer = p;
 	r->id = id;
 	r->service = service;
@@ -39,8 +68,7 @@ static struct req *req_new_locked(struct pier_peer *p, uint32_t id, int32_t serv
 	r->h.s.req = r;
 	r->w.s.req = r;
 	if (idmap_put(sent ? &p->sent : &p->received, id, r) < 0) {
-		msgq_fini(&r->q);
-		free(r);
+		req_free(r);
 		return NULL;
 	}
 	r->in_table = true;
@@ -65,18 +93,6 @@ int req_new_sent_locked(struct pier_peer *p, int32_t service, struct req **out)
 		return -PIER_EREQLIMIT;
 	*out = req_new_locked(p, next_sent_id_locked(p), service, true, false);
 	return *out ? 0 : -ENOMEM;
-}
-
-static void req_free(struct req *r)
-{
-	struct pier_msg *m;
-
-	while ((m = r->q.head) != NULL) {
-		r->q.head = m->next;
-		msg_free(m);
-	}
-	msgq_fini(&r->q);
-	free(r);
 }
 
 void req_close_locked(struct req *r)
@@ -434,6 +450,23 @@ static void free_req(void *value, void *ctx)
 	req_free(value);
 }
 
+void route_in_notify(struct pier_peer *p, void (*fn)(void *data), void *data)
+{
+	pthread_mutex_lock(&p->conn.mu);
+	msgq_notify_locked(&p->conn, &p->in, fn, data);
+	pthread_mutex_unlock(&p->conn.mu);
+}
+
+bool route_in_ready(struct pier_peer *p)
+{
+	bool ready;
+
+	pthread_mutex_lock(&p->conn.mu);
+	ready = msgq_ready_locked(&p->conn, &p->in);
+	pthread_mutex_unlock(&p->conn.mu);
+	return ready;
+}
+
 static void route_destroy(struct conn *c)
 {
 	struct pier_peer *p = peer_of(c);
@@ -443,6 +476,12 @@ static void route_destroy(struct conn *c)
 	idmap_each(&p->received, free_req, NULL);
 	idmap_fini(&p->sent);
 	idmap_fini(&p->received);
+	while (p->spare) {
+		struct req *r = p->spare;
+
+		p->spare = r->next_spare;
+		free(r);
+	}
 	msgq_fini(&p->in);
 	free(p->latest);
 	free(p);

@@ -72,6 +72,10 @@ struct pier_peer {
 	 * NULL when none).  Set when the peer is made. */
 	struct latest *latest;
 	unsigned int nlatest;
+	/* Requests freed, kept for the next ones (owned; at most
+	 * SPARE_REQS), linked by next_spare. */
+	struct req *spare;
+	unsigned int nspare;
 };
 
 /* A request, either way.  It lives while it is open (in its table) or has a
@@ -87,6 +91,7 @@ struct req {
 	bool responding; /* a response is being sent */
 	bool reader;     /* the read half (the request handle) is alive */
 	unsigned int writers; /* write-half references */
+	struct req *next_spare; /* on its peer's spare list, once freed */
 	struct msgq q;
 	union {
 		struct pier_sent_request s;
@@ -104,6 +109,13 @@ struct req {
  * -ENOMEM. */
 int route_peer_new(struct pier_peer **out, int fd, const struct transport *t,
 		   const struct pier_config *cfg, struct pier_loop *loop, struct tls *tls);
+
+/* The read half's queue tells fn(data), under mu, each time it becomes
+ * ready (see msgq_notify_locked()); NULL stops it.  For a server, which
+ * holds the read half and receives with a timeout of 0 only. */
+void route_in_notify(struct pier_peer *p, void (*fn)(void *data), void *data);
+/* Whether a receive on the read half would not block. */
+bool route_in_ready(struct pier_peer *p);
 
 /* Under mu: frees every message queued on q (its handle is gone); a
  * request arriving in one is released (answered with an error). */

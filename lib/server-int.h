@@ -21,7 +21,7 @@
 
 #define SHUTTING_DOWN "the server is shutting down"
 
-enum item_kind { ITEM_LISTENER, ITEM_PEER, ITEM_WAKE, ITEM_TIMER };
+enum item_kind { ITEM_LISTENER, ITEM_WAKE, ITEM_TIMER, ITEM_LEND_TIMER, ITEM_RUNQ };
 
 /* What an epoll event points to. */
 struct item {
@@ -45,8 +45,15 @@ struct srv_listener {
 	bool closing;
 };
 
+/* Where a peer is for the workers (server-sched.c). */
+enum run_state {
+	RUN_IDLE,   /* nothing to take: its queue tells when there is */
+	RUN_QUEUED, /* on s->runq */
+	RUN_TURN,   /* a worker takes its messages */
+	RUN_GONE,   /* ended: never again */
+};
+
 struct srv_peer {
-	struct item item;
 	struct pier_server *s;
 	pier_peer *peer; /* owned */
 	void *data;      /* the connect hook's */
@@ -56,6 +63,22 @@ struct srv_peer {
 	bool ended;
 	int reason;
 	struct srv_peer *prev, *next;
+	/* Under s->rq_mu: where it is, whether its queue became ready
+	 * during its turn, its place on s->runq. */
+	enum run_state sched;
+	bool more;
+	struct srv_peer *rq_next;
+	/* Its turn (server-sched.c): what its holder does (written by the
+	 * holder, taken from it by a worker that lends it) ... */
+	_Atomic uint64_t phase;
+	/* ... and under s->mu: the number of the current turn, whether it
+	 * is on s->turns, and what a worker looking for long handlers saw
+	 * there last, when. */
+	uint64_t turn;
+	bool listed;
+	uint64_t seen_phase;
+	int64_t seen_ns;
+	struct srv_peer *turn_prev, *turn_next;
 };
 
 /* A one-shot watch on an application's fd (pier_server_watch()).  Its
@@ -88,9 +111,10 @@ struct pier_server {
 	int epfd;
 	struct item wake;  /* eventfd: pier_server_stop(), and changes while stopping */
 	struct item timer; /* timerfd: the stop timeout */
+	struct item lend_timer; /* timerfd: a turn held by a handler is due */
 	atomic_bool stop_asked, deadline_passed;
 	atomic_int state;      /* enum srv_state; changed by the worker holding wake */
-	atomic_ulong inflight; /* requests taken and not closed, of every peer */
+	atomic_bool lend_timer_armed;
 	atomic_uint_fast64_t stats[PIER_SERVER_STAT_END_];
 	pthread_t *threads;
 	unsigned int nthreads;
@@ -100,10 +124,20 @@ struct pier_server {
 	struct srv_peer *peers;
 	unsigned int npeers; /* served, and being accepted */
 	unsigned int running; /* workers not gone yet */
+	struct srv_peer *turns; /* peers a worker takes messages of */
 	bool started, joined;
 	struct idmap watches; /* low 32 bits of the serial -> struct watch */
 	uint64_t watch_serial;
 	bool watches_closed; /* the server stopped: no more watches */
+
+	/* The peers with messages to take, in the order their queues
+	 * became ready; the workers that wait for events, and the wakes
+	 * written to runq's eventfd (a semaphore) and not read yet. */
+	pthread_mutex_t rq_mu;
+	struct srv_peer *runq, **runq_tail;
+	struct item runq_wake;
+	atomic_uint sleeping; /* changed under rq_mu */
+	unsigned int signaled;
 
 	pthread_mutex_t log_mu;
 	int64_t log_window;
@@ -130,6 +164,48 @@ static inline void arm(struct pier_server *s, struct item *it, int op)
 
 	epoll_ctl(s->epfd, op, it->fd, &ev);
 }
+
+/* Under s->mu: the requests taken and not closed, of every peer (counted
+ * per peer, not in one counter that every worker would write for each
+ * request). */
+static inline unsigned long inflight_locked(struct pier_server *s)
+{
+	unsigned long n = 0;
+
+	for (struct srv_peer *sp = s->peers; sp; sp = sp->next)
+		n += atomic_load(&sp->inflight);
+	return n;
+}
+
+/* Scheduling (server-sched.c).  What the worker holding a peer's turn
+ * keeps. */
+struct turn {
+	struct srv_peer *sp;
+	uint64_t phase; /* its last: the turn's number, the request's */
+};
+/* The peer's queue became ready (its notify function: under its mu). */
+void sched_ready(void *sp);
+/* A worker takes the next peer with messages, and its turn; NULL: none. */
+struct srv_peer *sched_next(struct pier_server *s, struct turn *t);
+/* The holder is about to run a request's handler / it returned: whether
+ * the turn is still the holder's. */
+void turn_lend(struct turn *t);
+bool turn_back(struct turn *t);
+/* Under s->mu: the holder ends its turn (turn_back() said it had it),
+ * and the peer is queued again if it has more; r: how its last receive
+ * ended (0: it took the last message the turn may take; an error but
+ * -EAGAIN: the peer ended). */
+void turn_end_locked(struct pier_server *s, struct turn *t, int r);
+/* A worker found no peer to take: takes the turns that handlers held too
+ * long, and counts itself sleeping unless that gave it work; false: it
+ * does not sleep. */
+bool sched_sleep(struct pier_server *s);
+/* It got an event: it no longer sleeps. */
+void sched_woke(struct pier_server *s);
+/* Its event was runq_wake's. */
+void on_runq_wake(struct pier_server *s);
+/* The lend timer fired. */
+void on_lend_timer(struct pier_server *s);
 
 /* Under s->mu: the server is closing: sp's open requests end with the
  * stop's error, and its queue finishes, which wakes its event. */

@@ -80,6 +80,7 @@ void kick_peer(struct pier_server *s, struct srv_peer *sp)
  * accepted that the server did not take yet). */
 static void begin_drain(struct pier_server *s)
 {
+	unsigned long inflight;
 	char status[128];
 
 	atomic_store(&s->state, SRV_DRAINING);
@@ -97,8 +98,11 @@ static void begin_drain(struct pier_server *s)
 		pthread_mutex_unlock(&s->mu);
 		pier_listener_free(l);
 	}
+	pthread_mutex_lock(&s->mu);
+	inflight = inflight_locked(s);
+	pthread_mutex_unlock(&s->mu);
 	snprintf(status, sizeof(status), "STOPPING=1\nSTATUS=Stopping: %lu requests in flight",
-		 atomic_load(&s->inflight));
+		 inflight);
 	pier_notify(status);
 	if (s->stop_timeout_ms == 0) {
 		atomic_store(&s->deadline_passed, true);
@@ -109,6 +113,17 @@ static void begin_drain(struct pier_server *s)
 
 		timerfd_settime(s->timer.fd, 0, &its, NULL);
 	}
+}
+
+/* Whether every request in flight finished. */
+static bool drained(struct pier_server *s)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&s->mu);
+	n = inflight_locked(s);
+	pthread_mutex_unlock(&s->mu);
+	return n == 0;
 }
 
 /* Requests in flight are done, or their time is up: every peer closes. */
@@ -130,8 +145,7 @@ static void advance(struct pier_server *s)
 		begin_drain(s);
 		st = SRV_DRAINING;
 	}
-	if (st == SRV_DRAINING &&
-	    (atomic_load(&s->inflight) == 0 || atomic_load(&s->deadline_passed))) {
+	if (st == SRV_DRAINING && (atomic_load(&s->deadline_passed) || drained(s))) {
 		begin_close(s);
 		st = SRV_CLOSING;
 	}

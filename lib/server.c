@@ -5,13 +5,17 @@
  *
  * The workers wait on one epoll set themselves, holding every listener's
  * and peer's pollable fd with EPOLLONESHOT: the worker that gets a peer's
- * event takes one message (pier_peer_recv(), timeout 0), re-arms the fd,
- * and runs the handler; so a message costs one hop (the loop that read it
- * -> a worker), busy peers take turns (epoll's ready list is first in,
- * first out), and one peer's requests run side by side.  There is no
- * queue between the reading side and the workers: what waits is in each
- * peer's own receive queue, which the loop stops filling at the
- * configured limits.  See doc/ARCHITECTURE.md, "Servers".
+ * event has the peer's turn, takes its messages one after another
+ * (pier_peer_recv(), timeout 0) and runs their handlers, up to
+ * TURN_BUDGET, then re-arms the fd and writes the answers held meanwhile.
+ * So a message costs one hop (the loop that read it -> a worker), a busy
+ * peer's messages share the worker's system calls, and busy peers take
+ * turns (epoll's ready list is first in, first out).  One peer's requests
+ * still run side by side: while a request's handler runs, a worker that
+ * has nothing to do ends the turn and re-arms the fd (server-turn.c).  There is no queue between the reading side and the
+ * workers: what waits is in each peer's own receive queue, which the loop
+ * stops filling at the configured limits.  See doc/ARCHITECTURE.md,
+ * "Servers".
  *
  * Lifetime of a peer's record: only the worker holding its one-shot event
  * (or the thread that accepted it, before it is armed) may end it; it is
@@ -40,12 +44,19 @@
 #include "conf.h"
 #include "loop.h"
 #include "private.h"
+#include "conn.h"
 #include "route.h"
 #include "server-int.h"
 #include "tls-session.h"
 
 #define DEFAULT_MAX_REQUESTS 64u
 #define DEFAULT_STOP_TIMEOUT_MS 5000
+/* Messages a worker takes of one peer in a turn before the peer's event
+ * goes back to the end of the line: as many as a client typically has in
+ * flight, few enough that a busy peer does not keep others waiting long. */
+#define TURN_BUDGET 16
+/* Turns a worker takes between two looks at its epoll set. */
+#define LOOK_EVERY 8
 /* Peers one worker accepts before the listener's turn goes to others. */
 #define ACCEPT_BURST 16
 /* Log lines a server says per second, at most (a flood of unknown stream
@@ -208,8 +219,7 @@ static void request_closed(struct pier_peer *p)
 	struct srv_peer *sp = p->owner;
 	struct pier_server *s = sp->s;
 
-	atomic_fetch_sub(&sp->inflight, 1);
-	if (atomic_fetch_sub(&s->inflight, 1) == 1 && atomic_load(&s->state) == SRV_DRAINING)
+	if (atomic_fetch_sub(&sp->inflight, 1) == 1 && atomic_load(&s->state) == SRV_DRAINING)
 		poke(s);
 }
 
@@ -220,7 +230,7 @@ static void peer_finish(struct pier_server *s, struct srv_peer *sp)
 	unsigned long left;
 	bool last;
 
-	epoll_ctl(s->epfd, EPOLL_CTL_DEL, sp->item.fd, NULL);
+	route_in_notify(p, NULL, NULL);
 	pthread_mutex_lock(&p->conn.mu);
 	p->request_closed = NULL;
 	p->owner = NULL;
@@ -228,8 +238,7 @@ static void peer_finish(struct pier_server *s, struct srv_peer *sp)
 	/* Requests it kept can no longer be answered: the stop need not
 	 * wait for them. */
 	left = atomic_exchange(&sp->inflight, 0);
-	if (left && atomic_fetch_sub(&s->inflight, left) == left &&
-	    atomic_load(&s->state) == SRV_DRAINING)
+	if (left && atomic_load(&s->state) == SRV_DRAINING)
 		poke(s);
 	if (s->on_disconnect)
 		s->on_disconnect(s->hook_data, p, sp->data, sp->reason);
@@ -247,17 +256,6 @@ static void peer_finish(struct pier_server *s, struct srv_peer *sp)
 		poke(s);
 	pier_peer_free(p);
 	free(sp);
-}
-
-static void unbusy(struct pier_server *s, struct srv_peer *sp)
-{
-	bool finish;
-
-	pthread_mutex_lock(&s->mu);
-	finish = --sp->busy == 0 && sp->ended;
-	pthread_mutex_unlock(&s->mu);
-	if (finish)
-		peer_finish(s, sp);
 }
 
 static void refuse(pier_received_request *req, const char *fmt, ...)
@@ -279,10 +277,9 @@ static void dispatch_request(struct pier_server *s, struct srv_peer *sp, pier_ms
 {
 	int32_t id = pier_msg_header(m)->service_id;
 	const struct handler *h = handler_for(s, id, false);
+	/* Counted before it can close: request_closed() takes it off. */
 	unsigned int n = atomic_fetch_add(&sp->inflight, 1) + 1;
 
-	/* Counted before it can close: request_closed() takes it off. */
-	atomic_fetch_add(&s->inflight, 1);
 	if (atomic_load(&s->state) != SRV_RUNNING) {
 		refuse(req, SHUTTING_DOWN);
 	} else if (n > s->max_requests) {
@@ -316,38 +313,54 @@ static void dispatch_stream(struct pier_server *s, struct srv_peer *sp, pier_msg
 	h->str(h->data, sp->peer, sp->data, m);
 }
 
-/* A worker holds sp's event: takes one message, and lets other workers
- * take the next while it handles a request.  A stream message holds the
- * event until its handler returned, so that a peer's stream messages are
- * handled one at a time, in order. */
-static void on_peer(struct pier_server *s, struct srv_peer *sp)
+/* A worker has the turn of t->sp (server-sched.c): takes its messages
+ * one at a time, in order, and handles them, until none is left or
+ * TURN_BUDGET were taken; then writes the answers held meanwhile.  A
+ * stream message's handler runs within the turn, so that a peer's stream
+ * messages are handled one at a time, in order.  A request's handler that
+ * runs long loses the turn: its worker leaves once it returned. */
+static void on_peer(struct pier_server *s, struct turn *t)
 {
-	pier_received_request *req = NULL;
-	pier_msg *m;
-	int r;
+	struct srv_peer *sp = t->sp;
+	bool mine = true, finish;
+	int r = 0;
 
-	pthread_mutex_lock(&s->mu);
-	sp->busy++;
-	pthread_mutex_unlock(&s->mu);
-	r = pier_peer_recv(sp->peer, &m, &req, 0);
-	if ((r == 0 && req) || r == -EAGAIN)
-		arm(s, &sp->item, EPOLL_CTL_MOD);
-	if (r == 0) {
+	/* The answers of the turn's handlers share writes. */
+	conn_send_burst(&sp->peer->conn);
+	for (int n = 0; n < TURN_BUDGET && mine; n++) {
+		pier_received_request *req = NULL;
+		pier_msg *m;
+
+		r = pier_peer_recv(sp->peer, &m, &req, 0);
+		if (r < 0)
+			break;
 		if (req) {
+			turn_lend(t);
 			dispatch_request(s, sp, m, req);
+			mine = turn_back(t);
 		} else {
 			dispatch_stream(s, sp, m);
-			arm(s, &sp->item, EPOLL_CTL_MOD);
 		}
 		pier_msg_free(m);
-	} else if (r != -EAGAIN) {
-		/* Its queue finished: the server closes it. */
-		pthread_mutex_lock(&s->mu);
-		sp->ended = true;
-		sp->reason = r == -PIER_EDONE ? -PIER_ESHUTDOWN : r;
-		pthread_mutex_unlock(&s->mu);
 	}
-	unbusy(s, sp);
+	conn_send_flush(&sp->peer->conn, false);
+	/* Out of budget: whether it has more (an empty turn costs more than
+	 * a look). */
+	if (mine && r == 0 && !route_in_ready(sp->peer))
+		r = -EAGAIN;
+	pthread_mutex_lock(&s->mu);
+	if (mine) {
+		turn_end_locked(s, t, r);
+		if (r < 0 && r != -EAGAIN) {
+			/* Its queue finished: the server closes it. */
+			sp->ended = true;
+			sp->reason = r == -PIER_EDONE ? -PIER_ESHUTDOWN : r;
+		}
+	}
+	finish = --sp->busy == 0 && sp->ended;
+	pthread_mutex_unlock(&s->mu);
+	if (finish)
+		peer_finish(s, sp);
 }
 
 /* A peer the listener accepted: served, or closed. */
@@ -355,7 +368,7 @@ static void serve_peer(struct pier_server *s, pier_peer *p)
 {
 	struct srv_peer *sp = NULL;
 	bool full;
-	int fd, r;
+	int r;
 
 	pthread_mutex_lock(&s->mu);
 	full = s->max_peers && s->npeers >= s->max_peers;
@@ -370,8 +383,7 @@ static void serve_peer(struct pier_server *s, pier_peer *p)
 		pier_peer_free(p);
 		return;
 	}
-	fd = pier_peer_fd(p); /* the loop reads it from now on */
-	sp = fd < 0 ? NULL : calloc(1, sizeof(*sp));
+	sp = calloc(1, sizeof(*sp));
 	r = !sp ? -ENOMEM : s->on_connect ? s->on_connect(s->hook_data, p, &sp->data) : 0;
 	if (r < 0) {
 		if (sp)
@@ -386,7 +398,6 @@ static void serve_peer(struct pier_server *s, pier_peer *p)
 		free(sp);
 		return;
 	}
-	sp->item = (struct item){ ITEM_PEER, fd };
 	sp->s = s;
 	sp->peer = p;
 	pthread_mutex_lock(&p->conn.mu);
@@ -401,8 +412,10 @@ static void serve_peer(struct pier_server *s, pier_peer *p)
 	s->peers = sp;
 	if (atomic_load(&s->state) >= SRV_CLOSING)
 		kick_peer(s, sp);
-	arm(s, &sp->item, EPOLL_CTL_ADD);
 	pthread_mutex_unlock(&s->mu);
+	/* Queued for the workers whenever it has something (at once if it
+	 * has); the loop reads it from now on.  Nothing ends it before. */
+	route_in_notify(p, sched_ready, sp);
 }
 
 /* --- listeners ------------------------------------------------------------ */
@@ -510,14 +523,30 @@ PIER_EXPORT int pier_server_address(pier_server *s, size_t index, char *buf, siz
 static void *worker_main(void *arg)
 {
 	struct pier_server *s = arg;
+	unsigned int turns = 0;
 	bool on = true;
 
 	pthread_setname_np(pthread_self(), "pier-worker");
 	while (on) {
 		struct epoll_event ev;
+		struct turn t;
 		struct item *it;
-		int n = epoll_wait(s->epfd, &ev, 1, -1);
+		int n, timeout = 0;
 
+		if (sched_next(s, &t)) {
+			on_peer(s, &t);
+			/* However busy the peers keep the workers, the
+			 * listeners, watches and the stop get a look. */
+			if (++turns % LOOK_EVERY)
+				continue;
+		} else if (sched_sleep(s)) {
+			timeout = -1;
+		} else {
+			continue;
+		}
+		n = epoll_wait(s->epfd, &ev, 1, timeout);
+		if (timeout < 0)
+			sched_woke(s);
 		if (n < 0 && errno != EINTR)
 			break;
 		if (n <= 0)
@@ -534,11 +563,14 @@ static void *worker_main(void *arg)
 		case ITEM_TIMER:
 			on_timer(s);
 			break;
+		case ITEM_LEND_TIMER:
+			on_lend_timer(s);
+			break;
+		case ITEM_RUNQ:
+			on_runq_wake(s);
+			break;
 		case ITEM_LISTENER:
 			on_listener(s, pier_container_of(it, struct srv_listener, item));
-			break;
-		case ITEM_PEER:
-			on_peer(s, pier_container_of(it, struct srv_peer, item));
 			break;
 		}
 	}
@@ -633,10 +665,19 @@ static int server_fds(struct pier_server *s)
 	s->wake = (struct item){ ITEM_WAKE, eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
 	s->timer = (struct item){ ITEM_TIMER,
 				  timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK) };
-	if (s->epfd < 0 || s->wake.fd < 0 || s->timer.fd < 0)
+	s->lend_timer = (struct item){ ITEM_LEND_TIMER,
+				       timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK) };
+	s->runq_wake = (struct item){ ITEM_RUNQ,
+				      eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE) };
+	if (s->epfd < 0 || s->wake.fd < 0 || s->timer.fd < 0 || s->lend_timer.fd < 0 ||
+	    s->runq_wake.fd < 0)
 		return -errno;
 	arm(s, &s->wake, EPOLL_CTL_ADD);
 	arm(s, &s->timer, EPOLL_CTL_ADD);
+	arm(s, &s->lend_timer, EPOLL_CTL_ADD);
+	/* Level-triggered: each wake written wakes a worker. */
+	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->runq_wake.fd,
+		  &(struct epoll_event){ .events = EPOLLIN, .data.ptr = &s->runq_wake });
 	return 0;
 }
 
@@ -654,12 +695,17 @@ static void server_destroy(struct pier_server *s)
 		close(s->wake.fd);
 	if (s->timer.fd >= 0)
 		close(s->timer.fd);
+	if (s->lend_timer.fd >= 0)
+		close(s->lend_timer.fd);
+	if (s->runq_wake.fd >= 0)
+		close(s->runq_wake.fd);
 	pier_config_free(s->cfg);
 	free(s->handlers);
 	free(s->threads);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->log_mu);
+	pthread_mutex_destroy(&s->rq_mu);
 	free(s);
 }
 
@@ -674,10 +720,12 @@ PIER_EXPORT int pier_server_new(pier_server **out, const pier_config *cfg)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->epfd = s->wake.fd = s->timer.fd = -1;
+	s->epfd = s->wake.fd = s->timer.fd = s->lend_timer.fd = s->runq_wake.fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	cond_init_monotonic(&s->cond);
 	pthread_mutex_init(&s->log_mu, NULL);
+	pthread_mutex_init(&s->rq_mu, NULL);
+	s->runq_tail = &s->runq;
 	idmap_init(&s->watches);
 	s->max_requests = DEFAULT_MAX_REQUESTS;
 	s->stop_timeout_ms = DEFAULT_STOP_TIMEOUT_MS;
@@ -759,8 +807,12 @@ PIER_EXPORT uint64_t pier_server_stat(pier_server *s, enum pier_server_stat stat
 
 	if (!s || (unsigned int)stat >= PIER_SERVER_STAT_END_)
 		return 0;
-	if (stat == PIER_SERVER_STAT_IN_FLIGHT)
-		return atomic_load(&s->inflight);
+	if (stat == PIER_SERVER_STAT_IN_FLIGHT) {
+		pthread_mutex_lock(&s->mu);
+		n = inflight_locked(s);
+		pthread_mutex_unlock(&s->mu);
+		return n;
+	}
 	if (stat == PIER_SERVER_STAT_PEERS) {
 		pthread_mutex_lock(&s->mu);
 		n = 0;

@@ -32,7 +32,10 @@ enum {
 	SVC_STREAM = 30,
 	SVC_ORDERED = 31, /* stream handler: "hold" waits for an overlap */
 	SVC_SUM = 40,     /* kept, its updates summed through a watch */
+	SVC_SLOW = 41,    /* works for SLOW_US, then answers */
 };
+
+#define SLOW_US 200
 
 /* What the handlers saw and do, shared with the test's thread. */
 static struct {
@@ -108,6 +111,18 @@ static int h_hold(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_receive
 	pthread_mutex_unlock(&H.mu);
 	pier_received_request_send_response(req, SVC_HOLD, "held", 4, NULL, 0);
 	leave();
+	return PIER_HANDLER_DONE;
+}
+
+/* A handler that waits SLOW_US for something outside the server (the
+ * worker is taken, the CPU is free for the rest). */
+static int h_slow(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_received_request *req)
+{
+	struct timespec t = { 0, SLOW_US * 1000 };
+
+	while (nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
+	respond(req, SVC_SLOW, "slow");
 	return PIER_HANDLER_DONE;
 }
 
@@ -369,6 +384,7 @@ static pier_server *make_server(char *address, size_t len)
 	ck_assert_int_eq(pier_server_handle_streams(s, SVC_STREAM, h_stream, NULL), 0);
 	ck_assert_int_eq(pier_server_handle_streams(s, SVC_ORDERED, h_ordered, NULL), 0);
 	ck_assert_int_eq(pier_server_handle_requests(s, SVC_SUM, h_sum, s), 0);
+	ck_assert_int_eq(pier_server_handle_requests(s, SVC_SLOW, h_slow, NULL), 0);
 	snprintf(path, sizeof(path), "unix:///tmp/pier-server-%u-%d-%u.sock", (unsigned int)getuid(),
 		 (int)getpid(), n++);
 	ck_assert_int_eq(pier_server_listen(s, path), 0);
@@ -785,6 +801,93 @@ START_TEST(max_requests_in_flight)
 	call(p, SVC_ECHO, "again", SVC_ECHO, "again");
 	free(flood);
 	pier_peer_free(p);
+	pier_server_free(s);
+}
+END_TEST
+
+/* A worker takes a peer's messages one after another; a request whose
+ * handler runs long gives the peer's next ones to another worker: those
+ * sent behind it on the same connection are answered while it runs. */
+START_TEST(long_request_does_not_hold_up_next)
+{
+	char address[256];
+	pier_server *s = make_server(address, sizeof(address));
+	pier_sent_request *held, *next[4];
+	pier_peer *p;
+
+	ck_assert_int_eq(pier_server_set_workers(s, 2), 0);
+	ck_assert_int_eq(pier_server_start(s), 0);
+	p = client(address);
+	/* Sent back to back: the server reads them together, and one
+	 * worker takes them in order. */
+	held = send_request(p, SVC_HOLD, "");
+	for (int i = 0; i < 4; i++)
+		next[i] = send_request(p, SVC_ECHO, "next");
+	for (int i = 0; i < 4; i++)
+		expect(next[i], SVC_ECHO, "next");
+	pthread_mutex_lock(&H.mu);
+	ck_assert_int_eq(H.running, 1); /* still held */
+	pthread_mutex_unlock(&H.mu);
+	release_all();
+	expect(held, SVC_HOLD, "held");
+	pier_peer_free(p);
+	pier_server_free(s);
+}
+END_TEST
+
+/* Keeps FLOOD_DEPTH slow requests in flight on its peer until told. */
+#define FLOOD_DEPTH 16
+struct flood {
+	pier_peer *p;
+	atomic_bool stop;
+	long answered;
+};
+
+static void *flood_main(void *arg)
+{
+	struct flood *f = arg;
+	pier_sent_request *ring[FLOOD_DEPTH];
+	unsigned int i = 0;
+
+	for (int k = 0; k < FLOOD_DEPTH; k++)
+		ring[k] = send_request(f->p, SVC_SLOW, "");
+	while (!atomic_load(&f->stop)) {
+		expect(ring[i], SVC_SLOW, "slow");
+		f->answered++;
+		ring[i] = send_request(f->p, SVC_SLOW, "");
+		i = (i + 1) % FLOOD_DEPTH;
+	}
+	for (int k = 0; k < FLOOD_DEPTH; k++)
+		expect(ring[(i + k) % FLOOD_DEPTH], SVC_SLOW, "slow");
+	return NULL;
+}
+
+/* Peers that always have work for the only worker do not keep the server
+ * from accepting and serving another. */
+START_TEST(busy_workers_still_accept)
+{
+	enum { FLOODS = 4 };
+	char address[256];
+	pier_server *s = make_server(address, sizeof(address));
+	struct flood f[FLOODS] = { 0 };
+	pthread_t t[FLOODS];
+	pier_peer *q;
+
+	ck_assert_int_eq(pier_server_set_workers(s, 1), 0);
+	ck_assert_int_eq(pier_server_start(s), 0);
+	for (int i = 0; i < FLOODS; i++) {
+		f[i].p = client(address);
+		ck_assert_int_eq(pthread_create(&t[i], NULL, flood_main, &f[i]), 0);
+	}
+	wait_until(pier_server_stat(s, PIER_SERVER_STAT_REQUESTS) >= FLOODS * FLOOD_DEPTH, WAIT);
+	q = client(address);
+	call(q, SVC_ECHO, "me too", SVC_ECHO, "me too");
+	for (int i = 0; i < FLOODS; i++) {
+		atomic_store(&f[i].stop, true);
+		pthread_join(t[i], NULL);
+		pier_peer_free(f[i].p);
+	}
+	pier_peer_free(q);
 	pier_server_free(s);
 }
 END_TEST
@@ -1240,6 +1343,8 @@ int main(void)
 	tcase_add_test(tc, max_peers);
 	tcase_add_test(tc, max_requests_in_flight);
 	tcase_add_test(tc, worker_pool_bound);
+	tcase_add_test(tc, long_request_does_not_hold_up_next);
+	tcase_add_test(tc, busy_workers_still_accept);
 	tcase_add_test(tc, stop_under_load);
 	tcase_add_test(tc, stop_waits_for_requests);
 	tcase_add_test(tc, stop_on_signal);
