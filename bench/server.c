@@ -416,7 +416,7 @@ static void idle_client(int ctl, void *arg)
 static void bench_server_idle(void)
 {
 	struct idle_arg a = { .n = quick ? 1000 : 10000 };
-	struct rlimit rl = { (rlim_t)a.n * 2 + 64, (rlim_t)a.n * 2 + 64 };
+	struct rlimit rl = { (rlim_t)a.n + 64, (rlim_t)a.n + 64 };
 	char name[64], c;
 	pier_server *s;
 	long before, after;
@@ -428,7 +428,7 @@ static void bench_server_idle(void)
 		return;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
 		getrlimit(RLIMIT_NOFILE, &rl);
-		a.n = ((long)rl.rlim_cur - 64) / 2;
+		a.n = (long)rl.rlim_cur - 64;
 	}
 	snprintf(name, sizeof(name), "server-idle-peers-%ld", a.n);
 	snprintf(a.path, sizeof(a.path), "/tmp/pier-bench-server-%d.sock", (int)getpid());
