@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Servers: what server.c (serving) and server-stop.c (stopping) share.
- * Calls go from server.c to server-stop.c and server-watch.c, and from
- * server-stop.c to server-watch.c.
+ * Servers: what server.c (serving), server-sched.c (which worker takes
+ * which peer, when), server-stop.c (stopping) and server-watch.c share.
+ * Calls go from server.c to the three others, and from server-stop.c to
+ * server-watch.c.
  */
 #ifndef PIER_SERVER_INT_H
 #define PIER_SERVER_INT_H

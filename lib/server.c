@@ -3,25 +3,24 @@
  * Servers: listeners, their peers, and a fixed pool of workers that hand
  * what the peers send to the handler registered for its service id.
  *
- * The workers wait on one epoll set themselves, holding every listener's
- * and peer's pollable fd with EPOLLONESHOT: the worker that gets a peer's
- * event has the peer's turn, takes its messages one after another
- * (pier_peer_recv(), timeout 0) and runs their handlers, up to
- * TURN_BUDGET, then re-arms the fd and writes the answers held meanwhile.
- * So a message costs one hop (the loop that read it -> a worker), a busy
- * peer's messages share the worker's system calls, and busy peers take
- * turns (epoll's ready list is first in, first out).  One peer's requests
- * still run side by side: while a request's handler runs, a worker that
- * has nothing to do ends the turn and re-arms the fd (server-turn.c).  There is no queue between the reading side and the
- * workers: what waits is in each peer's own receive queue, which the loop
- * stops filling at the configured limits.  See doc/ARCHITECTURE.md,
- * "Servers".
+ * A peer whose queue becomes ready goes on the server's run queue, once;
+ * a worker takes it, and with it the peer's turn: its messages one after
+ * another (pier_peer_recv(), timeout 0), their handlers run, up to
+ * TURN_BUDGET, and the answers written together at the end
+ * (server-sched.c).  So a message costs one hop (the loop that read it ->
+ * a worker), a busy peer's messages share the hand-over and the writes,
+ * and busy peers take turns.  One peer's requests still run side by side:
+ * a request's handler that runs long loses the turn to a worker looking
+ * for work.  Workers wait, when no peer does, in one epoll set with the
+ * listeners, the watches, the stop and the run queue's wake.  There is no
+ * queue of messages between the reading side and the workers: what waits
+ * is in each peer's own receive queue, which the loop stops filling at the
+ * configured limits.  See doc/ARCHITECTURE.md, "Servers".
  *
- * Lifetime of a peer's record: only the worker holding its one-shot event
- * (or the thread that accepted it, before it is armed) may end it; it is
- * freed once ended and no handler of it runs (busy).  Stopping never
- * frees peers: it finishes their queue (in.finished), which wakes the
- * armed event, and the worker taking it ends the peer.
+ * Lifetime of a peer's record: only the worker holding its turn may end
+ * it; it is freed once ended and no handler of it runs (busy).  Stopping
+ * never frees peers: it finishes their queue (in.finished), which makes it
+ * ready, and the worker taking its turn ends the peer.
  */
 #include "config.h"
 
@@ -42,18 +41,18 @@
 
 #include "clock.h"
 #include "conf.h"
+#include "conn.h"
 #include "loop.h"
 #include "private.h"
-#include "conn.h"
 #include "route.h"
 #include "server-int.h"
 #include "tls-session.h"
 
 #define DEFAULT_MAX_REQUESTS 64u
 #define DEFAULT_STOP_TIMEOUT_MS 5000
-/* Messages a worker takes of one peer in a turn before the peer's event
- * goes back to the end of the line: as many as a client typically has in
- * flight, few enough that a busy peer does not keep others waiting long. */
+/* Messages a worker takes of one peer in a turn before the peer goes back
+ * to the end of the line: as many as a client typically has in flight,
+ * few enough that a busy peer does not keep others waiting long. */
 #define TURN_BUDGET 16
 /* Turns a worker takes between two looks at its epoll set. */
 #define LOOK_EVERY 8
