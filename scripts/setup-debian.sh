@@ -7,8 +7,9 @@ set -eu
 # openssl (the command) is the far end of the TLS interoperability tests;
 # autoconf-archive has the AX_ macros that autoreconf copies into m4/;
 # systemd has systemd-socket-activate, which starts the example service in
-# tests/activation.test (the library does not link libsystemd).
-packages="build-essential autoconf autoconf-archive automake libtool pkg-config liburing-dev check libssl-dev openssl systemd"
+# tests/activation.test (the library does not link libsystemd); json-c
+# reads the JSON bodies of typed interfaces.
+packages="build-essential autoconf autoconf-archive automake libtool pkg-config liburing-dev check libssl-dev openssl systemd libjson-c-dev"
 # Optional extras:
 #   --with-fuzzing      clang and its runtimes, for the fuzz targets and TSan
 #   --with-bench-peers  ZeroMQ and nng, which make bench compares with
