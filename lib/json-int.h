@@ -16,6 +16,12 @@
 size_t json_format_f64(double v, char out[JSON_FLOAT_MAX]);
 size_t json_format_f32(float v, char out[JSON_FLOAT_MAX]);
 
+/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+size_t json_utf8_sequence(const unsigned char *s, size_t n);
+/* The offset of the first byte of s (n bytes) that is not valid UTF-8, or
+ * n if all of it is. */
+size_t json_utf8_invalid(const char *s, size_t n);
+
 int json_encode(const struct pier_type *type, const void *value, const char *what,
 		struct pier_encoded *out, struct pier_value_error *err);
 int json_decode(const struct pier_type *type, void *value, const char *what, const void *body,

@@ -443,6 +443,28 @@ static bool only_space(const char *s, size_t n)
 	return true;
 }
 
+/* What json-c lets through and serde_json does not: bytes that are not
+ * UTF-8 (json-c's check takes overlong forms), and control characters
+ * written as they are inside strings.  The offset of the first, or len. */
+static size_t lax_byte(const char *s, size_t len)
+{
+	size_t bad = json_utf8_invalid(s, len);
+	bool in_string = false;
+
+	for (size_t i = 0; i < bad; i++) {
+		if (!in_string) {
+			in_string = s[i] == '"';
+		} else if (s[i] == '\\') {
+			i++;
+		} else if (s[i] == '"') {
+			in_string = false;
+		} else if ((unsigned char)s[i] < 0x20) {
+			return i;
+		}
+	}
+	return bad;
+}
+
 /* Parses body as one JSON value (null is a NULL object): 0, or an error
  * written to err. */
 static int parse(struct reader *r, struct json_object **out)
@@ -454,6 +476,12 @@ static int parse(struct reader *r, struct json_object **out)
 
 	if (r->len > INT_MAX) {
 		tpath_error(r->err, &r->path, "not JSON: a body of %zu bytes", r->len);
+		return -EBADMSG;
+	}
+	if ((end = lax_byte(r->body, r->len)) != r->len) {
+		tpath_error(r->err, &r->path, "not JSON: %s at byte %zu",
+			    (unsigned char)r->body[end] < 0x20 ? "a control character in a string" :
+			    "not UTF-8", end);
 		return -EBADMSG;
 	}
 	if (!(tok = json_tokener_new()))

@@ -85,36 +85,6 @@ static int put_i64(struct writer *w, int64_t v)
 	return v < 0 ? put_u64(w, (uint64_t)(-(v + 1)) + 1, true) : put_u64(w, (uint64_t)v, false);
 }
 
-/* The length of the UTF-8 sequence at s (at most n bytes), or 0 if it is
- * not a valid one (overlong, a surrogate, above U+10FFFF, cut). */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
-{
-	size_t len;
-	uint32_t c;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, c = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, c = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, c = s[0] & 0x07;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = c << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
-	    (len == 4 && (c < 0x10000 || c > 0x10ffff)))
-		return 0;
-	return len;
-}
-
 static int put_string(struct writer *w, const char *str)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -130,7 +100,7 @@ static int put_string(struct writer *w, const char *str)
 		size_t esc_len = 2, seq;
 
 		if (c >= 0x80) {
-			if (!(seq = utf8_sequence(s + i, n - i))) {
+			if (!(seq = json_utf8_sequence(s + i, n - i))) {
 				tpath_error(w->err, &w->path, "not valid UTF-8 (byte %zu)", i);
 				return -EINVAL;
 			}
