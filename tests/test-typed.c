@@ -219,8 +219,10 @@ START_TEST(f64_as_ryu_writes_it)
 		{ 1.5e-7, "1.5e-7" }, { 5e-324, "5e-324" },
 		{ 1.7976931348623157e308, "1.7976931348623157e308" },
 		{ 2.2250738585072014e-308, "2.2250738585072014e-308" },
-		/* a power of two: the shortest is one up from the nearest */
 		{ 0x1p-1022, "2.2250738585072014e-308" }, { 0x1p60, "1.152921504606847e18" },
+		/* powers of two whose shortest decimal is one up from the nearest
+		 * of that many digits (which does not read back) */
+		{ 0x1p-1017, "7.120236347223045e-307" }, { 0x1p-1007, "7.291122019556398e-304" },
 		{ NAN, "null" }, { INFINITY, "null" }, { -INFINITY, "null" },
 	};
 
