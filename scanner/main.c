@@ -116,9 +116,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+/* A C identifier that starts with a letter (a leading _ would make
+ * reserved names of the generated ones). */
 static bool valid_prefix(const char *p)
 {
-	if (!*p || (*p >= '0' && *p <= '9'))
+	if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
 		return false;
 	for (; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
@@ -164,13 +166,20 @@ int main(int argc, char **argv)
 
 	if (parse_options(argc, argv, &o) < 0)
 		return EXIT_USAGE;
+	if (!o.prefix && !strcmp(o.input, "-")) {
+		fprintf(stderr, "pier-scanner: reading standard input: give --prefix\n");
+		return EXIT_USAGE;
+	}
 	if (!o.prefix && !(o.prefix = prefix_from_path(&a, o.input))) {
 		fprintf(stderr, "pier-scanner: no prefix can be made of '%s': give --prefix\n",
 			o.input);
+		arena_free(&a);
 		return EXIT_USAGE;
 	}
 	if (!valid_prefix(o.prefix)) {
-		fprintf(stderr, "pier-scanner: the prefix '%s' is not a C identifier\n", o.prefix);
+		fprintf(stderr, "pier-scanner: the prefix '%s' is not a C identifier that starts "
+			"with a letter\n", o.prefix);
+		arena_free(&a);
 		return EXIT_USAGE;
 	}
 	if (!strcmp(o.mode, "code") && !o.include && !(o.include = default_include(&a, o.output))) {

@@ -138,5 +138,5 @@ char *prefix_from_path(struct arena *a, const char *path)
 	for (char *s = out; *s; s++)
 		if (!isalnum((unsigned char)*s) && *s != '_')
 			*s = '_';
-	return isdigit((unsigned char)out[0]) ? NULL : out;
+	return isalpha((unsigned char)out[0]) ? out : NULL;
 }

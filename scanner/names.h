@@ -32,8 +32,8 @@ char *c_variant_struct(struct arena *a, const char *prefix, const struct typedef
 
 /* Turns a file name into a C prefix: its base name up to the first dot,
  * other characters than letters, digits and _ as _ (camera.pier ->
- * camera, "my-api.pier" -> my_api).  NULL if nothing is left, or if it
- * starts with a digit. */
+ * camera, "my-api.pier" -> my_api).  NULL if that does not start with a
+ * letter. */
 char *prefix_from_path(struct arena *a, const char *path);
 
 #endif
