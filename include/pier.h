@@ -149,6 +149,9 @@ enum pier_error {
 	/* Nothing was received within the idle timeout
 	 * (pier_config_set_idle_timeout()). */
 	PIER_EIDLE,
+	/* The remote answered a typed call with an error response (its text
+	 * is in the call's struct pier_value_error). */
+	PIER_EREMOTE,
 	PIER_ERROR_END_ /* one past the last code; not an error itself */
 };
 

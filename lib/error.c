@@ -59,6 +59,7 @@ static const char *const pier_messages[] = {
 		"Host name lookup failed: the name server did not answer (try again later)",
 	[PIER_EIDLE - PIER_ESHORTFRAME] =
 		"Nothing received within the idle timeout (pier_config_set_idle_timeout)",
+	[PIER_EREMOTE - PIER_ESHORTFRAME] = "The remote answered with an error response",
 };
 
 _Static_assert(PIER_ARRAY_SIZE(pier_messages) == PIER_ERROR_END_ - PIER_ESHORTFRAME,

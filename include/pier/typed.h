@@ -170,6 +170,77 @@ int pier_decode(const struct pier_format *fmt, const struct pier_type *type, con
 int pier_msg_decode(pier_msg *msg, const struct pier_format *fmt, const struct pier_type *type,
 		    const char *what, void *value, struct pier_value_error *err);
 
+/* --- interfaces: typed calls ------------------------------------------------ */
+
+/* An update or a stream message of an interface, as pier-scanner
+ * describes it: its service id, name and body type; doc and hidden as the
+ * interface file says (doc NULL for none). */
+struct pier_message_type {
+	const char *name;
+	int32_t service_id;
+	const struct pier_type *body;
+	const char *doc;
+	bool hidden;
+};
+
+/* A service: its request and response types, and its updates each way.
+ * request_updates_union and response_updates_union describe the tagged
+ * unions pier-scanner generates for received updates: ENUM types whose
+ * variant i is update i of the list (NULL when the list is empty). */
+struct pier_service_type {
+	const char *name;
+	int32_t service_id;
+	const char *doc;
+	bool hidden;
+	const struct pier_type *request;
+	const struct pier_type *response;
+	const struct pier_message_type *request_updates;
+	size_t n_request_updates;
+	const struct pier_message_type *response_updates;
+	size_t n_response_updates;
+	const struct pier_type *request_updates_union;
+	const struct pier_type *response_updates_union;
+};
+
+/* An interface: its services and streams, for introspection. */
+struct pier_interface_type {
+	const char *name;
+	const char *doc;
+	bool hidden;
+	const struct pier_service_type *services;
+	size_t n_services;
+	const struct pier_message_type *streams;
+	size_t n_streams;
+};
+
+/* The calls the generated client and server make: pier_typed_call(3).
+ * Values borrowed; received ones owned by the caller on success
+ * (pier_value_free()).  Error messages start with the service's name. */
+int pier_typed_call(pier_writer *w, const struct pier_format *fmt,
+		    const struct pier_service_type *svc, const void *request,
+		    pier_sent_request **out, struct pier_value_error *err);
+int pier_typed_call_send_update(pier_sent_request *req, const struct pier_format *fmt,
+				const struct pier_service_type *svc, size_t index,
+				const void *update, struct pier_value_error *err);
+int pier_typed_call_recv_update(pier_sent_request *req, const struct pier_format *fmt,
+				const struct pier_service_type *svc, void *update, int timeout_ms,
+				struct pier_value_error *err);
+int pier_typed_call_recv_response(pier_sent_request *req, const struct pier_format *fmt,
+				  const struct pier_service_type *svc, void *response,
+				  int timeout_ms, struct pier_value_error *err);
+int pier_typed_reply_send_update(pier_received_request *req, const struct pier_format *fmt,
+				 const struct pier_service_type *svc, size_t index,
+				 const void *update, struct pier_value_error *err);
+int pier_typed_reply_recv_update(pier_received_request *req, const struct pier_format *fmt,
+				 const struct pier_service_type *svc, void *update,
+				 int timeout_ms, struct pier_value_error *err);
+int pier_typed_reply_send_response(pier_received_request *req, const struct pier_format *fmt,
+				   const struct pier_service_type *svc, const void *response,
+				   struct pier_value_error *err);
+int pier_typed_send_stream(pier_writer *w, const struct pier_format *fmt,
+			   const struct pier_message_type *stream, const void *value,
+			   struct pier_value_error *err);
+
 #ifdef __cplusplus
 }
 #endif
