@@ -393,34 +393,85 @@ static void declare_message(struct checker *c, const char *name, const char *wha
 	declare(c, false, c_upper(c->a, name), what, pos);
 }
 
+/* The names of a service's client and server (gen-iface.c). */
+static void declare_service(struct checker *c, const char *iname, const struct service *s)
+{
+	const char *sname = arena_printf(c->a, "%s_%s", iname, c_snake(c->a, s->name));
+	const char *what = arena_printf(c->a, "service `%s`", s->name);
+	static const char *const tags[] = { "call", "reply", "request_update", "response_update",
+					    "request_update_tag", "response_update_tag" };
+
+	declare(c, false, sname, what, s->pos);
+	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++)
+		declare(c, true, arena_printf(c->a, "%s_%s", sname, tags[i]), what, s->pos);
+	declare_message(c, arena_printf(c->a, "%s_service_%s_id", iname, c_snake(c->a, s->name)),
+			what, s->pos);
+	for (size_t j = 0; j < s->n_request_updates; j++)
+		declare_message(c, arena_printf(c->a, "%s_request_update_%s_id", sname,
+						c_snake(c->a, s->request_updates[j].name)),
+				arena_printf(c->a, "request_update `%s`", s->request_updates[j].name),
+				s->request_updates[j].pos);
+	for (size_t j = 0; j < s->n_response_updates; j++)
+		declare_message(c, arena_printf(c->a, "%s_response_update_%s_id", sname,
+						c_snake(c->a, s->response_updates[j].name)),
+				arena_printf(c->a, "response_update `%s`", s->response_updates[j].name),
+				s->response_updates[j].pos);
+}
+
 static void declare_interface(struct checker *c, const struct interface *in)
 {
 	const char *iname = c_snake(c->a, in->name);
+	const char *what = arena_printf(c->a, "interface `%s`", in->name);
+	static const char *const tags[] = { "client", "server", "handlers" };
 
+	declare(c, false, arena_printf(c->a, "%s_interface", iname), what, in->pos);
+	declare(c, false, arena_printf(c->a, "%s_serve", iname), what, in->pos);
+	declare(c, false, arena_printf(c->a, "%s_serve_peer", iname), what, in->pos);
+	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++)
+		declare(c, true, arena_printf(c->a, "%s_%s", iname, tags[i]), what, in->pos);
+	for (size_t i = 0; i < in->n_services; i++)
+		declare_service(c, iname, &in->services[i]);
+	for (size_t i = 0; i < in->n_streams; i++) {
+		const char *tname = c_snake(c->a, in->streams[i].name);
+		const char *swhat = arena_printf(c->a, "stream `%s`", in->streams[i].name);
+
+		declare_message(c, arena_printf(c->a, "%s_stream_%s_id", iname, tname), swhat,
+				in->streams[i].pos);
+		declare(c, false, arena_printf(c->a, "%s_send_%s", iname, tname), swhat,
+			in->streams[i].pos);
+	}
+}
+
+/* Services and streams are members of the interface's handlers, updates
+ * of their tagged unions (beside tag): names C must allow there. */
+static void check_member_names(struct checker *c, const struct interface *in)
+{
 	for (size_t i = 0; i < in->n_services; i++) {
 		const struct service *s = &in->services[i];
-		const char *sname = c_snake(c->a, s->name);
+		const char *names[2] = { "request_update", "response_update" };
+		const struct message *lists[2] = { s->request_updates, s->response_updates };
+		size_t counts[2] = { s->n_request_updates, s->n_response_updates };
 
-		declare_message(c, arena_printf(c->a, "%s_service_%s", iname, sname),
-				arena_printf(c->a, "service `%s`", s->name), s->pos);
-		for (size_t j = 0; j < s->n_request_updates; j++)
-			declare_message(c, arena_printf(c->a, "%s_%s_request_update_%s", iname, sname,
-							c_snake(c->a, s->request_updates[j].name)),
-					arena_printf(c->a, "request_update `%s`",
-						     s->request_updates[j].name),
-					s->request_updates[j].pos);
-		for (size_t j = 0; j < s->n_response_updates; j++)
-			declare_message(c, arena_printf(c->a, "%s_%s_response_update_%s", iname, sname,
-							c_snake(c->a, s->response_updates[j].name)),
-					arena_printf(c->a, "response_update `%s`",
-						     s->response_updates[j].name),
-					s->response_updates[j].pos);
+		if (c_reserved(c_snake(c->a, s->name)))
+			diag_error(c->d, s->pos, "service name `%s` is reserved in C", s->name);
+		for (size_t k = 0; k < 2; k++)
+			for (size_t j = 0; j < counts[k]; j++)
+				if (c_reserved(c_snake(c->a, lists[k][j].name)) ||
+				    !strcmp(c_snake(c->a, lists[k][j].name), "tag"))
+					diag_error(c->d, lists[k][j].pos, "%s name `%s` is reserved in C",
+						   names[k], lists[k][j].name);
 	}
-	for (size_t i = 0; i < in->n_streams; i++)
-		declare_message(c, arena_printf(c->a, "%s_stream_%s", iname,
-						c_snake(c->a, in->streams[i].name)),
-				arena_printf(c->a, "stream `%s`", in->streams[i].name),
-				in->streams[i].pos);
+	for (size_t i = 0; i < in->n_streams; i++) {
+		if (c_reserved(c_snake(c->a, in->streams[i].name)))
+			diag_error(c->d, in->streams[i].pos, "stream name `%s` is reserved in C",
+				   in->streams[i].name);
+		for (size_t j = 0; j < in->n_services; j++)
+			if (!strcmp(c_snake(c->a, in->streams[i].name),
+				    c_snake(c->a, in->services[j].name)))
+				diag_error(c->d, in->streams[i].pos,
+					   "stream `%s` has the name of a service: both would be "
+					   "members of the handlers", in->streams[i].name);
+	}
 }
 
 int check_file(struct arena *a, struct diag *d, struct file *f, const char *prefix)
@@ -439,8 +490,10 @@ int check_file(struct arena *a, struct diag *d, struct file *f, const char *pref
 	for (size_t i = 0; i < f->n_types; i++)
 		visit(&c, &f->types[i]);
 	each_typeref(&c, check_place);
-	for (size_t i = 0; i < f->n_interfaces; i++)
+	for (size_t i = 0; i < f->n_interfaces; i++) {
 		check_interface(&c, i);
+		check_member_names(&c, &f->interfaces[i]);
+	}
 	if (d->count != before)
 		return -1;
 	/* Only names that passed everything above: the C names follow them. */

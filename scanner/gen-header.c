@@ -160,22 +160,20 @@ static void service_ids(struct gen *g, const struct interface *in)
 		const char *sname = c_upper(g->a, c_snake(g->a, s->name));
 
 		gen_doc(g, s->doc, "\t");
-		fprintf(g->out, "\t%s_SERVICE_%s = %d, /* %s -> %s */\n", iname, sname, s->id,
+		fprintf(g->out, "\t%s_SERVICE_%s_ID = %d, /* %s -> %s */\n", iname, sname, s->id,
 			type_spelling(g->a, s->request), type_spelling(g->a, s->response));
 		for (size_t j = 0; j < s->n_request_updates; j++)
-			fprintf(g->out, "\t%s_%s_REQUEST_UPDATE_%s = %d, /* %s */\n", iname, sname,
-				c_upper(g->a, c_snake(g->a, s->request_updates[j].name)),
-				s->request_updates[j].id,
+			fprintf(g->out, "\t%s_%s_REQUEST_UPDATE_%s_ID = %d, /* %s */\n", iname, sname,
+				c_upper(g->a, c_snake(g->a, s->request_updates[j].name)), s->request_updates[j].id,
 				type_spelling(g->a, s->request_updates[j].body));
 		for (size_t j = 0; j < s->n_response_updates; j++)
-			fprintf(g->out, "\t%s_%s_RESPONSE_UPDATE_%s = %d, /* %s */\n", iname, sname,
-				c_upper(g->a, c_snake(g->a, s->response_updates[j].name)),
-				s->response_updates[j].id,
+			fprintf(g->out, "\t%s_%s_RESPONSE_UPDATE_%s_ID = %d, /* %s */\n", iname, sname,
+				c_upper(g->a, c_snake(g->a, s->response_updates[j].name)), s->response_updates[j].id,
 				type_spelling(g->a, s->response_updates[j].body));
 	}
 	for (size_t i = 0; i < in->n_streams; i++) {
 		gen_doc(g, in->streams[i].doc, "\t");
-		fprintf(g->out, "\t%s_STREAM_%s = %d, /* %s */\n", iname,
+		fprintf(g->out, "\t%s_STREAM_%s_ID = %d, /* %s */\n", iname,
 			c_upper(g->a, c_snake(g->a, in->streams[i].name)), in->streams[i].id,
 			type_spelling(g->a, in->streams[i].body));
 	}
@@ -214,6 +212,8 @@ int gen_header(struct gen *g)
 		define(g, &g->types[i]);
 	for (size_t i = 0; i < g->f->n_types; i++)
 		functions(g, &g->f->types[i]);
+	for (size_t i = 0; i < g->f->n_interfaces; i++)
+		gen_iface_header(g, &g->f->interfaces[i]);
 	fprintf(g->out, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
 	return ferror(g->out) ? -1 : 0;
 }

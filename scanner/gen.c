@@ -175,3 +175,25 @@ const char *gen_descriptor(struct gen *g, const struct typeref *t)
 		return arena_printf(g->a, "%s_type", c_def_name(g->a, g->prefix, t->def));
 	return arena_printf(g->a, "%s__t_%s", g->prefix, type_mangled(g->a, t));
 }
+
+void gen_c_string(struct gen *g, const char *s)
+{
+	if (!s) {
+		fputs("NULL", g->out);
+		return;
+	}
+	fputc('"', g->out);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(g->out, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", g->out);
+		else if (c < 0x20 || c == 0x7f || c == '?') /* ? also: no trigraphs */
+			fprintf(g->out, "\\%03o", c);
+		else
+			fputc(c, g->out);
+	}
+	fputc('"', g->out);
+}

@@ -43,4 +43,25 @@ const char *gen_descriptor(struct gen *g, const struct typeref *t);
 int gen_header(struct gen *g);
 int gen_code(struct gen *g);
 
+/* An interface's client and server: declared in the header, defined in
+ * the C file. */
+void gen_iface_header(struct gen *g, const struct interface *in);
+void gen_iface_code(struct gen *g, const struct interface *in);
+
+/* The names one interface's code is written with. */
+struct inames {
+	const char *i; /* camera */
+	const char *I; /* CAMERA */
+};
+
+struct inames inames(struct gen *g, const struct interface *in);
+/* name in snake case (RecordState -> record_state). */
+const char *snake(struct gen *g, const char *name);
+/* ", TYPE const *name" (param_in) or ", TYPE *name" (param_out): a value
+ * parameter of type t, or "" for (), which is no parameter. */
+const char *param_in(struct gen *g, const struct typeref *t, const char *name);
+const char *param_out(struct gen *g, const struct typeref *t, const char *name);
+/* Writes s as a C string literal, or NULL without quotes when s is. */
+void gen_c_string(struct gen *g, const char *s);
+
 #endif

@@ -302,6 +302,16 @@ START_TEST(type_errors)
 		     "t.pier:1:13: variant `Tag` would be the C member `tag`, which is reserved\n");
 	assert_error("struct ListU32 {}\nstruct A { v: Vec<u32> }\n",
 		     "t.pier:2:15: the C name `t_list_u32` of `Vec<u32>` is also that of type `ListU32`\n");
+	/* what the client and server are made of */
+	assert_error("struct Client {}\ninterface T {}\n",
+		     "t.pier:2:11: the C name `t_client` of interface `T` is also that of type `Client`\n");
+	assert_error("interface I { service 1 default: () -> (), }",
+		     "t.pier:1:25: service name `default` is reserved in C\n");
+	assert_error("interface I { service 1 a: () -> () { response_update 2 tag: () } }",
+		     "t.pier:1:57: response_update name `tag` is reserved in C\n");
+	assert_error("interface I { service 1 a: () -> (), stream 2 a: (), }",
+		     "t.pier:1:47: stream `a` has the name of a service: both would be members of "
+		     "the handlers\n");
 }
 END_TEST
 

@@ -616,7 +616,7 @@ START_TEST(msg_decode_takes_the_messages_fds)
 	f.meta.depth = memfd_with("depth");
 	ck_assert_int_eq(typed_frame_encode(&f, pier_format_json(), &out, &err), 0);
 	for (int i = 0; i < 2; i++)
-		ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), TYPED_RECORD_RESPONSE_UPDATE_FRAME,
+		ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(a), TYPED_RECORD_RESPONSE_UPDATE_FRAME_ID,
 							 out.body, out.len, out.fds, out.n_fds), 0);
 	typed_frame_free(&f);
 
