@@ -5,7 +5,8 @@
  * the way ryu lays it out: "1.0", "0.1", "1e20", "1.5e-7", "123.456".
  *
  * The digits come from the C library's correctly rounded printf: the
- * shortest precision whose rounding reads back the same number.  That is
+ * shortest precision whose rounding reads back the same number (one
+ * printf for most numbers, a search for the others).  That is
  * ryu's answer but at powers of two, whose interval of numbers that read
  * back is narrower below than above: there a decimal one unit up in the
  * last digit can read back when the nearest one (below) does not, so one
@@ -13,6 +14,7 @@
  */
 #include "config.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -84,11 +86,23 @@ static bool power_of_two(double v)
 	return frexp(v, &e) == 0.5;
 }
 
-/* The shortest decimal that reads back as v (v finite, not zero). */
+/* The shortest decimal that reads back as v (v finite, above zero). */
 static void shortest(double v, bool single, struct decimal *d)
 {
-	int lo = 1, hi = single ? 9 : 17;
+	int dig = single ? FLT_DIG : DBL_DIG, lo = 1, hi = single ? 9 : 17;
 
+	/* A decimal of at most DIG digits (15, 6) survives a trip through a
+	 * normal number and back: so if any reads back as v, it is v rounded
+	 * to DIG digits, zeros stripped, and one printf finds it.  Most
+	 * numbers are so; the others have DIG + 1 or more digits. */
+	if (v >= (single ? FLT_MIN : DBL_MIN)) {
+		round_to(v, dig, d);
+		if (read_back(d, single) == v) {
+			trim(d);
+			return;
+		}
+		lo = dig + 1;
+	}
 	/* Reading back is monotonic in the precision: search it. */
 	while (lo < hi) {
 		int mid = (lo + hi) / 2;
