@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "tool.h"
 
 #define MAX_FDS 253
@@ -1020,6 +1021,131 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 	return EXIT_OK;
 }
 
+/* --- pier broker --------------------------------------------------------- */
+
+static const struct tool_cmd broker_cmd = {
+	"pier broker", "ADDRESS [ADDRESS...]",
+	"Usage: pier broker [OPTIONS] ADDRESS [ADDRESS...]\n"
+	"Relay each request to a worker that registered its service id, with its updates\n"
+	"both ways, its response and their fds; and each stream message to the peers\n"
+	"subscribed to its topic id.  Until interrupted.  See pier(1) for the control\n"
+	"requests (register -2, unregister -3, subscribe -4, unsubscribe -5).\n"
+	"  --workers N            threads (default 4)\n"
+	"  --max-peers N          peers connected at once (default 1024)\n"
+	"  --max-requests N       requests in flight per peer (default 64)\n"
+	"  --send-queue BYTES     what a peer may leave unread before its stream\n"
+	"                         messages are dropped and its relayed requests fail\n"
+	"                         (default 4 MiB)\n"
+	"  --mode MODE            the socket files' permissions, in octal\n"
+	"  --group GROUP          the socket files' group, a name or a number\n"
+	"  -t, --timeout MS       drop a tls:// client whose handshake takes longer than\n"
+	"                         MS milliseconds (default 5000; -1: never)\n",
+	CMD_LISTENER,
+};
+
+static pier_server *broker_srv;
+
+static void broker_on_signal(int sig)
+{
+	pier_server_stop(broker_srv); /* async-signal-safe */
+}
+
+/* A positive count for option name; exits if arg is not one. */
+static unsigned int count_arg(const char *name, const char *arg)
+{
+	int32_t v;
+
+	if (!tool_parse_i32(arg, &v) || v <= 0) {
+		fprintf(stderr, "pier: %s takes a positive number, not %s\n", name, arg);
+		exit(EXIT_USAGE);
+	}
+	return (unsigned int)v;
+}
+
+static int cmd_broker(int argc, char **argv, struct tool_opts *o)
+{
+	enum { OPT_WORKERS = 512, OPT_PEERS, OPT_REQUESTS, OPT_QUEUE, OPT_MODE, OPT_GROUP };
+	static const struct option longopts[] = {
+		{ "workers", required_argument, NULL, OPT_WORKERS },
+		{ "max-peers", required_argument, NULL, OPT_PEERS },
+		{ "max-requests", required_argument, NULL, OPT_REQUESTS },
+		{ "send-queue", required_argument, NULL, OPT_QUEUE },
+		{ "mode", required_argument, NULL, OPT_MODE },
+		{ "group", required_argument, NULL, OPT_GROUP },
+		COMMON_LONG,
+		{ 0 },
+	};
+	struct broker_limits lim = { 0 };
+	struct sigaction sa = { .sa_handler = broker_on_signal };
+	mode_t mode = 0;
+	gid_t gid = (gid_t)-1;
+	pier_config *cfg;
+	broker *b;
+	char bound[256], buf[PATH_MAX + 200];
+	int c, r, first;
+
+	while ((c = getopt_long(argc, argv, "+" COMMON_SHORT, longopts, NULL)) != -1) {
+		if (common_option(c, o, &broker_cmd))
+			continue;
+		if (c == OPT_WORKERS)
+			lim.workers = count_arg("--workers", optarg);
+		else if (c == OPT_PEERS)
+			lim.max_peers = count_arg("--max-peers", optarg);
+		else if (c == OPT_REQUESTS)
+			lim.max_requests = count_arg("--max-requests", optarg);
+		else if (c == OPT_QUEUE)
+			lim.send_queue = count_arg("--send-queue", optarg);
+		else if (c == OPT_MODE)
+			mode = parse_mode(optarg);
+		else if (c == OPT_GROUP)
+			gid = parse_group(optarg);
+		else
+			usage_error(&broker_cmd);
+	}
+	first = optind;
+	tool_check_args(argc, argv, first, 64, &broker_cmd);
+	cfg = tool_config(o);
+	pier_config_set_log(cfg, log_to_stderr, NULL);
+	r = pier_config_set_socket_mode(cfg, mode, gid);
+	if (r == 0)
+		r = broker_new(&b, cfg, o->order, &lim);
+	pier_config_free(cfg);
+	if (r < 0)
+		return tool_fail("cannot make the broker", r);
+	broker_srv = broker_server(b);
+	for (int i = first; i < argc; i++) {
+		r = pier_server_listen(broker_srv, argv[i]);
+		if (r < 0) {
+			broker_free(b);
+			return listen_failed(argv[i], r, mode, gid);
+		}
+	}
+	for (int i = first; i < argc; i++) {
+		pier_server_address(broker_srv, (size_t)(i - first), bound, sizeof(bound));
+		printf("broker on %s\n", shown_address(bound, buf, sizeof(buf)));
+	}
+	fflush(stdout);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	r = pier_server_start(broker_srv);
+	if (r < 0) {
+		broker_free(b);
+		return tool_fail("cannot start the broker", r);
+	}
+	pier_server_wait(broker_srv, -1);
+	printf("forwarded %llu requests (%llu refused: no worker), relayed %llu updates and "
+	       "%llu responses; %llu stream messages, %llu copies delivered, %llu dropped\n",
+	       (unsigned long long)broker_stat(b, BROKER_STAT_FORWARDED),
+	       (unsigned long long)broker_stat(b, BROKER_STAT_NO_WORKER),
+	       (unsigned long long)broker_stat(b, BROKER_STAT_UPDATES),
+	       (unsigned long long)broker_stat(b, BROKER_STAT_RESPONSES),
+	       (unsigned long long)broker_stat(b, BROKER_STAT_PUBLISHED),
+	       (unsigned long long)broker_stat(b, BROKER_STAT_DELIVERED),
+	       (unsigned long long)broker_stat(b, BROKER_STAT_DROPPED));
+	broker_free(b);
+	return EXIT_OK;
+}
+
 /* --- main ---------------------------------------------------------------- */
 
 static const char main_usage[] =
@@ -1030,6 +1156,7 @@ static const char main_usage[] =
 	"  call ADDRESS SERVICE [BODY]   send a request, print its updates and response\n"
 	"  send ADDRESS SERVICE [BODY]   send a stream message\n"
 	"  listen ADDRESS                accept peers, print what they send\n"
+	"  broker ADDRESS...             relay requests to workers, streams to subscribers\n"
 	"  serve-conformance ADDRESS     serve the conformance services\n"
 	"  test-conformance ADDRESS      check a peer that serves them\n"
 	"\n"
@@ -1066,6 +1193,8 @@ int main(int argc, char **argv)
 		return cmd_send(argc, argv, &o);
 	if (strcmp(cmd, "listen") == 0)
 		return cmd_listen(argc, argv, &o);
+	if (strcmp(cmd, "broker") == 0)
+		return cmd_broker(argc, argv, &o);
 	if (strcmp(cmd, "serve-conformance") == 0)
 		return cmd_serve_conformance(argc, argv, &o);
 	if (strcmp(cmd, "test-conformance") == 0)
