@@ -372,8 +372,10 @@ static void relay_response(struct relay *rl, pier_msg *m)
 						len, fds, nfds);
 	if (r == 0) {
 		count(rl->b, BROKER_STAT_RESPONSES);
-	} else if (r != -PIER_EDONE) {
-		count(rl->b, BROKER_STAT_BROKEN);
+		return;
+	}
+	count(rl->b, BROKER_STAT_BROKEN); /* not relayed: the client is gone, or why */
+	if (r != -PIER_EDONE) {
 		snprintf(why, sizeof(why), "the worker's response could not be relayed: %s",
 			 pier_strerror(r));
 		pier_received_request_send_error(rl->creq, why);
@@ -548,7 +550,9 @@ static void worker_step(void *ud, int status)
 			relay_end(rl, NULL, "the broker cannot watch the request any more",
 				  "the broker ended the request: it cannot watch it any more");
 	} else if (r == -PIER_ESHUTDOWN) {
-		relay_end(rl, NULL, NULL, NULL); /* the server's stop answered the client */
+		/* The server stopped (and answered the client): this watch may
+		 * run before the client's, which would cancel the worker. */
+		relay_end(rl, NULL, NULL, "the broker stopped before the request finished");
 	} else if (r != -PIER_EDONE) {
 		snprintf(why, sizeof(why), "the worker serving service id %d disconnected before it "
 			 "answered (%s)", (int)rl->service, pier_strerror(r));
@@ -660,14 +664,17 @@ static int h_forward(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_rece
 		pier_received_request_send_error(req, "the broker is out of memory");
 		return PIER_HANDLER_DONE;
 	}
+	/* Counted before the worker can have it: once it has, the relay is
+	 * counted until it ends. */
+	atomic_fetch_add(&b->stats[BROKER_STAT_RELAYS], 1);
 	if (forward(b, m, &rl->worker, &rl->wreq, why, sizeof(why)) < 0) {
 		count(b, BROKER_STAT_NO_WORKER);
+		atomic_fetch_sub(&b->stats[BROKER_STAT_RELAYS], 1);
 		pier_received_request_send_error(req, why);
 		free(rl);
 		return PIER_HANDLER_DONE;
 	}
 	count(b, BROKER_STAT_FORWARDED);
-	atomic_fetch_add(&b->stats[BROKER_STAT_RELAYS], 1);
 	rl->b = b;
 	rl->creq = req;
 	rl->service = pier_msg_header(m)->service_id;

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,11 @@
 
 /* --- helpers ------------------------------------------------------------- */
 
+/* The byte order of the broker and of the peers a test connects; the
+ * tests that run in a loop take each of these in turn. */
+static enum pier_byte_order order = PIER_BYTE_ORDER_LITTLE;
+static const enum pier_byte_order orders[] = { PIER_BYTE_ORDER_LITTLE, PIER_BYTE_ORDER_BIG };
+
 /* A broker with lim (NULL: the defaults) listening on a seqpacket socket
  * (fds travel), not started; *address is where. */
 static broker *make_broker(const struct broker_limits *lim, char *address, size_t len)
@@ -30,7 +36,7 @@ static broker *make_broker(const struct broker_limits *lim, char *address, size_
 	char path[128];
 
 	ck_assert_int_eq(pier_config_new(&cfg), 0);
-	ck_assert_int_eq(broker_new(&b, cfg, PIER_BYTE_ORDER_LITTLE, lim), 0);
+	ck_assert_int_eq(broker_new(&b, cfg, order, lim), 0);
 	pier_config_free(cfg);
 	snprintf(path, sizeof(path), "seqpacket:///tmp/pier-broker-%u-%d-%u.sock",
 		 (unsigned int)getuid(), (int)getpid(), n++);
@@ -47,11 +53,17 @@ static broker *start_broker(const struct broker_limits *lim, char *address, size
 	return b;
 }
 
+/* A peer of the broker, in the test's byte order. */
 static pier_peer *connect_to(const char *address)
 {
+	pier_config *cfg;
 	pier_peer *p;
-	int r = pier_peer_connect(&p, address, NULL);
+	int r;
 
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_byte_order(cfg, order), 0);
+	r = pier_peer_connect(&p, address, cfg);
+	pier_config_free(cfg);
 	ck_assert_msg(r == 0, "connect %s: %s", address, pier_strerror(r));
 	return p;
 }
@@ -86,7 +98,7 @@ static char *control(pier_peer *p, int32_t op, const int32_t *ids, size_t n)
 	unsigned char body[64 * 4];
 
 	ck_assert_uint_le(n, 64);
-	return control_raw(p, op, body, broker_encode_ids(body, ids, n, PIER_BYTE_ORDER_LITTLE));
+	return control_raw(p, op, body, broker_encode_ids(body, ids, n, order));
 }
 
 /* A control request that must succeed. */
@@ -459,13 +471,18 @@ START_TEST(several_workers_for_one_id)
 }
 END_TEST
 
-/* A request nobody serves gets an error response naming its id. */
+/* A request nobody serves gets an error response naming its id.  In both
+ * byte orders. */
 START_TEST(no_worker)
 {
 	char address[256];
-	broker *b = start_broker(NULL, address, sizeof(address));
-	pier_peer *client = connect_to(address), *worker = worker_of(address, 77);
+	broker *b;
+	pier_peer *client, *worker;
 
+	order = orders[_i];
+	b = start_broker(NULL, address, sizeof(address));
+	client = connect_to(address);
+	worker = worker_of(address, 77);
 	expect_error(send_request(client, 78, "x"), "no worker serves service id 78");
 	control_ok(worker, BROKER_UNREGISTER, (int32_t[]){ 77 }, 1);
 	expect_error(send_request(client, 77, "x"), "no worker serves service id 77");
@@ -796,17 +813,21 @@ END_TEST
 
 /* Control requests with bodies that are no list of ids, too many ids, or
  * reserved ones: refused, each with what is wrong, and nothing of them
- * done. */
+ * done.  In both byte orders. */
 START_TEST(bad_control_bodies)
 {
 	struct broker_limits lim = { .max_services = 4, .max_topics = 2 };
 	char address[256];
-	broker *b = start_broker(&lim, address, sizeof(address));
-	pier_peer *p = connect_to(address), *client = connect_to(address);
+	broker *b;
+	pier_peer *p, *client;
 	unsigned char body[6 * 4];
 	int32_t five[5] = { 1, 2, 3, 4, 5 };
 
-	broker_encode_ids(body, five, 5, PIER_BYTE_ORDER_LITTLE);
+	order = orders[_i];
+	b = start_broker(&lim, address, sizeof(address));
+	p = connect_to(address);
+	client = connect_to(address);
+	broker_encode_ids(body, five, 5, order);
 	control_refused(p, BROKER_REGISTER, body, 3, "3 bytes are not");
 	control_refused(p, BROKER_REGISTER, body, 0, "the body lists no service ids");
 	control_refused(p, BROKER_SUBSCRIBE, body, 7, "7 bytes are not");
@@ -819,9 +840,9 @@ START_TEST(bad_control_bodies)
 	control_ok(p, BROKER_REGISTER, five, 2); /* had them already */
 	control_refused(p, BROKER_REGISTER, body + 8, 12,
 			"at most 4 service ids (this one has 3, and asked for 2 more)");
-	broker_encode_ids(body, (int32_t[]){ 4, -2 }, 2, PIER_BYTE_ORDER_LITTLE);
+	broker_encode_ids(body, (int32_t[]){ 4, -2 }, 2, order);
 	control_refused(p, BROKER_REGISTER, body, 8, "service id -2 is reserved");
-	broker_encode_ids(body, (int32_t[]){ -1 }, 1, PIER_BYTE_ORDER_LITTLE);
+	broker_encode_ids(body, (int32_t[]){ -1 }, 1, order);
 	control_refused(p, BROKER_REGISTER, body, 4, "service id -1 is reserved");
 	/* none of the refused ids was registered */
 	expect_error(send_request(client, 4, "x"), "no worker serves service id 4");
@@ -885,9 +906,9 @@ START_TEST(bounds_in_flight)
 }
 END_TEST
 
-/* A stop lets a relayed request finish until the stop timeout, then ends
- * the others: their clients get an error response. */
-START_TEST(stop_ends_relays)
+/* A stop lets relayed requests finish (here as long as they take): their
+ * updates and responses are relayed while it waits. */
+START_TEST(stop_lets_relays_finish)
 {
 	char address[256];
 	broker *b = make_broker(NULL, address, sizeof(address));
@@ -895,9 +916,8 @@ START_TEST(stop_ends_relays)
 	pier_sent_request *req[2];
 	pier_received_request *rr[2];
 	pier_msg *m;
-	int r;
 
-	ck_assert_int_eq(pier_server_set_stop_timeout(broker_server(b), 300), 0);
+	ck_assert_int_eq(pier_server_set_stop_timeout(broker_server(b), -1), 0);
 	ck_assert_int_eq(pier_server_start(broker_server(b)), 0);
 	worker = worker_of(address, 14);
 	client = connect_to(address);
@@ -907,24 +927,138 @@ START_TEST(stop_ends_relays)
 		pier_msg_free(m);
 	}
 	ck_assert_int_eq(pier_server_stop(broker_server(b)), 0);
-	/* still relayed while the stop waits */
+	update_to_worker(req[0], rr[0], "still there?");
 	update_to_client(rr[0], req[0], "nearly");
-	ck_assert_int_eq(pier_received_request_send_response(rr[0], 14, "done", 4, NULL, 0), 0);
-	ck_assert_int_eq(pier_sent_request_recv_response(req[0], &m, WAIT), 0);
-	assert_msg(m, PIER_MSG_RESPONSE, 14, "done");
-	pier_msg_free(m);
-	pier_sent_request_free(req[0]);
-	expect_error(req[1], "the server stopped before the request finished");
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(pier_received_request_send_response(rr[i], 14, "done", 4, NULL, 0),
+				 0);
+		ck_assert_int_eq(pier_sent_request_recv_response(req[i], &m, WAIT), 0);
+		assert_msg(m, PIER_MSG_RESPONSE, 14, "done");
+		pier_msg_free(m);
+		pier_sent_request_free(req[i]);
+		pier_received_request_free(rr[i]);
+	}
 	ck_assert_int_eq(pier_server_wait(broker_server(b), WAIT), 0);
-	/* The worker's request ends: cancelled, or its connection closed. */
-	while ((r = pier_received_request_recv_update(rr[1], &m, WAIT)) == 0) {
-		ck_assert_int_eq(pier_msg_header(m)->service_id, BROKER_CANCELLED);
+	ck_assert_uint_eq(broker_stat(b, BROKER_STAT_RESPONSES), 2);
+	ck_assert_uint_eq(broker_stat(b, BROKER_STAT_BROKEN), 0);
+	pier_peer_free(client);
+	pier_peer_free(worker);
+	broker_free(b);
+}
+END_TEST
+
+/* A stop whose timeout has passed (at once, here) ends the relays left:
+ * each client gets an error response, and each worker a BROKER_CANCELLED
+ * update that says why, before its connection closes. */
+START_TEST(stop_cancels_workers)
+{
+	char address[256];
+	broker *b = make_broker(NULL, address, sizeof(address));
+	pier_peer *worker, *client;
+	pier_sent_request *req[2];
+	pier_received_request *rr[2];
+	pier_msg *m;
+
+	ck_assert_int_eq(pier_server_set_stop_timeout(broker_server(b), 0), 0);
+	ck_assert_int_eq(pier_server_start(broker_server(b)), 0);
+	worker = worker_of(address, 14);
+	client = connect_to(address);
+	for (int i = 0; i < 2; i++) {
+		req[i] = send_request(client, 14, "job");
+		rr[i] = recv_request(worker, &m);
 		pier_msg_free(m);
 	}
-	ck_assert_int_ne(r, -ETIMEDOUT);
-	pier_received_request_free(rr[0]);
-	pier_received_request_free(rr[1]);
+	ck_assert_int_eq(pier_server_stop(broker_server(b)), 0);
+	for (int i = 0; i < 2; i++) {
+		int r;
+
+		expect_error(req[i], "the server stopped before the request finished");
+		r = pier_received_request_recv_update(rr[i], &m, WAIT);
+		ck_assert_msg(r == 0, "the worker's request %d ended without a cancel: %s", i,
+			      pier_strerror(r));
+		assert_msg(m, PIER_MSG_REQUESTER_UPDATE, BROKER_CANCELLED,
+			   "the broker stopped before the request finished");
+		pier_msg_free(m);
+		pier_received_request_free(rr[i]);
+	}
+	ck_assert_int_eq(pier_server_wait(broker_server(b), WAIT), 0);
+	ck_assert_uint_eq(broker_stat(b, BROKER_STAT_BROKEN), 2);
 	pier_peer_free(client);
+	pier_peer_free(worker);
+	broker_free(b);
+}
+END_TEST
+
+/* --- peers that race ----------------------------------------------------- */
+
+struct responder {
+	pthread_barrier_t *go;
+	pier_received_request *rr;
+};
+
+static void *respond(void *arg)
+{
+	struct responder *r = arg;
+
+	pthread_barrier_wait(r->go);
+	/* Whether the broker is still there for it or not. */
+	pier_received_request_send_response(r->rr, 16, "late?", 5, NULL, 0);
+	return NULL;
+}
+
+/* The worker's response and the client's disconnect, at the same time,
+ * over and over: each relay ends once, one way or the other (its response
+ * relayed, or the worker cancelled), and nothing of it is left. */
+START_TEST(response_races_client_disconnect)
+{
+	char address[256];
+	broker *b = start_broker(NULL, address, sizeof(address));
+	pier_peer *worker = worker_of(address, 16);
+	const int rounds = 20;
+	int fds_before = open_fd_count();
+
+	for (int i = 0; i < rounds; i++) {
+		pier_peer *client = connect_to(address);
+		pier_sent_request *req = send_request(client, 16, "race");
+		pthread_barrier_t go;
+		struct responder r = { &go, NULL };
+		pthread_t th;
+		pier_msg *m;
+
+		r.rr = recv_request(worker, &m);
+		pier_msg_free(m);
+		ck_assert_int_eq(pthread_barrier_init(&go, NULL, 2), 0);
+		ck_assert_int_eq(pthread_create(&th, NULL, respond, &r), 0);
+		pthread_barrier_wait(&go);
+		pier_sent_request_free(req);
+		pier_peer_free(client);
+		ck_assert_int_eq(pthread_join(th, NULL), 0);
+		pthread_barrier_destroy(&go);
+		pier_received_request_free(r.rr);
+	}
+	wait_until(broker_stat(b, BROKER_STAT_RELAYS) == 0, WAIT);
+	ck_assert_uint_eq(broker_stat(b, BROKER_STAT_RESPONSES) + broker_stat(b, BROKER_STAT_BROKEN),
+			  rounds);
+	/* every client's socket and every relay's eventfds closed */
+	wait_until(open_fd_count() == fds_before, WAIT);
+	/* and the worker serves on */
+	{
+		pier_peer *client = connect_to(address);
+		pier_sent_request *req = send_request(client, 16, "after");
+		pier_received_request *rr;
+		pier_msg *m;
+
+		rr = recv_request(worker, &m);
+		assert_msg(m, PIER_MSG_REQUEST, 16, "after");
+		pier_msg_free(m);
+		ck_assert_int_eq(pier_received_request_send_response(rr, 16, "ok", 2, NULL, 0), 0);
+		pier_received_request_free(rr);
+		ck_assert_int_eq(pier_sent_request_recv_response(req, &m, WAIT), 0);
+		assert_msg(m, PIER_MSG_RESPONSE, 16, "ok");
+		pier_msg_free(m);
+		pier_sent_request_free(req);
+		pier_peer_free(client);
+	}
 	pier_peer_free(worker);
 	broker_free(b);
 }
@@ -934,20 +1068,23 @@ int main(void)
 {
 	Suite *s = suite_create("broker");
 	TCase *tc = th_tcase("broker", TH_TIMEOUT);
+	int norders = (int)(sizeof(orders) / sizeof(orders[0]));
 
 	tcase_add_test(tc, forwards_request_with_fds);
 	tcase_add_test(tc, relays_updates_both_ways_with_fds);
 	tcase_add_test(tc, relays_response);
 	tcase_add_test(tc, several_workers_for_one_id);
-	tcase_add_test(tc, no_worker);
+	tcase_add_loop_test(tc, no_worker, 0, norders);
 	tcase_add_test(tc, worker_dies_mid_request);
 	tcase_add_test(tc, client_dies_mid_request);
 	tcase_add_test(tc, topic_fan_out_with_fds);
 	tcase_add_test(tc, unsubscribe);
 	tcase_add_test(tc, slow_subscriber_bounded);
-	tcase_add_test(tc, bad_control_bodies);
+	tcase_add_loop_test(tc, bad_control_bodies, 0, norders);
 	tcase_add_test(tc, bounds_in_flight);
-	tcase_add_test(tc, stop_ends_relays);
+	tcase_add_test(tc, stop_lets_relays_finish);
+	tcase_add_test(tc, stop_cancels_workers);
+	tcase_add_test(tc, response_races_client_disconnect);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }
