@@ -241,10 +241,11 @@ size_t broker_encode_ids(void *buf, const int32_t *ids, size_t n, enum pier_byte
 	return 4 * n;
 }
 
-/* Ids a worker may not register: the error responses' and the broker's. */
+/* Ids the error responses' and the broker's: no worker may register them,
+ * and no update may be on one. */
 static bool reserved(int32_t id)
 {
-	return id <= PIER_SERVICE_ERROR && id >= BROKER_CANCELLED;
+	return id <= PIER_SERVICE_ERROR && id >= BROKER_RESERVED_LOW;
 }
 
 static bool seen_before(const int32_t *ids, size_t i)
@@ -317,7 +318,7 @@ static int h_control(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_rece
 		ids[i] = get_i32(body + 4 * i, b->order);
 		if (!topics && add && reserved(ids[i]))
 			snprintf(why, sizeof(why), "service id %d is reserved: ids %d to %d are the "
-				 "broker's own", (int)ids[i], BROKER_CANCELLED, PIER_SERVICE_ERROR);
+				 "broker's own", (int)ids[i], BROKER_RESERVED_LOW, PIER_SERVICE_ERROR);
 	}
 	if (!*why) {
 		pthread_mutex_lock(&b->mu);
@@ -455,9 +456,20 @@ static void to_worker(struct relay *rl, pier_msg *m)
 	int fds[MAX_FDS];
 	size_t nfds = msg_fds(m, fds), len;
 	const void *body = pier_msg_body(m, &len);
-	char why[200];
+	int32_t id = pier_msg_header(m)->service_id;
+	char why[200], cancel[200];
 	int r;
 
+	if (reserved(id)) {
+		/* Not to be taken for the broker's. */
+		snprintf(why, sizeof(why), "your update is on service id %d, one of the broker's own "
+			 "(%d to -1): use another id", (int)id, BROKER_RESERVED_LOW);
+		snprintf(cancel, sizeof(cancel), "the broker ended the request: the client's update "
+			 "is on service id %d, one of the broker's own (%d to -1)", (int)id,
+			 BROKER_RESERVED_LOW);
+		relay_end(rl, NULL, why, cancel);
+		return;
+	}
 	r = pier_sent_request_send_update(rl->wreq, pier_msg_header(m)->service_id, body, len,
 					  fds, nfds);
 	if (r == 0) {
@@ -480,9 +492,19 @@ static void to_client(struct relay *rl, pier_msg *m)
 	int fds[MAX_FDS];
 	size_t nfds = msg_fds(m, fds), len;
 	const void *body = pier_msg_body(m, &len);
-	char why[200];
+	int32_t id = pier_msg_header(m)->service_id;
+	char why[200], cancel[200];
 	int r;
 
+	if (reserved(id)) {
+		snprintf(why, sizeof(why), "the worker's update is on service id %d, one of the "
+			 "broker's own (%d to -1)", (int)id, BROKER_RESERVED_LOW);
+		snprintf(cancel, sizeof(cancel), "the broker ended the request: your update is on "
+			 "service id %d, one of the broker's own (%d to -1): use another id", (int)id,
+			 BROKER_RESERVED_LOW);
+		relay_end(rl, NULL, why, cancel);
+		return;
+	}
 	r = pier_received_request_send_update(rl->creq, pier_msg_header(m)->service_id, body, len,
 					      fds, nfds);
 	if (r == 0) {

@@ -20,7 +20,10 @@
  * int32 ids, 4 bytes each, in the connection's byte order (the wire's:
  * little endian unless configured otherwise); its success response has an
  * empty body and the request's service id; anything wrong gets an error
- * response saying what.
+ * response saying what.  Ids BROKER_RESERVED_LOW to -1 are the broker's
+ * and the error responses': no worker may register them, and an update on
+ * one of them is refused both ways (it ends its request), so that a
+ * BROKER_CANCELLED update always comes from the broker.
  */
 enum {
 	BROKER_REGISTER = -2,    /* the sender serves these service ids */
@@ -33,6 +36,7 @@ enum {
 	 * worker may stop and answer at once: whatever it sends on that
 	 * request is dropped. */
 	BROKER_CANCELLED = -6,
+	BROKER_RESERVED_LOW = BROKER_CANCELLED,
 };
 
 /* The bounds of a broker; 0 in any field: its default, as listed. */

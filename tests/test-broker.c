@@ -1064,6 +1064,58 @@ START_TEST(response_races_client_disconnect)
 }
 END_TEST
 
+/* --- updates on the broker's ids ----------------------------------------- */
+
+/* An update on one of the broker's ids (-6 to -1) is refused both ways:
+ * a client's on -6 cannot pass for the broker's cancel.  The relay ends,
+ * each side told why. */
+START_TEST(reserved_ids_in_updates)
+{
+	char address[256];
+	broker *b = start_broker(NULL, address, sizeof(address));
+	pier_peer *worker = worker_of(address, 17), *client = connect_to(address);
+	pier_sent_request *req;
+	pier_received_request *rr;
+	pier_msg *m;
+
+	/* the client's, on -6 and on -1 */
+	for (int32_t id = BROKER_CANCELLED; id <= PIER_SERVICE_ERROR; id += 5) {
+		char want[160];
+
+		req = send_request(client, 17, "job");
+		rr = recv_request(worker, &m);
+		pier_msg_free(m);
+		ck_assert_int_eq(pier_sent_request_send_update(req, id, "forged", 6, NULL, 0), 0);
+		snprintf(want, sizeof(want), "your update is on service id %d, one of the broker's "
+			 "own (-6 to -1): use another id", (int)id);
+		expect_error(req, want);
+		ck_assert_int_eq(pier_received_request_recv_update(rr, &m, WAIT), 0);
+		snprintf(want, sizeof(want), "the broker ended the request: the client's update is "
+			 "on service id %d, one of the broker's own (-6 to -1)", (int)id);
+		assert_msg(m, PIER_MSG_REQUESTER_UPDATE, BROKER_CANCELLED, want);
+		pier_msg_free(m);
+		pier_received_request_free(rr);
+	}
+	/* the worker's, on -2 */
+	req = send_request(client, 17, "job");
+	rr = recv_request(worker, &m);
+	pier_msg_free(m);
+	ck_assert_int_eq(pier_received_request_send_update(rr, BROKER_REGISTER, "x", 1, NULL, 0), 0);
+	expect_error(req, "the worker's update is on service id -2, one of the broker's own");
+	ck_assert_int_eq(pier_received_request_recv_update(rr, &m, WAIT), 0);
+	assert_msg(m, PIER_MSG_REQUESTER_UPDATE, BROKER_CANCELLED,
+		   "the broker ended the request: your update is on service id -2, one of the "
+		   "broker's own (-6 to -1): use another id");
+	pier_msg_free(m);
+	pier_received_request_free(rr);
+	ck_assert_uint_eq(broker_stat(b, BROKER_STAT_UPDATES), 0);
+	ck_assert_uint_eq(broker_stat(b, BROKER_STAT_BROKEN), 3);
+	pier_peer_free(client);
+	pier_peer_free(worker);
+	broker_free(b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("broker");
@@ -1085,6 +1137,7 @@ int main(void)
 	tcase_add_test(tc, stop_lets_relays_finish);
 	tcase_add_test(tc, stop_cancels_workers);
 	tcase_add_test(tc, response_races_client_disconnect);
+	tcase_add_test(tc, reserved_ids_in_updates);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }
