@@ -87,8 +87,8 @@ struct broker {
 struct relay {
 	broker *b;
 	pier_received_request *creq; /* the client's, kept: owned */
-	pier_sent_request *wreq;     /* the one sent to the worker: owned */
-	struct bpeer *worker;        /* a reference */
+	pier_sent_request *wreq;       /* the one sent to the worker: owned */
+	struct bpeer *client, *worker; /* references */
 	int32_t service;
 	pthread_mutex_t mu; /* what follows */
 	int refs; /* one per watch that will run, and the handler's while it sets up */
@@ -119,11 +119,52 @@ static size_t msg_fds(const pier_msg *m, int *fds)
 	return n;
 }
 
-/* Why a send failed, for an error response. */
-static const char *send_failure(int r)
+/* How m goes on. */
+enum hop {
+	HOP_REQUEST,       /* a request to a worker (pier_writer_send_request()) */
+	HOP_STREAM,        /* a copy to a subscriber */
+	HOP_TO_WORKER,     /* a requester update, on the request sent to the worker */
+	HOP_TO_CLIENT,     /* a responder update, on the client's request */
+	HOP_RESPONSE,      /* the response, on the client's request */
+};
+
+/* Sends m's body and fds to peer to, with service id service: as a request
+ * (*out: its handle), a stream message, or on the request handle req.
+ * Returns the send's result. */
+static int pass_on(struct bpeer *to, enum hop hop, void *req, int32_t service, const pier_msg *m,
+		   pier_sent_request **out)
+{
+	int fds[MAX_FDS], r = -EINVAL;
+	size_t nfds = msg_fds(m, fds), len;
+	const void *body = pier_msg_body(m, &len);
+
+	switch (hop) {
+	case HOP_REQUEST:
+		r = pier_writer_send_request(to->w, service, body, len, fds, nfds, out);
+		break;
+	case HOP_STREAM:
+		r = pier_writer_send_stream(to->w, service, body, len, fds, nfds);
+		break;
+	case HOP_TO_WORKER:
+		r = pier_sent_request_send_update(req, service, body, len, fds, nfds);
+		break;
+	case HOP_TO_CLIENT:
+		r = pier_received_request_send_update(req, service, body, len, fds, nfds);
+		break;
+	case HOP_RESPONSE:
+		r = pier_received_request_send_response(req, service, body, len, fds, nfds);
+		break;
+	}
+	return r;
+}
+
+/* Why a send to a peer failed, for an error text, said of the receiver as
+ * "you" (you) or "it". */
+static const char *send_failure(int r, bool you)
 {
 	if (r == -EAGAIN)
-		return "it does not read (its queue at the broker is full)";
+		return you ? "you do not read (your queue at the broker is full)"
+			   : "it does not read (its queue at the broker is full)";
 	return pier_strerror(r);
 }
 
@@ -355,46 +396,25 @@ static void relay_unref(struct relay *rl)
 	pier_sent_request_free(rl->wreq);
 	atomic_fetch_sub(&rl->worker->forwarded, 1);
 	bpeer_unref(rl->worker);
+	bpeer_unref(rl->client);
 	atomic_fetch_sub(&rl->b->stats[BROKER_STAT_RELAYS], 1);
 	pthread_mutex_destroy(&rl->mu);
 	free(rl);
 }
 
-/* Relays the worker's response m to the client. */
-static void relay_response(struct relay *rl, pier_msg *m)
+static bool relay_is_over(struct relay *rl)
 {
-	int fds[MAX_FDS];
-	size_t nfds = msg_fds(m, fds), len;
-	const void *body = pier_msg_body(m, &len);
-	char why[200];
-	int r;
+	bool over;
 
-	r = pier_received_request_send_response(rl->creq, pier_msg_header(m)->service_id, body,
-						len, fds, nfds);
-	if (r == 0) {
-		count(rl->b, BROKER_STAT_RESPONSES);
-		return;
-	}
-	count(rl->b, BROKER_STAT_BROKEN); /* not relayed: the client is gone, or why */
-	if (r != -PIER_EDONE) {
-		snprintf(why, sizeof(why), "the worker's response could not be relayed: %s",
-			 pier_strerror(r));
-		pier_received_request_send_error(rl->creq, why);
-	}
+	pthread_mutex_lock(&rl->mu);
+	over = rl->over;
+	pthread_mutex_unlock(&rl->mu);
+	return over;
 }
 
-/*
- * Ends rl, once: the client gets the worker's response (NULL: the error
- * client_why; NULL too: nothing, its request is over), the worker a
- * BROKER_CANCELLED update saying worker_why (NULL: nothing, it answered
- * or is gone), and the watches left are cancelled.  A watch of rl that
- * runs meanwhile finds it over and lets go.  The caller holds a
- * reference.
- */
-static void relay_end(struct relay *rl, pier_msg *response, const char *client_why,
-		      const char *worker_why)
+/* Marks rl over: whether this call did, with the watches to cancel. */
+static bool relay_close(struct relay *rl, uint64_t watches[2])
 {
-	uint64_t watches[2];
 	bool first;
 
 	pthread_mutex_lock(&rl->mu);
@@ -403,22 +423,118 @@ static void relay_end(struct relay *rl, pier_msg *response, const char *client_w
 	watches[0] = rl->cwatch;
 	watches[1] = rl->wwatch;
 	pthread_mutex_unlock(&rl->mu);
-	if (!first)
-		return;
-	if (response) {
-		relay_response(rl, response);
-	} else {
-		count(rl->b, BROKER_STAT_BROKEN);
-		if (client_why)
-			pier_received_request_send_error(rl->creq, client_why);
-	}
-	if (worker_why)
-		pier_sent_request_send_update(rl->wreq, BROKER_CANCELLED, worker_why,
-					      strlen(worker_why), NULL, 0);
-	/* The watch of the caller, if it is one, ran: -ENOENT. */
+	return first;
+}
+
+/* The watches left of a closed relay: the caller's, if it is one, ran
+ * (-ENOENT); each other cancelled drops its reference. */
+static void relay_unwatch(struct relay *rl, const uint64_t watches[2])
+{
 	for (int i = 0; i < 2; i++)
 		if (watches[i] && pier_server_unwatch(rl->b->s, watches[i]) == 0)
 			relay_unref(rl);
+}
+
+/*
+ * Ends rl with an error, once: the client gets the error response
+ * client_why (NULL: nothing, its request is over), the worker a
+ * BROKER_CANCELLED update saying worker_why (NULL: nothing, it answered or
+ * is gone), and the watches left are cancelled.  A watch of rl that runs
+ * meanwhile finds it over and lets go.  The caller holds a reference.
+ */
+static void relay_end(struct relay *rl, const char *client_why, const char *worker_why)
+{
+	uint64_t watches[2];
+
+	if (!relay_close(rl, watches))
+		return;
+	count(rl->b, BROKER_STAT_BROKEN);
+	if (client_why)
+		pier_received_request_send_error(rl->creq, client_why);
+	if (worker_why)
+		pier_sent_request_send_update(rl->wreq, BROKER_CANCELLED, worker_why,
+					      strlen(worker_why), NULL, 0);
+	relay_unwatch(rl, watches);
+}
+
+/* Ends rl because the broker cannot watch a side of it (r says why). */
+static void relay_unwatchable(struct relay *rl, int r)
+{
+	char why[200], cancel[200];
+
+	snprintf(why, sizeof(why), "the broker cannot watch the request: %s; retry later",
+		 pier_strerror(r));
+	snprintf(cancel, sizeof(cancel), "the broker ended the request: it cannot watch it: %s",
+		 pier_strerror(r));
+	relay_end(rl, why, cancel);
+}
+
+/*
+ * Passes m, an update or the worker's response, on to the other side of
+ * rl: from the worker to the client (to_client), or from the client to the
+ * worker.  Returns 0 once passed, 1 when dropped (that side's request is
+ * over), or -1 with what to tell the client (why) and the worker (cancel)
+ * when it cannot be.  Updates on the broker's own ids are refused.
+ */
+static int relay_pass(struct relay *rl, const pier_msg *m, bool to_client, char *why,
+		      char *cancel, size_t size)
+{
+	broker *b = rl->b;
+	const struct pier_header *h = pier_msg_header(m);
+	bool response = h->type == PIER_MSG_RESPONSE;
+	/* m, as the client and as the worker are told of it */
+	const char *to_c = !to_client ? "your update" :
+			   response   ? "the worker's response" :
+					"the worker's update";
+	const char *to_w = to_client ? "your update" : "the client's update";
+	int r;
+
+	if (!response && reserved(h->service_id)) {
+		snprintf(why, size, "%s is on service id %d, one of the broker's own (%d to -1)%s",
+			 to_c, (int)h->service_id, BROKER_RESERVED_LOW,
+			 to_client ? "" : ": use another id");
+		snprintf(cancel, size, "the broker ended the request: %s is on service id %d, one of "
+			 "the broker's own (%d to -1)%s", to_w, (int)h->service_id,
+			 BROKER_RESERVED_LOW, to_client ? ": use another id" : "");
+		return -1;
+	}
+	if (to_client)
+		r = pass_on(rl->client, response ? HOP_RESPONSE : HOP_TO_CLIENT, rl->creq,
+			    h->service_id, m, NULL);
+	else
+		r = pass_on(rl->worker, HOP_TO_WORKER, rl->wreq, h->service_id, m, NULL);
+	if (r == 0) {
+		count(b, response ? BROKER_STAT_RESPONSES : BROKER_STAT_UPDATES);
+		return 0;
+	}
+	/* -PIER_EDONE: the request of that side ended (a client's update that
+	 * came after the worker's response is too late, as it would be
+	 * without a broker); the relay ends by the watch of that side. */
+	if (r == -PIER_EDONE)
+		return 1;
+	snprintf(why, size, "%s could not be relayed to %s: %s", to_c,
+		 to_client ? "you" : "the worker", send_failure(r, to_client));
+	snprintf(cancel, size, "the broker ended the request: %s could not be relayed to %s: %s",
+		 to_w, to_client ? "the client" : "you", send_failure(r, !to_client));
+	return -1;
+}
+
+/* The worker's response m ends rl: it goes to the client, or an error
+ * response saying why it could not. */
+static void relay_respond(struct relay *rl, const pier_msg *m)
+{
+	char why[300], unused[300];
+	uint64_t watches[2];
+	int r;
+
+	if (!relay_close(rl, watches))
+		return;
+	r = relay_pass(rl, m, true, why, unused, sizeof(why));
+	if (r != 0)
+		count(rl->b, BROKER_STAT_BROKEN); /* not passed: the client is gone, or why */
+	if (r < 0)
+		pier_received_request_send_error(rl->creq, why);
+	relay_unwatch(rl, watches);
 }
 
 static void client_step(void *ud, int status);
@@ -429,16 +545,17 @@ static int watch_locked(struct relay *rl, bool client)
 {
 	int fd = client ? pier_received_request_fd(rl->creq) : pier_sent_request_fd(rl->wreq);
 	uint64_t *id = client ? &rl->cwatch : &rl->wwatch;
-	int r;
+	int r = fd;
 
-	r = pier_server_watch(rl->b->s, fd, client ? client_step : worker_step, rl, id);
+	if (fd >= 0)
+		r = pier_server_watch(rl->b->s, fd, client ? client_step : worker_step, rl, id);
 	if (r < 0)
 		*id = 0;
 	return r;
 }
 
-/* A step's watch again, unless rl is over: 0 when made (the step's
- * reference is the new watch's). */
+/* A step's watch again, unless rl is over (-PIER_EDONE): 0 when made (the
+ * step's reference is the new watch's). */
 static int rewatch(struct relay *rl, bool client)
 {
 	int r = -PIER_EDONE;
@@ -450,99 +567,32 @@ static int rewatch(struct relay *rl, bool client)
 	return r;
 }
 
-/* A client's update m, to the worker. */
-static void to_worker(struct relay *rl, pier_msg *m)
-{
-	int fds[MAX_FDS];
-	size_t nfds = msg_fds(m, fds), len;
-	const void *body = pier_msg_body(m, &len);
-	int32_t id = pier_msg_header(m)->service_id;
-	char why[200], cancel[200];
-	int r;
-
-	if (reserved(id)) {
-		/* Not to be taken for the broker's. */
-		snprintf(why, sizeof(why), "your update is on service id %d, one of the broker's own "
-			 "(%d to -1): use another id", (int)id, BROKER_RESERVED_LOW);
-		snprintf(cancel, sizeof(cancel), "the broker ended the request: the client's update "
-			 "is on service id %d, one of the broker's own (%d to -1)", (int)id,
-			 BROKER_RESERVED_LOW);
-		relay_end(rl, NULL, why, cancel);
-		return;
-	}
-	r = pier_sent_request_send_update(rl->wreq, pier_msg_header(m)->service_id, body, len,
-					  fds, nfds);
-	if (r == 0) {
-		count(rl->b, BROKER_STAT_UPDATES);
-		return;
-	}
-	/* -PIER_EDONE: the worker answered already; the update came too
-	 * late, as it would have without a broker. */
-	if (r == -PIER_EDONE)
-		return;
-	snprintf(why, sizeof(why), "an update could not be relayed to the worker: %s",
-		 send_failure(r));
-	relay_end(rl, NULL, why, "the broker ended the request: an update of the client could "
-		  "not be relayed");
-}
-
-/* A worker's update m, to the client. */
-static void to_client(struct relay *rl, pier_msg *m)
-{
-	int fds[MAX_FDS];
-	size_t nfds = msg_fds(m, fds), len;
-	const void *body = pier_msg_body(m, &len);
-	int32_t id = pier_msg_header(m)->service_id;
-	char why[200], cancel[200];
-	int r;
-
-	if (reserved(id)) {
-		snprintf(why, sizeof(why), "the worker's update is on service id %d, one of the "
-			 "broker's own (%d to -1)", (int)id, BROKER_RESERVED_LOW);
-		snprintf(cancel, sizeof(cancel), "the broker ended the request: your update is on "
-			 "service id %d, one of the broker's own (%d to -1): use another id", (int)id,
-			 BROKER_RESERVED_LOW);
-		relay_end(rl, NULL, why, cancel);
-		return;
-	}
-	r = pier_received_request_send_update(rl->creq, pier_msg_header(m)->service_id, body, len,
-					      fds, nfds);
-	if (r == 0) {
-		count(rl->b, BROKER_STAT_UPDATES);
-		return;
-	}
-	if (r == -PIER_EDONE)
-		return; /* the client's request ended: the relay ends too */
-	snprintf(why, sizeof(why), "an update of the worker could not be relayed to you: %s",
-		 send_failure(r));
-	relay_end(rl, NULL, why, "the broker ended the request: an update could not be relayed "
-		  "to the client");
-}
-
 /* The client's side: its updates, or its end. */
 static void client_step(void *ud, int status)
 {
 	struct relay *rl = ud;
+	char why[300], cancel[300];
 	pier_msg *m;
 	int r = status;
 
-	while (r == 0 && (r = pier_received_request_recv_update(rl->creq, &m, 0)) == 0) {
-		to_worker(rl, m);
+	while (r == 0 && !relay_is_over(rl) &&
+	       (r = pier_received_request_recv_update(rl->creq, &m, 0)) == 0) {
+		if (relay_pass(rl, m, false, why, cancel, sizeof(why)) < 0)
+			relay_end(rl, why, cancel);
 		pier_msg_free(m);
 	}
-	if (r == -EAGAIN) {
+	if (r == 0 || r == -EAGAIN) {
 		r = rewatch(rl, true);
 		if (r == 0)
 			return;
 		if (r != -PIER_EDONE)
-			relay_end(rl, NULL, "the broker cannot watch the request any more",
-				  "the broker ended the request: it cannot watch it any more");
+			relay_unwatchable(rl, r);
 	} else if (r == -PIER_EDONE || r == -PIER_ESHUTDOWN) {
 		/* Answered (by the relay, which is over then, or by the
 		 * server's stop), or the server stopped. */
-		relay_end(rl, NULL, NULL, "the broker stopped before the request finished");
+		relay_end(rl, NULL, "the broker stopped before the request finished");
 	} else {
-		relay_end(rl, NULL, NULL, "the client disconnected");
+		relay_end(rl, NULL, "the client disconnected");
 	}
 	relay_unref(rl);
 }
@@ -551,34 +601,31 @@ static void client_step(void *ud, int status)
 static void worker_step(void *ud, int status)
 {
 	struct relay *rl = ud;
-	char why[200];
+	char why[300], cancel[300];
 	pier_msg *m;
 	int r = status;
 
-	while (r == 0 && (r = pier_sent_request_recv(rl->wreq, &m, 0)) == 0) {
-		if (pier_msg_header(m)->type == PIER_MSG_RESPONSE) {
-			relay_end(rl, m, NULL, NULL);
-			r = -PIER_EDONE;
-		} else {
-			to_client(rl, m);
-		}
+	while (r == 0 && !relay_is_over(rl) && (r = pier_sent_request_recv(rl->wreq, &m, 0)) == 0) {
+		if (pier_msg_header(m)->type == PIER_MSG_RESPONSE)
+			relay_respond(rl, m);
+		else if (relay_pass(rl, m, true, why, cancel, sizeof(why)) < 0)
+			relay_end(rl, why, cancel);
 		pier_msg_free(m);
 	}
-	if (r == -EAGAIN) {
+	if (r == 0 || r == -EAGAIN) {
 		r = rewatch(rl, false);
 		if (r == 0)
 			return;
 		if (r != -PIER_EDONE)
-			relay_end(rl, NULL, "the broker cannot watch the request any more",
-				  "the broker ended the request: it cannot watch it any more");
+			relay_unwatchable(rl, r);
 	} else if (r == -PIER_ESHUTDOWN) {
 		/* The server stopped (and answered the client): this watch may
 		 * run before the client's, which would cancel the worker. */
-		relay_end(rl, NULL, NULL, "the broker stopped before the request finished");
+		relay_end(rl, NULL, "the broker stopped before the request finished");
 	} else if (r != -PIER_EDONE) {
 		snprintf(why, sizeof(why), "the worker serving service id %d disconnected before it "
 			 "answered (%s)", (int)rl->service, pier_strerror(r));
-		relay_end(rl, NULL, why, NULL);
+		relay_end(rl, why, NULL);
 	}
 	relay_unref(rl);
 }
@@ -638,21 +685,19 @@ static int forward(broker *b, const pier_msg *m, struct bpeer **worker,
 	int32_t id = pier_msg_header(m)->service_id;
 	struct bpeer *tried[MAX_TRIES];
 	unsigned int ntried = 0;
-	int fds[MAX_FDS], r = 0;
-	size_t nfds = msg_fds(m, fds), len;
-	const void *body = pier_msg_body(m, &len);
-	bool full = false, taken = false;
+	bool full = false;
+	int r = 0;
 
-	while (!taken && ntried < MAX_TRIES) {
+	*worker = NULL;
+	while (!*worker && ntried < MAX_TRIES) {
 		struct bpeer *p = choose(b, id, tried, ntried, &full);
 
 		if (!p)
 			break;
-		r = pier_writer_send_request(p->w, id, body, len, fds, nfds, wreq);
+		r = pass_on(p, HOP_REQUEST, NULL, id, m, wreq);
 		if (r == 0) {
 			*worker = p;
-			taken = true;
-			continue;
+			break;
 		}
 		/* Gone (its disconnect hook unregisters it), not reading, or
 		 * unable to carry this: the next one may. */
@@ -661,16 +706,19 @@ static int forward(broker *b, const pier_msg *m, struct bpeer **worker,
 	}
 	for (unsigned int i = 0; i < ntried; i++)
 		bpeer_unref(tried[i]);
-	if (taken)
+	if (*worker)
 		return 0;
-	if (ntried)
-		snprintf(why, size, "no worker of service id %d could take the request: %s",
-			 (int)id, send_failure(r));
-	else if (full)
+	if (ntried) {
+		snprintf(why, size, "no worker of service id %d could take the request (the last one "
+			 "tried: %s): retry later or start more workers", (int)id,
+			 send_failure(r, false));
+	} else if (full) {
 		snprintf(why, size, "every worker of service id %d has %u requests in flight, the "
-			 "broker's limit", (int)id, b->lim.max_forwarded);
-	else
+			 "broker's limit: retry later or start more workers", (int)id,
+			 b->lim.max_forwarded);
+	} else {
 		snprintf(why, size, "no worker serves service id %d", (int)id);
+	}
 	return -1;
 }
 
@@ -678,43 +726,43 @@ static int forward(broker *b, const pier_msg *m, struct bpeer **worker,
 static int h_forward(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_received_request *req)
 {
 	broker *b = ud;
-	struct relay *rl = calloc(1, sizeof(*rl));
-	char why[200];
-	bool watched;
+	struct relay *rl;
+	char why[300];
+	int r;
 
-	if (!rl) {
-		pier_received_request_send_error(req, "the broker is out of memory");
-		return PIER_HANDLER_DONE;
-	}
 	/* Counted before the worker can have it: once it has, the relay is
 	 * counted until it ends. */
 	atomic_fetch_add(&b->stats[BROKER_STAT_RELAYS], 1);
-	if (forward(b, m, &rl->worker, &rl->wreq, why, sizeof(why)) < 0) {
-		count(b, BROKER_STAT_NO_WORKER);
+	rl = calloc(1, sizeof(*rl));
+	if (!rl || forward(b, m, &rl->worker, &rl->wreq, why, sizeof(why)) < 0) {
+		if (rl)
+			count(b, BROKER_STAT_NO_WORKER);
 		atomic_fetch_sub(&b->stats[BROKER_STAT_RELAYS], 1);
-		pier_received_request_send_error(req, why);
+		pier_received_request_send_error(req, rl ? why : "the broker is out of memory: "
+							    "retry later");
 		free(rl);
 		return PIER_HANDLER_DONE;
 	}
 	count(b, BROKER_STAT_FORWARDED);
 	rl->b = b;
 	rl->creq = req;
+	rl->client = pd;
+	atomic_fetch_add(&rl->client->refs, 1);
 	rl->service = pier_msg_header(m)->service_id;
 	pthread_mutex_init(&rl->mu, NULL);
 	/* Held while both watches are made: a step that runs meanwhile
 	 * waits here before it can end the relay. */
 	pthread_mutex_lock(&rl->mu);
 	rl->refs = 1;
-	watched = watch_locked(rl, true) == 0;
-	rl->refs += watched;
-	if (watched && watch_locked(rl, false) == 0)
+	r = watch_locked(rl, true);
+	if (r == 0) {
 		rl->refs++;
-	else
-		watched = false;
+		r = watch_locked(rl, false);
+		rl->refs += r == 0;
+	}
 	pthread_mutex_unlock(&rl->mu);
-	if (!watched)
-		relay_end(rl, NULL, "the broker cannot watch the request",
-			  "the broker ended the request: it cannot watch it");
+	if (r < 0)
+		relay_unwatchable(rl, r);
 	relay_unref(rl);
 	return PIER_HANDLER_KEEP;
 }
@@ -728,9 +776,7 @@ static void h_publish(void *ud, pier_peer *peer, void *pd, pier_msg *m)
 	broker *b = ud;
 	int32_t topic = pier_msg_header(m)->service_id;
 	struct bpeer *local[FANOUT_LOCAL], **subs = local;
-	int fds[MAX_FDS];
-	size_t nfds = msg_fds(m, fds), len, first, n;
-	const void *body = pier_msg_body(m, &len);
+	size_t first, n;
 
 	count(b, BROKER_STAT_PUBLISHED);
 	pthread_mutex_lock(&b->mu);
@@ -749,7 +795,7 @@ static void h_publish(void *ud, pier_peer *peer, void *pd, pier_msg *m)
 	/* Each send dups the fds it queues (the kernel gives each receiver
 	 * its own): m keeps its own, closed after this handler. */
 	for (size_t i = 0; i < n; i++) {
-		int r = pier_writer_send_stream(subs[i]->w, topic, body, len, fds, nfds);
+		int r = pass_on(subs[i], HOP_STREAM, NULL, topic, m, NULL);
 
 		count(b, r == 0 ? BROKER_STAT_DELIVERED : BROKER_STAT_DROPPED);
 		bpeer_unref(subs[i]);

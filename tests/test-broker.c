@@ -884,7 +884,8 @@ START_TEST(bounds_in_flight)
 	rr[2] = recv_request(worker, &m);
 	pier_msg_free(m);
 	expect_error(send_request(c, 13, "c1"),
-		     "every worker of service id 13 has 3 requests in flight, the broker's limit");
+		     "every worker of service id 13 has 3 requests in flight, the broker's limit: "
+		     "retry later or start more workers");
 	ck_assert_int_eq(pier_received_request_send_response(rr[0], 13, "ok", 2, NULL, 0), 0);
 	pier_received_request_free(rr[0]);
 	wait_until(broker_stat(b, BROKER_STAT_RELAYS) == 2, WAIT);
@@ -1116,6 +1117,109 @@ START_TEST(reserved_ids_in_updates)
 }
 END_TEST
 
+/* --- errors that say why ------------------------------------------------- */
+
+/* A client that does not read while its worker sends updates: the relay
+ * ends, and the worker's cancel says why (the client's error response
+ * goes through the very queue that is full: the client gets it, or the
+ * library's "dropped without a response", once it reads). */
+START_TEST(client_that_does_not_read)
+{
+	struct broker_limits lim = { .send_queue = 16 << 10 };
+	char address[256];
+	broker *b = start_broker(&lim, address, sizeof(address));
+	pier_peer *worker = worker_of(address, 20), *client = connect_to(address);
+	pier_sent_request *req = send_request(client, 20, "job");
+	pier_received_request *rr;
+	char *chunk = calloc(1, 16 << 10);
+	pier_msg *m;
+	int r, sent = 0;
+
+	ck_assert_ptr_nonnull(chunk);
+	rr = recv_request(worker, &m);
+	pier_msg_free(m);
+	/* Far more than the client's socket and queue at the broker hold
+	 * (the seqpacket socket buffer is about 512 KiB), until the broker
+	 * gives up on the client. */
+	while ((r = pier_received_request_recv_update(rr, &m, 0)) == -EAGAIN && sent < 200) {
+		ck_assert_int_eq(pier_received_request_send_update(rr, 1, chunk, 16 << 10, NULL, 0),
+				 0);
+		sent++;
+	}
+	if (r == -EAGAIN)
+		r = pier_received_request_recv_update(rr, &m, WAIT);
+	ck_assert_msg(r == 0, "no cancel after %d updates: %s", sent, pier_strerror(r));
+	assert_msg(m, PIER_MSG_REQUESTER_UPDATE, BROKER_CANCELLED,
+		   "the broker ended the request: your update could not be relayed to the client: "
+		   "it does not read (its queue at the broker is full)");
+	pier_msg_free(m);
+	pier_received_request_free(rr);
+	/* the client, reading at last: the updates that were queued, then an
+	 * error response */
+	while ((r = pier_sent_request_recv(req, &m, WAIT)) == 0 &&
+	       pier_msg_header(m)->type == PIER_MSG_RESPONDER_UPDATE)
+		pier_msg_free(m);
+	ck_assert_int_eq(r, 0);
+	ck_assert(pier_msg_is_error(m));
+	pier_msg_free(m);
+	pier_sent_request_free(req);
+	free(chunk);
+	pier_peer_free(client);
+	pier_peer_free(worker);
+	broker_free(b);
+}
+END_TEST
+
+/* A relay the broker cannot watch (no fd left for the eventfds of its
+ * watches): the client's error response and the worker's cancel say why. */
+START_TEST(cannot_watch_says_why)
+{
+	char address[256];
+	broker *b = start_broker(NULL, address, sizeof(address));
+	pier_peer *worker = worker_of(address, 21), *client = connect_to(address);
+	pier_sent_request *req;
+	pier_received_request *rr;
+	struct rlimit saved;
+	pier_msg *m;
+
+	if (under_valgrind()) {
+		fprintf(stderr, "cannot_watch_says_why: skipped under valgrind, which keeps the fd "
+				"limit to itself\n");
+		pier_peer_free(client);
+		pier_peer_free(worker);
+		broker_free(b);
+		return;
+	}
+	/* a round trip first: each side's connection has what it waits with */
+	req = send_request(client, 21, "first");
+	rr = recv_request(worker, &m);
+	pier_msg_free(m);
+	ck_assert_int_eq(pier_received_request_send_response(rr, 21, "ok", 2, NULL, 0), 0);
+	ck_assert_int_eq(pier_sent_request_recv_response(req, &m, WAIT), 0);
+	pier_msg_free(m);
+	pier_sent_request_free(req);
+	pier_received_request_free(rr);
+	wait_until(broker_stat(b, BROKER_STAT_RELAYS) == 0, WAIT);
+
+	no_fd_left(&saved);
+	req = send_request(client, 21, "second");
+	rr = recv_request(worker, &m);
+	pier_msg_free(m);
+	/* tried, and given up; then the limit back, for the waits below */
+	wait_until(broker_stat(b, BROKER_STAT_BROKEN) == 1, WAIT);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	ck_assert_int_eq(pier_received_request_recv_update(rr, &m, WAIT), 0);
+	assert_msg(m, PIER_MSG_REQUESTER_UPDATE, BROKER_CANCELLED,
+		   "the broker ended the request: it cannot watch it: Too many open files");
+	pier_msg_free(m);
+	expect_error(req, "the broker cannot watch the request: Too many open files; retry later");
+	pier_received_request_free(rr);
+	pier_peer_free(client);
+	pier_peer_free(worker);
+	broker_free(b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("broker");
@@ -1138,6 +1242,8 @@ int main(void)
 	tcase_add_test(tc, stop_cancels_workers);
 	tcase_add_test(tc, response_races_client_disconnect);
 	tcase_add_test(tc, reserved_ids_in_updates);
+	tcase_add_test(tc, client_that_does_not_read);
+	tcase_add_test(tc, cannot_watch_says_why);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }
