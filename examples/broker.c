@@ -19,6 +19,14 @@
  * fails at once with -EAGAIN.  A relayed message is never dropped quietly
  * (its request ends with an error instead); a stream message's copy for a
  * subscriber that does not read is dropped, and counted.
+ *
+ * Registrations and subscriptions: a hash table per kind from an id to its
+ * node, which lists the id's peers; each peer lists its own ids, and each
+ * entry of either list knows its place in the other, so that adding,
+ * removing (the last entry takes the place of the one removed) and a
+ * peer's disconnect cost one step per id, whatever the tables hold.  They
+ * change under a write lock; forwarding and publishing read them side by
+ * side.
  */
 #define _GNU_SOURCE
 #include <endian.h>
@@ -53,24 +61,47 @@ static const struct broker_limits defaults = {
 	.send_fds = 64,
 };
 
+/* The two tables. */
+enum { SERVICES, TOPICS };
+
+struct idnode;
+
+/* One of a peer's ids: its node, and the peer's place among its members. */
+struct link {
+	struct idnode *node;
+	unsigned int at;
+};
+
+/* One of an id's peers, and the id's place among the peer's links. */
+struct member {
+	struct bpeer *p; /* no reference: a peer's entries go before it does */
+	unsigned int at;
+};
+
+/* An id with at least one peer. */
+struct idnode {
+	int32_t id;
+	unsigned int n, cap;
+	struct member *m;
+};
+
+/* From id to node: open addressing, linear probing. */
+struct idtable {
+	struct idnode **slot; /* NULL: free */
+	size_t cap, n;        /* cap: 0 or a power of two */
+};
+
+struct links {
+	struct link *v;
+	unsigned int n, cap;
+};
+
 /* A connected peer: client, worker, subscriber, or all three. */
 struct bpeer {
 	pier_writer *w;        /* a reference of its own: sends from any worker */
 	atomic_int refs;       /* the server's (until the peer is gone), relays', fan-outs' */
 	atomic_uint forwarded; /* relays to it not ended: how busy it is as a worker */
-	/* Under broker.mu. */
-	unsigned int nservices, ntopics;
-};
-
-/* Peer p serves service id (or is subscribed to topic) id. */
-struct entry {
-	int32_t id;
-	struct bpeer *p; /* no reference: a peer's entries go before it does */
-};
-
-struct table {
-	struct entry *v; /* sorted by id, then by peer */
-	size_t n, cap;
+	struct links ids[2];   /* under broker.mu: its services and topics */
 };
 
 struct broker {
@@ -78,15 +109,17 @@ struct broker {
 	enum pier_byte_order order;
 	struct broker_limits lim;
 	atomic_uint_fast64_t stats[BROKER_STAT_END_];
-	pthread_mutex_t mu; /* the tables, the peers' counts, next */
-	struct table services, topics;
-	unsigned int next; /* where the next choice starts among equals */
+	/* The tables and the peers' links: written by control requests and
+	 * disconnects, read to forward and to publish. */
+	pthread_rwlock_t mu;
+	struct idtable tables[2];
+	atomic_uint next; /* where the next choice starts among equals */
 };
 
 /* A request relayed between a client and a worker. */
 struct relay {
 	broker *b;
-	pier_received_request *creq; /* the client's, kept: owned */
+	pier_received_request *creq;   /* the client's, kept: owned */
 	pier_sent_request *wreq;       /* the one sent to the worker: owned */
 	struct bpeer *client, *worker; /* references */
 	int32_t service;
@@ -170,86 +203,272 @@ static const char *send_failure(int r, bool you)
 
 /* --- tables --------------------------------------------------------------- */
 
-static int entry_cmp(int32_t id, const struct bpeer *p, const struct entry *e)
+#ifdef BROKER_TEST_HOOKS
+_Atomic int broker_test_allocs_left = -1;
+
+static void *grow(void *p, size_t size)
 {
-	if (id != e->id)
-		return id < e->id ? -1 : 1;
-	return p == e->p ? 0 : (uintptr_t)p < (uintptr_t)e->p ? -1 : 1;
+	int left = atomic_load(&broker_test_allocs_left);
+
+	do {
+		if (left == 0)
+			return NULL;
+	} while (left > 0 && !atomic_compare_exchange_weak(&broker_test_allocs_left, &left,
+							   left - 1));
+	return realloc(p, size);
+}
+#else
+#define grow realloc
+#endif
+
+static size_t slot_of(const struct idtable *t, int32_t id)
+{
+	uint32_t h = (uint32_t)id * 0x9e3779b1u;
+
+	return (h ^ (h >> 15)) & (t->cap - 1);
 }
 
-/* The index of the first entry not below (id, p); p NULL: id's first. */
-static size_t lower(const struct table *t, int32_t id, const struct bpeer *p)
+static struct idnode *table_find(const struct idtable *t, int32_t id)
 {
-	size_t lo = 0, hi = t->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (entry_cmp(id, p, &t->v[mid]) > 0)
-			lo = mid + 1;
-		else
-			hi = mid;
+	if (!t->cap)
+		return NULL;
+	for (size_t i = slot_of(t, id);; i = (i + 1) & (t->cap - 1)) {
+		if (!t->slot[i] || t->slot[i]->id == id)
+			return t->slot[i];
 	}
-	return lo;
 }
 
-/* The entries of id: [*first, returned). */
-static size_t range(const struct table *t, int32_t id, size_t *first)
+static void table_place(struct idtable *t, struct idnode *node)
 {
-	size_t i = *first = lower(t, id, NULL);
+	size_t i = slot_of(t, node->id);
 
-	while (i < t->n && t->v[i].id == id)
-		i++;
-	return i;
+	while (t->slot[i])
+		i = (i + 1) & (t->cap - 1);
+	t->slot[i] = node;
 }
 
-static bool table_has(const struct table *t, int32_t id, const struct bpeer *p)
+/* Adds node, whose id is not there: 0 or -ENOMEM.  At most three quarters
+ * of the slots are taken. */
+static int table_insert(struct idtable *t, struct idnode *node)
 {
-	size_t i = lower(t, id, p);
+	if (4 * (t->n + 1) > 3 * t->cap) {
+		struct idtable bigger = { NULL, t->cap ? 2 * t->cap : 64, t->n };
 
-	return i < t->n && t->v[i].id == id && t->v[i].p == p;
-}
-
-/* Adds (id, p), which is not there: 0 or -ENOMEM. */
-static int table_add(struct table *t, int32_t id, struct bpeer *p)
-{
-	size_t i = lower(t, id, p);
-
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? 2 * t->cap : 64;
-		struct entry *v = realloc(t->v, cap * sizeof(*v));
-
-		if (!v)
+		bigger.slot = grow(NULL, bigger.cap * sizeof(*bigger.slot));
+		if (!bigger.slot)
 			return -ENOMEM;
-		t->v = v;
-		t->cap = cap;
+		memset(bigger.slot, 0, bigger.cap * sizeof(*bigger.slot));
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->slot[i])
+				table_place(&bigger, t->slot[i]);
+		free(t->slot);
+		*t = bigger;
 	}
-	memmove(&t->v[i + 1], &t->v[i], (t->n - i) * sizeof(*t->v));
-	t->v[i] = (struct entry){ id, p };
+	table_place(t, node);
 	t->n++;
 	return 0;
 }
 
-/* Removes (id, p); returns whether it was there. */
-static bool table_del(struct table *t, int32_t id, const struct bpeer *p)
+/* Removes node, which is there: the entries after it that probed past
+ * its slot move back. */
+static void table_remove(struct idtable *t, const struct idnode *node)
 {
-	size_t i = lower(t, id, p);
+	size_t mask = t->cap - 1, i = slot_of(t, node->id), j;
 
-	if (i == t->n || t->v[i].id != id || t->v[i].p != p)
-		return false;
-	memmove(&t->v[i], &t->v[i + 1], (t->n - i - 1) * sizeof(*t->v));
+	while (t->slot[i] != node)
+		i = (i + 1) & mask;
+	t->slot[i] = NULL;
+	for (j = (i + 1) & mask; t->slot[j]; j = (j + 1) & mask) {
+		size_t home = slot_of(t, t->slot[j]->id);
+
+		/* It stays unless its home is cyclically after the hole. */
+		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+			t->slot[i] = t->slot[j];
+			t->slot[j] = NULL;
+			i = j;
+		}
+	}
 	t->n--;
-	return true;
 }
 
-static void table_drop_peer(struct table *t, const struct bpeer *p)
+/* p's place among node's members, or -1: the shorter of the two lists is
+ * searched. */
+static long member_index(const struct idnode *node, const struct bpeer *p, int kind)
 {
-	size_t kept = 0;
+	const struct links *l = &p->ids[kind];
 
-	for (size_t i = 0; i < t->n; i++)
-		if (t->v[i].p != p)
-			t->v[kept++] = t->v[i];
-	t->n = kept;
+	if (node->n <= l->n) {
+		for (unsigned int i = 0; i < node->n; i++)
+			if (node->m[i].p == p)
+				return i;
+	} else {
+		for (unsigned int i = 0; i < l->n; i++)
+			if (l->v[i].node == node)
+				return l->v[i].at;
+	}
+	return -1;
+}
+
+/* Takes member mi of node, and its link, out: the last of each list takes
+ * the place left.  A node left empty goes. */
+static void unlink_member(struct idtable *t, int kind, struct idnode *node, unsigned int mi)
+{
+	struct links *l = &node->m[mi].p->ids[kind];
+	unsigned int li = node->m[mi].at, last;
+
+	last = --node->n;
+	if (mi != last) {
+		node->m[mi] = node->m[last];
+		node->m[mi].p->ids[kind].v[node->m[mi].at].at = mi;
+	}
+	last = --l->n;
+	if (li != last) {
+		l->v[li] = l->v[last];
+		l->v[li].node->m[l->v[li].at].at = li;
+	}
+	if (node->n == 0) {
+		table_remove(t, node);
+		free(node->m);
+		free(node);
+	}
+}
+
+/* An array v of *cap entries of size bytes, with room for n (n > 0): v
+ * itself, or a larger copy (*cap grown), or NULL (v left as it was). */
+static void *room_for(void *v, unsigned int *cap, unsigned int n, size_t size)
+{
+	unsigned int c = *cap ? *cap : 4;
+	void *bigger;
+
+	if (n <= *cap)
+		return v;
+	while (c < n)
+		c *= 2;
+	bigger = grow(v, c * size);
+	if (bigger)
+		*cap = c;
+	return bigger;
+}
+
+/* Under b->mu, written: node gains p (which it lacks), with room made in
+ * both lists already. */
+static void link_member(int kind, struct idnode *node, struct bpeer *p)
+{
+	struct links *l = &p->ids[kind];
+
+	node->m[node->n] = (struct member){ p, l->n };
+	l->v[l->n] = (struct link){ node, node->n };
+	node->n++;
+	l->n++;
+}
+
+static bool seen_before(const int32_t *ids, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (ids[j] == ids[i])
+			return true;
+	return false;
+}
+
+/*
+ * Under b->mu, written: p gets ids[0..n) in table kind (those it has are
+ * kept), within limit ids of p's in all: every one of them, or none and
+ * why.  Every allocation is made before anything changes.
+ */
+static void add_ids(broker *b, int kind, struct bpeer *p, const int32_t *ids, size_t n,
+		    unsigned int limit, const char *what, char *why, size_t size)
+{
+	struct idtable *t = &b->tables[kind];
+	struct links *l = &p->ids[kind];
+	int32_t *want = malloc(n * sizeof(*want));
+	struct idnode **nodes = calloc(n, sizeof(*nodes));
+	size_t more = 0, i;
+
+	if (!want || !nodes)
+		goto out_of_memory;
+	for (i = 0; i < n; i++) {
+		struct idnode *node = table_find(t, ids[i]);
+
+		if (!seen_before(ids, i) && !(node && member_index(node, p, kind) >= 0))
+			want[more++] = ids[i];
+	}
+	if (l->n + more > limit) {
+		snprintf(why, size, "a peer may have at most %u %s (this one has %u, and asked for "
+			 "%zu more)", limit, what, l->n, more);
+		goto out;
+	}
+	if (more) {
+		struct link *v = room_for(l->v, &l->cap, l->n + (unsigned int)more, sizeof(*v));
+
+		if (!v)
+			goto out_of_memory;
+		l->v = v;
+	}
+	for (i = 0; i < more; i++) {
+		struct member *mm;
+		struct idnode *node = table_find(t, want[i]);
+
+		if (!node) {
+			node = grow(NULL, sizeof(*node));
+			if (!node)
+				goto undo;
+			*node = (struct idnode){ .id = want[i] };
+			if (table_insert(t, node) < 0) {
+				free(node);
+				goto undo;
+			}
+		}
+		nodes[i] = node;
+		mm = room_for(node->m, &node->cap, node->n + 1, sizeof(*mm));
+		if (!mm) {
+			i++;
+			goto undo;
+		}
+		node->m = mm;
+	}
+	for (i = 0; i < more; i++)
+		link_member(kind, nodes[i], p);
+	goto out;
+undo:
+	/* The nodes this request made have no member yet. */
+	while (i-- > 0) {
+		if (nodes[i]->n == 0) {
+			table_remove(t, nodes[i]);
+			free(nodes[i]->m);
+			free(nodes[i]);
+		}
+	}
+out_of_memory:
+	snprintf(why, size, "the broker is out of memory: retry later");
+out:
+	free(want);
+	free(nodes);
+}
+
+/* Under b->mu, written: p no longer has ids[0..n) in table kind. */
+static void del_ids(broker *b, int kind, struct bpeer *p, const int32_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct idnode *node = table_find(&b->tables[kind], ids[i]);
+		long mi = node ? member_index(node, p, kind) : -1;
+
+		if (mi >= 0)
+			unlink_member(&b->tables[kind], kind, node, (unsigned int)mi);
+	}
+}
+
+/* Under b->mu, written: every id of p goes. */
+static void drop_peer(broker *b, struct bpeer *p)
+{
+	for (int kind = SERVICES; kind <= TOPICS; kind++) {
+		struct links *l = &p->ids[kind];
+
+		while (l->n)
+			unlink_member(&b->tables[kind], kind, l->v[l->n - 1].node,
+				      l->v[l->n - 1].at);
+		free(l->v);
+		*l = (struct links){ 0 };
+	}
 }
 
 /* --- control requests ----------------------------------------------------- */
@@ -289,40 +508,6 @@ static bool reserved(int32_t id)
 	return id <= PIER_SERVICE_ERROR && id >= BROKER_RESERVED_LOW;
 }
 
-static bool seen_before(const int32_t *ids, size_t i)
-{
-	for (size_t j = 0; j < i; j++)
-		if (ids[j] == ids[i])
-			return true;
-	return false;
-}
-
-/* Under b->mu: adds p's entries for ids[0..n) to t (those it has are
- * kept), within limit entries of p's in all (*have): 0, or -1 with why. */
-static int add_ids(struct table *t, struct bpeer *p, unsigned int *have, unsigned int limit,
-		   const int32_t *ids, size_t n, const char *what, char *why, size_t size)
-{
-	size_t more = 0;
-
-	for (size_t i = 0; i < n; i++)
-		more += !table_has(t, ids[i], p) && !seen_before(ids, i);
-	if (*have + more > limit) {
-		snprintf(why, size, "a peer may have at most %u %s (this one has %u, and asked for "
-			 "%zu more)", limit, what, *have, more);
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (table_has(t, ids[i], p))
-			continue;
-		if (table_add(t, ids[i], p) < 0) {
-			snprintf(why, size, "the broker is out of memory");
-			return -1;
-		}
-		++*have;
-	}
-	return 0;
-}
-
 /* Register, unregister, subscribe, unsubscribe: the body is the ids. */
 static int h_control(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_received_request *req)
 {
@@ -333,8 +518,7 @@ static int h_control(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_rece
 	bool add = op == BROKER_REGISTER || op == BROKER_SUBSCRIBE;
 	const char *what = topics ? "topic ids" : "service ids";
 	unsigned int limit = topics ? b->lim.max_topics : b->lim.max_services;
-	struct table *t = topics ? &b->topics : &b->services;
-	unsigned int *have = topics ? &p->ntopics : &p->nservices;
+	int kind = topics ? TOPICS : SERVICES;
 	size_t len, n;
 	const unsigned char *body = pier_msg_body(m, &len);
 	int32_t *ids = NULL;
@@ -353,7 +537,7 @@ static int h_control(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_rece
 		snprintf(why, sizeof(why), "%zu %s in one request, over the limit of %u a peer may "
 			 "have", n, what, limit);
 	} else if (!(ids = malloc(n * sizeof(*ids)))) {
-		snprintf(why, sizeof(why), "the broker is out of memory");
+		snprintf(why, sizeof(why), "the broker is out of memory: retry later");
 	}
 	for (size_t i = 0; ids && !*why && i < n; i++) {
 		ids[i] = get_i32(body + 4 * i, b->order);
@@ -362,14 +546,12 @@ static int h_control(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_rece
 				 "broker's own", (int)ids[i], BROKER_RESERVED_LOW, PIER_SERVICE_ERROR);
 	}
 	if (!*why) {
-		pthread_mutex_lock(&b->mu);
-		if (add) {
-			add_ids(t, p, have, limit, ids, n, what, why, sizeof(why));
-		} else {
-			for (size_t i = 0; i < n; i++)
-				*have -= table_del(t, ids[i], p);
-		}
-		pthread_mutex_unlock(&b->mu);
+		pthread_rwlock_wrlock(&b->mu);
+		if (add)
+			add_ids(b, kind, p, ids, n, limit, what, why, sizeof(why));
+		else
+			del_ids(b, kind, p, ids, n);
+		pthread_rwlock_unlock(&b->mu);
 	}
 	free(ids);
 	if (*why)
@@ -648,14 +830,15 @@ static struct bpeer *choose(broker *b, int32_t id, struct bpeer *const *tried,
 			    unsigned int ntried, bool *full)
 {
 	struct bpeer *best = NULL;
-	unsigned int least = 0;
-	size_t first, end, n;
+	unsigned int least = 0, n, start;
+	struct idnode *node;
 
-	pthread_mutex_lock(&b->mu);
-	end = range(&b->services, id, &first);
-	n = end - first;
-	for (size_t k = 0, start = n ? b->next++ % n : 0; k < n; k++) {
-		struct bpeer *p = b->services.v[first + (start + k) % n].p;
+	pthread_rwlock_rdlock(&b->mu);
+	node = table_find(&b->tables[SERVICES], id);
+	n = node ? node->n : 0;
+	start = n ? atomic_fetch_add(&b->next, 1) % n : 0;
+	for (unsigned int k = 0; k < n; k++) {
+		struct bpeer *p = node->m[(start + k) % n].p;
 		unsigned int f = atomic_load(&p->forwarded);
 
 		if (in(tried, ntried, p))
@@ -673,7 +856,7 @@ static struct bpeer *choose(broker *b, int32_t id, struct bpeer *const *tried,
 		atomic_fetch_add(&best->forwarded, 1);
 		atomic_fetch_add(&best->refs, 1);
 	}
-	pthread_mutex_unlock(&b->mu);
+	pthread_rwlock_unlock(&b->mu);
 	return best;
 }
 
@@ -776,18 +959,20 @@ static void h_publish(void *ud, pier_peer *peer, void *pd, pier_msg *m)
 	broker *b = ud;
 	int32_t topic = pier_msg_header(m)->service_id;
 	struct bpeer *local[FANOUT_LOCAL], **subs = local;
-	size_t first, n;
+	struct idnode *node;
+	size_t n;
 
 	count(b, BROKER_STAT_PUBLISHED);
-	pthread_mutex_lock(&b->mu);
-	n = range(&b->topics, topic, &first) - first;
+	pthread_rwlock_rdlock(&b->mu);
+	node = table_find(&b->tables[TOPICS], topic);
+	n = node ? node->n : 0;
 	if (n > FANOUT_LOCAL)
 		subs = malloc(n * sizeof(*subs));
 	for (size_t i = 0; subs && i < n; i++) {
-		subs[i] = b->topics.v[first + i].p;
+		subs[i] = node->m[i].p;
 		atomic_fetch_add(&subs[i]->refs, 1);
 	}
-	pthread_mutex_unlock(&b->mu);
+	pthread_rwlock_unlock(&b->mu);
 	if (!subs) {
 		atomic_fetch_add(&b->stats[BROKER_STAT_DROPPED], n);
 		return;
@@ -818,17 +1003,16 @@ static int on_connect(void *ud, pier_peer *peer, void **pd)
 	return 0;
 }
 
-/* No handler of the peer runs any more: its entries go, and relays and
+/* No handler of the peer runs any more: its ids go, and relays and
  * fan-outs that hold it find its connection ended. */
 static void on_disconnect(void *ud, pier_peer *peer, void *pd, int reason)
 {
 	broker *b = ud;
 	struct bpeer *p = pd;
 
-	pthread_mutex_lock(&b->mu);
-	table_drop_peer(&b->services, p);
-	table_drop_peer(&b->topics, p);
-	pthread_mutex_unlock(&b->mu);
+	pthread_rwlock_wrlock(&b->mu);
+	drop_peer(b, p);
+	pthread_rwlock_unlock(&b->mu);
 	bpeer_unref(p);
 }
 
@@ -895,7 +1079,7 @@ int broker_new(broker **out, pier_config *cfg, enum pier_byte_order order,
 		return -ENOMEM;
 	b->order = order;
 	limits_or_defaults(&b->lim, lim);
-	pthread_mutex_init(&b->mu, NULL);
+	pthread_rwlock_init(&b->mu, NULL);
 	r = configure(b, cfg);
 	if (r == 0)
 		r = serve(b);
@@ -923,11 +1107,11 @@ void broker_free(broker *b)
 {
 	if (!b)
 		return;
-	/* Every peer is gone then (their disconnect hooks ran), and every
-	 * relay (its watches ran at the stop). */
+	/* Every peer is gone then (their disconnect hooks ran, and their
+	 * nodes with them), and every relay (its watches ran at the stop). */
 	pier_server_free(b->s);
-	free(b->services.v);
-	free(b->topics.v);
-	pthread_mutex_destroy(&b->mu);
+	free(b->tables[SERVICES].slot);
+	free(b->tables[TOPICS].slot);
+	pthread_rwlock_destroy(&b->mu);
 	free(b);
 }

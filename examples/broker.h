@@ -87,4 +87,10 @@ void broker_free(broker *b);
  * byte order order.  Returns the body's length. */
 size_t broker_encode_ids(void *buf, const int32_t *ids, size_t n, enum pier_byte_order order);
 
+#ifdef BROKER_TEST_HOOKS
+/* For the tests: the allocations of the registration tables fail once
+ * this many more have been made (-1: never). */
+extern _Atomic int broker_test_allocs_left;
+#endif
+
 #endif

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1117,6 +1118,168 @@ START_TEST(reserved_ids_in_updates)
 }
 END_TEST
 
+/* --- tables -------------------------------------------------------------- */
+
+/* The topic that ends a round of publications. */
+#define END_TOPIC 1000
+
+/* How many stream messages of each topic below 256 p gets before the one
+ * on END_TOPIC. */
+static void topics_received(pier_peer *p, unsigned int got[256])
+{
+	memset(got, 0, 256 * sizeof(*got));
+	for (;;) {
+		pier_received_request *rr = NULL;
+		pier_msg *m;
+		int32_t t;
+		int r = pier_peer_recv(p, &m, &rr, WAIT);
+
+		ck_assert_msg(r == 0, "recv: %s", pier_strerror(r));
+		ck_assert_ptr_null(rr);
+		t = pier_msg_header(m)->service_id;
+		pier_msg_free(m);
+		if (t == END_TOPIC)
+			return;
+		ck_assert_msg(t >= 0 && t < 256, "topic %d", (int)t);
+		got[t]++;
+	}
+}
+
+/* A control request op of the topics t < 200 for which keep(t, k) holds,
+ * in requests of up to 64 ids. */
+static void control_where(pier_peer *p, int32_t op, bool (*keep)(int32_t t, int k), int k)
+{
+	int32_t ids[64];
+	size_t n = 0;
+
+	for (int32_t t = 0; t < 200; t++) {
+		if (keep(t, k))
+			ids[n++] = t;
+		if (n == 64 || (t == 199 && n)) {
+			control_ok(p, op, ids, n);
+			n = 0;
+		}
+	}
+}
+
+static bool multiple_of(int32_t t, int k)
+{
+	return t % k == 0;
+}
+
+static bool below(int32_t t, int k)
+{
+	return t < k;
+}
+
+/* Subscriptions that come and go in many ways, with hundreds of ids
+ * (the tables grow): each topic then reaches exactly its subscribers,
+ * once each. */
+START_TEST(tables_under_churn)
+{
+	char address[256];
+	broker *b = start_broker(NULL, address, sizeof(address));
+	pier_peer *subs[4], *publisher = connect_to(address);
+	bool want[4][256] = { { false } };
+	unsigned int got[256];
+	const int32_t end = END_TOPIC;
+
+	for (int s = 0; s < 4; s++) {
+		subs[s] = connect_to(address);
+		control_where(subs[s], BROKER_SUBSCRIBE, multiple_of, s + 1);
+		control_ok(subs[s], BROKER_SUBSCRIBE, &end, 1);
+		for (int32_t t = 0; t < 200; t++)
+			want[s][t] = t % (s + 1) == 0;
+	}
+	/* 0 lets go of the multiples of 4 and comes back for 8's, 1 of
+	 * everything below 100, 2 disconnects, 3 asks again for what it has
+	 * (nothing changes) and for 7 */
+	control_where(subs[0], BROKER_UNSUBSCRIBE, multiple_of, 4);
+	control_where(subs[0], BROKER_SUBSCRIBE, multiple_of, 8);
+	control_where(subs[1], BROKER_UNSUBSCRIBE, below, 100);
+	pier_peer_free(subs[2]);
+	subs[2] = NULL;
+	control_where(subs[3], BROKER_SUBSCRIBE, multiple_of, 4);
+	control_ok(subs[3], BROKER_SUBSCRIBE, (int32_t[]){ 7 }, 1);
+	for (int32_t t = 0; t < 200; t++) {
+		want[0][t] = t % 4 != 0 || t % 8 == 0;
+		want[1][t] = t >= 100 && t % 2 == 0;
+	}
+	want[3][7] = true;
+	for (int32_t t = 0; t < 200; t++)
+		publish(publisher, t, "t", -1);
+	publish(publisher, END_TOPIC, "end", -1);
+	for (int s = 0; s < 4; s++) {
+		if (!subs[s])
+			continue;
+		topics_received(subs[s], got);
+		for (int32_t t = 0; t < 256; t++)
+			ck_assert_msg(got[t] == want[s][t], "subscriber %d got %u of topic %d, "
+				      "expected %d", s, got[t], (int)t, want[s][t]);
+		pier_peer_free(subs[s]);
+	}
+	pier_peer_free(publisher);
+	broker_free(b);
+}
+END_TEST
+
+/* A registration that runs out of memory midway registers nothing: every
+ * allocation it needs is made before anything changes.  The allocations
+ * fail one after the other, then none. */
+START_TEST(register_all_or_nothing)
+{
+	char address[256];
+	broker *b = start_broker(NULL, address, sizeof(address));
+	pier_peer *worker = worker_of(address, 30), *client = connect_to(address);
+	const int32_t ids[] = { 31, 32, 33 };
+	int failed = 0;
+	char *error;
+
+	for (int left = 0;; left++) {
+		atomic_store(&broker_test_allocs_left, left);
+		error = control(worker, BROKER_REGISTER, ids, 3);
+		atomic_store(&broker_test_allocs_left, -1);
+		if (!error)
+			break;
+		ck_assert_str_eq(error, "the broker is out of memory: retry later");
+		free(error);
+		failed++;
+		for (int i = 0; i < 3; i++) {
+			char want[64];
+
+			snprintf(want, sizeof(want), "no worker serves service id %d", (int)ids[i]);
+			expect_error(send_request(client, ids[i], "x"), want);
+		}
+		/* what it had stays */
+		{
+			pier_sent_request *req = send_request(client, 30, "x");
+			pier_msg *m;
+
+			pier_received_request_free(recv_request(worker, &m));
+			pier_msg_free(m);
+			expect_error(req, "dropped without a response");
+		}
+	}
+	/* new ids need a node each, room for a member each, and room among
+	 * the worker's own: at least 3 steps could fail */
+	ck_assert_int_ge(failed, 3);
+	for (int i = 0; i < 3; i++) {
+		pier_sent_request *req = send_request(client, ids[i], "x");
+		pier_received_request *rr;
+		pier_msg *m;
+
+		rr = recv_request(worker, &m);
+		assert_msg(m, PIER_MSG_REQUEST, ids[i], "x");
+		pier_msg_free(m);
+		pier_received_request_free(rr);
+		expect_error(req, "the request was dropped without a response");
+	}
+	pier_peer_free(client);
+	pier_peer_free(worker);
+	broker_free(b);
+}
+END_TEST
+
 /* --- errors that say why ------------------------------------------------- */
 
 /* A client that does not read while its worker sends updates: the relay
@@ -1242,6 +1405,8 @@ int main(void)
 	tcase_add_test(tc, stop_cancels_workers);
 	tcase_add_test(tc, response_races_client_disconnect);
 	tcase_add_test(tc, reserved_ids_in_updates);
+	tcase_add_test(tc, tables_under_churn);
+	tcase_add_test(tc, register_all_or_nothing);
 	tcase_add_test(tc, client_that_does_not_read);
 	tcase_add_test(tc, cannot_watch_says_why);
 	suite_add_tcase(s, tc);
