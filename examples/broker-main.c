@@ -74,16 +74,6 @@ static void shout(char *out, size_t size, const void *body, size_t len)
 	out[i] = '\0';
 }
 
-/* The fds of m, borrowed from it; returns how many (at most max). */
-static size_t fds_of(const pier_msg *m, int *fds, size_t max)
-{
-	size_t n = pier_msg_fd_count(m);
-
-	for (size_t i = 0; i < n && i < max; i++)
-		fds[i] = pier_msg_fd(m, i);
-	return n < max ? n : max;
-}
-
 /* One control request (register, subscribe) of one id; 0 once done. */
 static int control(pier_peer *peer, int32_t op, int32_t id)
 {
@@ -113,21 +103,14 @@ static int control(pier_peer *peer, int32_t op, int32_t id)
 
 /* --- the broker ----------------------------------------------------------- */
 
-static pier_server *server;
-
-static void on_signal(int sig)
-{
-	pier_server_stop(server); /* async-signal-safe */
-}
-
 /* Serves until SIGINT or SIGTERM.  Once it listens, it writes a byte to
  * ready_fd (if not -1). */
 static int run_broker(char **addresses, int n, int ready_fd)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
 	pier_config *cfg;
+	pier_server *server;
 	broker *b = NULL;
-	char bound[256];
+	char bound[256], summary[512];
 	int r;
 
 	r = pier_config_new(&cfg);
@@ -140,8 +123,7 @@ static int run_broker(char **addresses, int n, int ready_fd)
 	for (int i = 0; i < n && r == 0; i++)
 		if ((r = pier_server_listen(server, addresses[i])) < 0)
 			fail(addresses[i], r);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	broker_stop_on_signals(b);
 	if (r == 0 && (r = pier_server_start(server)) < 0)
 		fail("cannot start", r);
 	if (r < 0) {
@@ -156,13 +138,7 @@ static int run_broker(char **addresses, int n, int ready_fd)
 	if (ready_fd >= 0 && (write(ready_fd, "", 1) != 1 || close(ready_fd) < 0))
 		pier_server_stop(server);
 	pier_server_wait(server, -1);
-	printf("broker: forwarded %llu requests, relayed %llu updates; %llu stream messages "
-	       "published, %llu copies delivered, %llu dropped\n",
-	       (unsigned long long)broker_stat(b, BROKER_STAT_FORWARDED),
-	       (unsigned long long)broker_stat(b, BROKER_STAT_UPDATES),
-	       (unsigned long long)broker_stat(b, BROKER_STAT_PUBLISHED),
-	       (unsigned long long)broker_stat(b, BROKER_STAT_DELIVERED),
-	       (unsigned long long)broker_stat(b, BROKER_STAT_DROPPED));
+	printf("broker: %s\n", broker_summary(b, summary, sizeof(summary)));
 	broker_free(b);
 	return 0;
 }
@@ -191,7 +167,7 @@ static void *shout_job(void *arg)
 	printf("worker %d: request %u\n", (int)getpid(), id);
 	while (!end && pier_received_request_recv_update(req, &u, -1) == 0) {
 		const struct pier_header *h = pier_msg_header(u);
-		size_t nfds = fds_of(u, fds, 16);
+		size_t nfds = broker_msg_fds(u, fds, 16);
 
 		body = pier_msg_body(u, &len);
 		end = len == 3 && memcmp(body, "end", 3) == 0;
@@ -213,7 +189,7 @@ static void *shout_job(void *arg)
 		body = pier_msg_body(j->m, &len);
 		shout(out, sizeof(out), body, len);
 		pier_received_request_send_response(req, SVC_SHOUT, out, strlen(out), fds,
-						    fds_of(j->m, fds, 16));
+						    broker_msg_fds(j->m, fds, 16));
 		printf("worker %d: request %u answered\n", (int)getpid(), id);
 	}
 	/* Unanswered, it gets an error response. */

@@ -32,6 +32,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -142,11 +143,11 @@ static void bpeer_unref(struct bpeer *p)
 	free(p);
 }
 
-/* The fds of m into fds (borrowed from m); returns how many. */
-static size_t msg_fds(const pier_msg *m, int *fds)
+size_t broker_msg_fds(const pier_msg *m, int *fds, size_t max)
 {
 	size_t n = pier_msg_fd_count(m);
 
+	n = n < max ? n : max;
 	for (size_t i = 0; i < n; i++)
 		fds[i] = pier_msg_fd(m, i);
 	return n;
@@ -168,7 +169,7 @@ static int pass_on(struct bpeer *to, enum hop hop, void *req, int32_t service, c
 		   pier_sent_request **out)
 {
 	int fds[MAX_FDS], r = -EINVAL;
-	size_t nfds = msg_fds(m, fds), len;
+	size_t nfds = broker_msg_fds(m, fds, MAX_FDS), len;
 	const void *body = pier_msg_body(m, &len);
 
 	switch (hop) {
@@ -1103,10 +1104,51 @@ uint64_t broker_stat(broker *b, enum broker_stat stat)
 	return atomic_load_explicit(&b->stats[stat], memory_order_relaxed);
 }
 
+char *broker_summary(broker *b, char *buf, size_t len)
+{
+#define N(st) (unsigned long long)broker_stat(b, BROKER_STAT_##st)
+	snprintf(buf, len, "forwarded %llu requests (%llu refused: no worker), relayed %llu "
+		 "updates and %llu responses (%llu requests ended with an error); %llu stream "
+		 "messages, %llu copies delivered, %llu dropped",
+		 N(FORWARDED), N(NO_WORKER), N(UPDATES), N(RESPONSES), N(BROKEN), N(PUBLISHED),
+		 N(DELIVERED), N(DROPPED));
+#undef N
+	return buf;
+}
+
+/* The server SIGINT and SIGTERM stop (broker_stop_on_signals()). */
+static pier_server *_Atomic signalled;
+
+static void on_stop_signal(int sig)
+{
+	pier_server *s = atomic_load(&signalled);
+
+	(void)sig;
+	if (s)
+		pier_server_stop(s); /* async-signal-safe */
+}
+
+void broker_stop_on_signals(broker *b)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+
+	sigemptyset(&sa.sa_mask);
+	atomic_store(&signalled, b->s);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
 void broker_free(broker *b)
 {
+	pier_server *s;
+
 	if (!b)
 		return;
+	s = b->s;
+	if (s && atomic_compare_exchange_strong(&signalled, &s, NULL)) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+	}
 	/* Every peer is gone then (their disconnect hooks ran, and their
 	 * nodes with them), and every relay (its watches ran at the stop). */
 	pier_server_free(b->s);

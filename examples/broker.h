@@ -80,12 +80,21 @@ int broker_new(broker **out, pier_config *cfg, enum pier_byte_order order,
 pier_server *broker_server(broker *b);
 /* b borrowed. */
 uint64_t broker_stat(broker *b, enum broker_stat stat);
+/* What b did, in one line without a newline, into buf (len bytes at most,
+ * terminated).  Returns buf. */
+char *broker_summary(broker *b, char *buf, size_t len);
+/* SIGINT and SIGTERM stop b's server from now on (one broker per
+ * process).  b borrowed: until broker_free(). */
+void broker_stop_on_signals(broker *b);
 /* b taken (NULL is fine): its server stopped, waited for and freed. */
 void broker_free(broker *b);
 
 /* Writes ids[0..n) as a control request's body into buf (4 * n bytes) in
  * byte order order.  Returns the body's length. */
 size_t broker_encode_ids(void *buf, const int32_t *ids, size_t n, enum pier_byte_order order);
+/* m's fds into fds (borrowed from m), the first max of them.  Returns how
+ * many it wrote. */
+size_t broker_msg_fds(const pier_msg *m, int *fds, size_t max);
 
 #ifdef BROKER_TEST_HOOKS
 /* For the tests: the allocations of the registration tables fail once

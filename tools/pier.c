@@ -235,6 +235,18 @@ bool tool_parse_i32(const char *s, int32_t *out)
 	return true;
 }
 
+/* A positive count for option name; exits if arg is not one. */
+static unsigned int count_arg(const char *name, const char *arg)
+{
+	int32_t v;
+
+	if (!tool_parse_i32(arg, &v) || v <= 0) {
+		fprintf(stderr, "pier: %s takes a positive number, not %s\n", name, arg);
+		exit(EXIT_USAGE);
+	}
+	return (unsigned int)v;
+}
+
 /* One line per message: "[PREFIX]TYPE [id N ]service S: BODY [(+N fds)]",
  * or "[PREFIX]error response: TEXT". */
 static void print_msg(const char *prefix, const pier_msg *m, bool with_id, bool hex)
@@ -363,11 +375,7 @@ static bool common_option(int c, struct tool_opts *o, const struct tool_cmd *cmd
 		}
 		return true;
 	case 'm':
-		if (!tool_parse_i32(optarg, &v) || v <= 0) {
-			fprintf(stderr, "pier: -m takes a body size in bytes, not %s\n", optarg);
-			exit(EXIT_USAGE);
-		}
-		o->max_body = (size_t)v;
+		o->max_body = count_arg("-m", optarg);
 		return true;
 	case 'x':
 		o->hex = true;
@@ -967,7 +975,6 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 	pier_config *cfg;
 	char bound[256], buf[PATH_MAX + 200];
 	int c, r;
-	int32_t n;
 
 	while ((c = getopt_long(argc, argv, "+En:" COMMON_SHORT, longopts, NULL)) != -1) {
 		if (common_option(c, o, &listen_cmd))
@@ -978,8 +985,8 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 			mode = parse_mode(optarg);
 		} else if (c == OPT_GROUP) {
 			gid = parse_group(optarg);
-		} else if (c == 'n' && tool_parse_i32(optarg, &n) && n > 0) {
-			ls.count = n;
+		} else if (c == 'n') {
+			ls.count = (int)count_arg("-n", optarg);
 		} else {
 			usage_error(&listen_cmd);
 		}
@@ -1033,9 +1040,13 @@ static const struct tool_cmd broker_cmd = {
 	"  --workers N            threads (default 4)\n"
 	"  --max-peers N          peers connected at once (default 1024)\n"
 	"  --max-requests N       requests in flight per peer (default 64)\n"
+	"  --max-forwarded N      requests forwarded to one worker at once (default 1024)\n"
+	"  --max-services N       service ids one peer may register (default 64)\n"
+	"  --max-topics N         topic ids one peer may subscribe to (default 256)\n"
 	"  --send-queue BYTES     what a peer may leave unread before its stream\n"
 	"                         messages are dropped and its relayed requests fail\n"
 	"                         (default 4 MiB)\n"
+	"  --send-fds N           likewise, in fds (default 64)\n"
 	"  --mode MODE            the socket files' permissions, in octal\n"
 	"  --group GROUP          the socket files' group, a name or a number\n"
 	"  -t, --timeout MS       drop a tls:// client whose handshake takes longer than\n"
@@ -1043,40 +1054,33 @@ static const struct tool_cmd broker_cmd = {
 	CMD_LISTENER,
 };
 
-static pier_server *broker_srv;
-
-static void broker_on_signal(int sig)
-{
-	pier_server_stop(broker_srv); /* async-signal-safe */
-}
-
-/* A positive count for option name; exits if arg is not one. */
-static unsigned int count_arg(const char *name, const char *arg)
-{
-	int32_t v;
-
-	if (!tool_parse_i32(arg, &v) || v <= 0) {
-		fprintf(stderr, "pier: %s takes a positive number, not %s\n", name, arg);
-		exit(EXIT_USAGE);
-	}
-	return (unsigned int)v;
-}
-
 static int cmd_broker(int argc, char **argv, struct tool_opts *o)
 {
-	enum { OPT_WORKERS = 512, OPT_PEERS, OPT_REQUESTS, OPT_QUEUE, OPT_MODE, OPT_GROUP };
+	/* The limits' options first, in the order of counts and sizes. */
+	enum {
+		OPT_WORKERS = 512, OPT_PEERS, OPT_REQUESTS, OPT_FORWARDED, OPT_SERVICES,
+		OPT_TOPICS, OPT_QUEUE, OPT_SEND_FDS, OPT_MODE, OPT_GROUP
+	};
 	static const struct option longopts[] = {
 		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "max-peers", required_argument, NULL, OPT_PEERS },
 		{ "max-requests", required_argument, NULL, OPT_REQUESTS },
+		{ "max-forwarded", required_argument, NULL, OPT_FORWARDED },
+		{ "max-services", required_argument, NULL, OPT_SERVICES },
+		{ "max-topics", required_argument, NULL, OPT_TOPICS },
 		{ "send-queue", required_argument, NULL, OPT_QUEUE },
+		{ "send-fds", required_argument, NULL, OPT_SEND_FDS },
 		{ "mode", required_argument, NULL, OPT_MODE },
 		{ "group", required_argument, NULL, OPT_GROUP },
 		COMMON_LONG,
 		{ 0 },
 	};
 	struct broker_limits lim = { 0 };
-	struct sigaction sa = { .sa_handler = broker_on_signal };
+	unsigned int *const counts[] = {
+		&lim.workers, &lim.max_peers, &lim.max_requests, &lim.max_forwarded,
+		&lim.max_services, &lim.max_topics,
+	};
+	size_t *const sizes[] = { &lim.send_queue, &lim.send_fds };
 	mode_t mode = 0;
 	gid_t gid = (gid_t)-1;
 	pier_config *cfg;
@@ -1087,20 +1091,23 @@ static int cmd_broker(int argc, char **argv, struct tool_opts *o)
 	while ((c = getopt_long(argc, argv, "+" COMMON_SHORT, longopts, NULL)) != -1) {
 		if (common_option(c, o, &broker_cmd))
 			continue;
-		if (c == OPT_WORKERS)
-			lim.workers = count_arg("--workers", optarg);
-		else if (c == OPT_PEERS)
-			lim.max_peers = count_arg("--max-peers", optarg);
-		else if (c == OPT_REQUESTS)
-			lim.max_requests = count_arg("--max-requests", optarg);
-		else if (c == OPT_QUEUE)
-			lim.send_queue = count_arg("--send-queue", optarg);
-		else if (c == OPT_MODE)
+		if (c >= OPT_WORKERS && c <= OPT_SEND_FDS) {
+			char name[32];
+			unsigned int v;
+
+			snprintf(name, sizeof(name), "--%s", longopts[c - OPT_WORKERS].name);
+			v = count_arg(name, optarg);
+			if (c < OPT_QUEUE)
+				*counts[c - OPT_WORKERS] = v;
+			else
+				*sizes[c - OPT_QUEUE] = v;
+		} else if (c == OPT_MODE) {
 			mode = parse_mode(optarg);
-		else if (c == OPT_GROUP)
+		} else if (c == OPT_GROUP) {
 			gid = parse_group(optarg);
-		else
+		} else {
 			usage_error(&broker_cmd);
+		}
 	}
 	first = optind;
 	tool_check_args(argc, argv, first, 64, &broker_cmd);
@@ -1112,36 +1119,26 @@ static int cmd_broker(int argc, char **argv, struct tool_opts *o)
 	pier_config_free(cfg);
 	if (r < 0)
 		return tool_fail("cannot make the broker", r);
-	broker_srv = broker_server(b);
 	for (int i = first; i < argc; i++) {
-		r = pier_server_listen(broker_srv, argv[i]);
+		r = pier_server_listen(broker_server(b), argv[i]);
 		if (r < 0) {
 			broker_free(b);
 			return listen_failed(argv[i], r, mode, gid);
 		}
 	}
 	for (int i = first; i < argc; i++) {
-		pier_server_address(broker_srv, (size_t)(i - first), bound, sizeof(bound));
+		pier_server_address(broker_server(b), (size_t)(i - first), bound, sizeof(bound));
 		printf("broker on %s\n", shown_address(bound, buf, sizeof(buf)));
 	}
 	fflush(stdout);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	r = pier_server_start(broker_srv);
+	broker_stop_on_signals(b);
+	r = pier_server_start(broker_server(b));
 	if (r < 0) {
 		broker_free(b);
 		return tool_fail("cannot start the broker", r);
 	}
-	pier_server_wait(broker_srv, -1);
-	printf("forwarded %llu requests (%llu refused: no worker), relayed %llu updates and "
-	       "%llu responses; %llu stream messages, %llu copies delivered, %llu dropped\n",
-	       (unsigned long long)broker_stat(b, BROKER_STAT_FORWARDED),
-	       (unsigned long long)broker_stat(b, BROKER_STAT_NO_WORKER),
-	       (unsigned long long)broker_stat(b, BROKER_STAT_UPDATES),
-	       (unsigned long long)broker_stat(b, BROKER_STAT_RESPONSES),
-	       (unsigned long long)broker_stat(b, BROKER_STAT_PUBLISHED),
-	       (unsigned long long)broker_stat(b, BROKER_STAT_DELIVERED),
-	       (unsigned long long)broker_stat(b, BROKER_STAT_DROPPED));
+	pier_server_wait(broker_server(b), -1);
+	printf("%s\n", broker_summary(b, buf, sizeof(buf)));
 	broker_free(b);
 	return EXIT_OK;
 }
