@@ -103,9 +103,16 @@ static int control(pier_peer *peer, int32_t op, int32_t id)
 
 /* --- the broker ----------------------------------------------------------- */
 
-/* Serves until SIGINT or SIGTERM.  Once it listens, it writes a byte to
- * ready_fd (if not -1). */
-static int run_broker(char **addresses, int n, int ready_fd)
+/* What the broker has to say (its limits that do not fit the fd limit,
+ * refusals), on standard error. */
+static void log_line(void *userdata, int priority, const char *message)
+{
+	fprintf(stderr, "broker: %s\n", message);
+}
+
+/* Serves with lim (NULL: the defaults) until SIGINT or SIGTERM.  Once it
+ * listens, it writes a byte to ready_fd (if not -1). */
+static int run_broker(char **addresses, int n, const struct broker_limits *lim, int ready_fd)
 {
 	pier_config *cfg;
 	pier_server *server;
@@ -115,7 +122,7 @@ static int run_broker(char **addresses, int n, int ready_fd)
 
 	r = pier_config_new(&cfg);
 	if (r == 0)
-		r = broker_new(&b, cfg, PIER_BYTE_ORDER_LITTLE, NULL);
+		r = broker_new(&b, cfg, PIER_BYTE_ORDER_LITTLE, lim, log_line, NULL);
 	pier_config_free(cfg);
 	if (r < 0)
 		return fail("cannot make the broker", r);
@@ -378,6 +385,8 @@ enum role { BROKER, WORKER, SUBSCRIBER };
 /* Forks a process of role at address, and waits until it is ready. */
 static pid_t spawn(enum role role, char *address)
 {
+	/* A handful of peers: limits whose fds fit the usual fd limits. */
+	static const struct broker_limits small = { .max_peers = 16 };
 	char svc[] = "1", topic[] = "7", byte;
 	int ready[2], rc = 1;
 	pid_t pid;
@@ -388,7 +397,7 @@ static pid_t spawn(enum role role, char *address)
 	if (pid == 0) {
 		close(ready[0]);
 		if (role == BROKER)
-			rc = run_broker(&address, 1, ready[1]);
+			rc = run_broker(&address, 1, &small, ready[1]);
 		else if (role == WORKER)
 			rc = run_worker(address, (char *[]){ svc }, 1, ready[1]);
 		else
@@ -453,7 +462,7 @@ int main(int argc, char **argv)
 	 * across fork(). */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(mode, "serve") == 0 && argc >= 3)
-		return run_broker(argv + 2, argc - 2, -1);
+		return run_broker(argv + 2, argc - 2, NULL, -1);
 	if (strcmp(mode, "worker") == 0 && argc >= 4)
 		return run_worker(argv[2], argv + 3, argc - 3, -1);
 	if (strcmp(mode, "subscribe") == 0 && argc >= 4)

@@ -27,29 +27,49 @@
  * peer's disconnect cost one step per id, whatever the tables hold.  They
  * change under a write lock; forwarding and publishing read them side by
  * side.
+ *
+ * fds: everything the broker passes on is charged to a budget
+ * (broker_limits.fd_budget).  Nothing tells the broker when a peer has read
+ * the fds sent to it, so a peer is charged for every fd passed to it, up to
+ * its send_fds limit (the library never lets more wait for it), until it
+ * disconnects; each relay is charged its two eventfds while it lasts.
+ * What peers send the broker is bounded per peer by the library (msg_fds
+ * waiting, plus the one message read past them) and left out of the
+ * budget, which broker_new() sizes around it.
  */
 #define _GNU_SOURCE
 #include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <syslog.h>
+#include <time.h>
 
 #include "broker.h"
 
 /* Workers one request is offered to before the client gets an error. */
 #define MAX_TRIES 8
-/* The most fds a message can carry (Linux's SCM_MAX_FD). */
+/* The most fds a message can carry (Linux's SCM_MAX_FD): the broker reads
+ * any message, so that one over msg_fds is refused with an error. */
 #define MAX_FDS 253
 /* Subscribers of one topic reached without an allocation. */
 #define FANOUT_LOCAL 16
 /* What a peer's received messages may hold at the broker (the library's
  * default; pier_config_set_max_queued() sets it with the send queue). */
 #define RECV_QUEUE (4u << 20)
+/* The broker's own fds, left out of the budget: standard streams, loops,
+ * the server's, listeners. */
+#define FIXED_FDS 64
+/* A send refused because the fd budget has no room for its fds (neither
+ * an errno value nor a pier code). */
+#define NO_BUDGET (-(PIER_ERROR_END_ + 1))
 
 static const struct broker_limits defaults = {
 	.workers = 4,
@@ -60,6 +80,8 @@ static const struct broker_limits defaults = {
 	.max_topics = 256,
 	.send_queue = 4u << 20,
 	.send_fds = 64,
+	.msg_fds = 32,
+	.fd_budget = 0, /* derived */
 };
 
 /* The two tables. */
@@ -99,9 +121,12 @@ struct links {
 
 /* A connected peer: client, worker, subscriber, or all three. */
 struct bpeer {
+	broker *b;
 	pier_writer *w;        /* a reference of its own: sends from any worker */
 	atomic_int refs;       /* the server's (until the peer is gone), relays', fan-outs' */
 	atomic_uint forwarded; /* relays to it not ended: how busy it is as a worker */
+	pthread_mutex_t fd_mu; /* sends with fds to it, one at a time, and charged */
+	size_t charged;        /* under fd_mu: the fds of the budget it holds */
 	struct links ids[2];   /* under broker.mu: its services and topics */
 };
 
@@ -109,6 +134,10 @@ struct broker {
 	pier_server *s; /* owned */
 	enum pier_byte_order order;
 	struct broker_limits lim;
+	pier_log_fn *log; /* or NULL */
+	void *log_data;
+	atomic_llong said_at; /* the second of the last refusal logged */
+	/* BROKER_STAT_FDS is the budget's count. */
 	atomic_uint_fast64_t stats[BROKER_STAT_END_];
 	/* The tables and the peers' links: written by control requests and
 	 * disconnects, read to forward and to publish. */
@@ -135,12 +164,46 @@ static void count(broker *b, enum broker_stat st)
 	atomic_fetch_add_explicit(&b->stats[st], 1, memory_order_relaxed);
 }
 
-static void bpeer_unref(struct bpeer *p)
+static void vsay(broker *b, int priority, const char *fmt, va_list ap)
 {
-	if (atomic_fetch_sub(&p->refs, 1) != 1)
+	char line[512];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	b->log(b->log_data, priority, line);
+}
+
+static void say(broker *b, int priority, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void say_refusal(broker *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say(broker *b, int priority, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!b->log)
 		return;
-	pier_writer_unref(p->w);
-	free(p);
+	va_start(ap, fmt);
+	vsay(b, priority, fmt, ap);
+	va_end(ap);
+}
+
+/* Says a refusal, unless one was said this second already: a peer that
+ * keeps sending what is refused must not flood the log. */
+static void say_refusal(broker *b, const char *fmt, ...)
+{
+	struct timespec now;
+	long long last = atomic_load(&b->said_at);
+	va_list ap;
+
+	if (!b->log)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (last == (long long)now.tv_sec ||
+	    !atomic_compare_exchange_strong(&b->said_at, &last, (long long)now.tv_sec))
+		return;
+	va_start(ap, fmt);
+	vsay(b, LOG_NOTICE, fmt, ap);
+	va_end(ap);
 }
 
 size_t broker_msg_fds(const pier_msg *m, int *fds, size_t max)
@@ -153,6 +216,55 @@ size_t broker_msg_fds(const pier_msg *m, int *fds, size_t max)
 	return n;
 }
 
+/* --- the fd budget -------------------------------------------------------- */
+
+/* Takes n fds of the budget: false when they do not fit. */
+static bool budget_take(broker *b, size_t n)
+{
+	atomic_uint_fast64_t *used = &b->stats[BROKER_STAT_FDS];
+	uint_fast64_t u = atomic_load(used);
+
+	do {
+		if (u + n > b->lim.fd_budget) {
+			say_refusal(b, "the broker holds %zu fds for what it passes on, its budget: "
+				    "copies and relays with fds are refused until peers disconnect "
+				    "(raise RLIMIT_NOFILE or the budget, or lower send_fds)",
+				    b->lim.fd_budget);
+			return false;
+		}
+	} while (!atomic_compare_exchange_weak(used, &u, u + n));
+	return true;
+}
+
+static void budget_put(broker *b, size_t n)
+{
+	atomic_fetch_sub(&b->stats[BROKER_STAT_FDS], n);
+}
+
+/* Under p->fd_mu: charges p for nfds more fds passed to it.  What it holds
+ * grows with them up to its send_fds limit, and stays until it is gone:
+ * *more is what that took from the budget.  False when it does not fit. */
+static bool charge_locked(struct bpeer *p, size_t nfds, size_t *more)
+{
+	size_t cap = p->b->lim.send_fds, room = p->charged < cap ? cap - p->charged : 0;
+
+	*more = nfds < room ? nfds : room;
+	if (*more && !budget_take(p->b, *more))
+		return false;
+	p->charged += *more;
+	return true;
+}
+
+static void bpeer_unref(struct bpeer *p)
+{
+	if (atomic_fetch_sub(&p->refs, 1) != 1)
+		return;
+	budget_put(p->b, p->charged);
+	pier_writer_unref(p->w);
+	pthread_mutex_destroy(&p->fd_mu);
+	free(p);
+}
+
 /* How m goes on. */
 enum hop {
 	HOP_REQUEST,       /* a request to a worker (pier_writer_send_request()) */
@@ -162,16 +274,27 @@ enum hop {
 	HOP_RESPONSE,      /* the response, on the client's request */
 };
 
-/* Sends m's body and fds to peer to, with service id service: as a request
- * (*out: its handle), a stream message, or on the request handle req.
- * Returns the send's result. */
+/*
+ * Sends m's body and fds to peer to, with service id service: as a request
+ * (*out: its handle), a stream message, or on the request handle req.  The
+ * fds are charged to to (a connection that cannot carry them fails the
+ * send by itself).  Returns 0, NO_BUDGET, or the send's error.
+ */
 static int pass_on(struct bpeer *to, enum hop hop, void *req, int32_t service, const pier_msg *m,
 		   pier_sent_request **out)
 {
 	int fds[MAX_FDS], r = -EINVAL;
-	size_t nfds = broker_msg_fds(m, fds, MAX_FDS), len;
+	size_t nfds = broker_msg_fds(m, fds, MAX_FDS), len, more = 0;
 	const void *body = pier_msg_body(m, &len);
+	bool charged = nfds && nfds <= pier_writer_max_fds(to->w);
 
+	if (charged) {
+		pthread_mutex_lock(&to->fd_mu);
+		if (!charge_locked(to, nfds, &more)) {
+			pthread_mutex_unlock(&to->fd_mu);
+			return NO_BUDGET;
+		}
+	}
 	switch (hop) {
 	case HOP_REQUEST:
 		r = pier_writer_send_request(to->w, service, body, len, fds, nfds, out);
@@ -189,16 +312,30 @@ static int pass_on(struct bpeer *to, enum hop hop, void *req, int32_t service, c
 		r = pier_received_request_send_response(req, service, body, len, fds, nfds);
 		break;
 	}
+	if (charged) {
+		if (r < 0) {
+			/* Nothing of it was queued: the charge goes back, exactly,
+			 * as no other send to this peer ran meanwhile. */
+			to->charged -= more;
+			budget_put(to->b, more);
+		}
+		pthread_mutex_unlock(&to->fd_mu);
+	}
 	return r;
 }
 
 /* Why a send to a peer failed, for an error text, said of the receiver as
- * "you" (you) or "it". */
-static const char *send_failure(int r, bool you)
+ * "you" (you) or "it".  buf: room for what needs formatting. */
+static const char *send_failure(broker *b, int r, bool you, char *buf, size_t size)
 {
 	if (r == -EAGAIN)
 		return you ? "you do not read (your queue at the broker is full)"
 			   : "it does not read (its queue at the broker is full)";
+	if (r == NO_BUDGET) {
+		snprintf(buf, size, "the broker holds as many fds as it may (%zu) for what it "
+			 "passes on", b->lim.fd_budget);
+		return buf;
+	}
 	return pier_strerror(r);
 }
 
@@ -577,6 +714,7 @@ static void relay_unref(struct relay *rl)
 	 * answer could not be queued) gets the library's error response. */
 	pier_received_request_free(rl->creq);
 	pier_sent_request_free(rl->wreq);
+	budget_put(rl->b, 2); /* their eventfds */
 	atomic_fetch_sub(&rl->worker->forwarded, 1);
 	bpeer_unref(rl->worker);
 	bpeer_unref(rl->client);
@@ -657,7 +795,8 @@ static void relay_unwatchable(struct relay *rl, int r)
  * rl: from the worker to the client (to_client), or from the client to the
  * worker.  Returns 0 once passed, 1 when dropped (that side's request is
  * over), or -1 with what to tell the client (why) and the worker (cancel)
- * when it cannot be.  Updates on the broker's own ids are refused.
+ * when it cannot be.  What the broker keeps for itself is refused: updates
+ * on its ids, and more fds than it passes.
  */
 static int relay_pass(struct relay *rl, const pier_msg *m, bool to_client, char *why,
 		      char *cancel, size_t size)
@@ -665,11 +804,13 @@ static int relay_pass(struct relay *rl, const pier_msg *m, bool to_client, char 
 	broker *b = rl->b;
 	const struct pier_header *h = pier_msg_header(m);
 	bool response = h->type == PIER_MSG_RESPONSE;
+	size_t nfds = pier_msg_fd_count(m);
 	/* m, as the client and as the worker are told of it */
 	const char *to_c = !to_client ? "your update" :
 			   response   ? "the worker's response" :
 					"the worker's update";
 	const char *to_w = to_client ? "your update" : "the client's update";
+	char buf[2][120];
 	int r;
 
 	if (!response && reserved(h->service_id)) {
@@ -679,6 +820,14 @@ static int relay_pass(struct relay *rl, const pier_msg *m, bool to_client, char 
 		snprintf(cancel, size, "the broker ended the request: %s is on service id %d, one of "
 			 "the broker's own (%d to -1)%s", to_w, (int)h->service_id,
 			 BROKER_RESERVED_LOW, to_client ? ": use another id" : "");
+		return -1;
+	}
+	if (nfds > b->lim.msg_fds) {
+		count(b, BROKER_STAT_FD_REFUSED);
+		snprintf(why, size, "%s carries %zu fds; the broker passes at most %zu", to_c, nfds,
+			 b->lim.msg_fds);
+		snprintf(cancel, size, "the broker ended the request: %s carries %zu fds; the "
+			 "broker passes at most %zu", to_w, nfds, b->lim.msg_fds);
 		return -1;
 	}
 	if (to_client)
@@ -695,10 +844,12 @@ static int relay_pass(struct relay *rl, const pier_msg *m, bool to_client, char 
 	 * without a broker); the relay ends by the watch of that side. */
 	if (r == -PIER_EDONE)
 		return 1;
+	if (r == NO_BUDGET)
+		count(b, BROKER_STAT_FD_REFUSED);
 	snprintf(why, size, "%s could not be relayed to %s: %s", to_c,
-		 to_client ? "you" : "the worker", send_failure(r, to_client));
+		 to_client ? "you" : "the worker", send_failure(b, r, to_client, buf[0], 120));
 	snprintf(cancel, size, "the broker ended the request: %s could not be relayed to %s: %s",
-		 to_w, to_client ? "the client" : "you", send_failure(r, !to_client));
+		 to_w, to_client ? "the client" : "you", send_failure(b, r, !to_client, buf[1], 120));
 	return -1;
 }
 
@@ -869,6 +1020,7 @@ static int forward(broker *b, const pier_msg *m, struct bpeer **worker,
 	int32_t id = pier_msg_header(m)->service_id;
 	struct bpeer *tried[MAX_TRIES];
 	unsigned int ntried = 0;
+	char buf[120];
 	bool full = false;
 	int r = 0;
 
@@ -893,9 +1045,11 @@ static int forward(broker *b, const pier_msg *m, struct bpeer **worker,
 	if (*worker)
 		return 0;
 	if (ntried) {
+		if (r == NO_BUDGET)
+			count(b, BROKER_STAT_FD_REFUSED);
 		snprintf(why, size, "no worker of service id %d could take the request (the last one "
 			 "tried: %s): retry later or start more workers", (int)id,
-			 send_failure(r, false));
+			 send_failure(b, r, false, buf, sizeof(buf)));
 	} else if (full) {
 		snprintf(why, size, "every worker of service id %d has %u requests in flight, the "
 			 "broker's limit: retry later or start more workers", (int)id,
@@ -910,10 +1064,26 @@ static int forward(broker *b, const pier_msg *m, struct bpeer **worker,
 static int h_forward(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_received_request *req)
 {
 	broker *b = ud;
+	size_t nfds = pier_msg_fd_count(m);
 	struct relay *rl;
 	char why[300];
 	int r;
 
+	if (nfds > b->lim.msg_fds) {
+		count(b, BROKER_STAT_FD_REFUSED);
+		snprintf(why, sizeof(why), "the request carries %zu fds; the broker passes at most %zu",
+			 nfds, b->lim.msg_fds);
+		pier_received_request_send_error(req, why);
+		return PIER_HANDLER_DONE;
+	}
+	/* The eventfds of its two watches, taken before anything is sent. */
+	if (!budget_take(b, 2)) {
+		count(b, BROKER_STAT_FD_REFUSED);
+		snprintf(why, sizeof(why), "the broker cannot relay the request: it holds as many "
+			 "fds as it may (%zu) for what it passes on; retry later", b->lim.fd_budget);
+		pier_received_request_send_error(req, why);
+		return PIER_HANDLER_DONE;
+	}
 	/* Counted before the worker can have it: once it has, the relay is
 	 * counted until it ends. */
 	atomic_fetch_add(&b->stats[BROKER_STAT_RELAYS], 1);
@@ -922,6 +1092,7 @@ static int h_forward(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_rece
 		if (rl)
 			count(b, BROKER_STAT_NO_WORKER);
 		atomic_fetch_sub(&b->stats[BROKER_STAT_RELAYS], 1);
+		budget_put(b, 2);
 		pier_received_request_send_error(req, rl ? why : "the broker is out of memory: "
 							    "retry later");
 		free(rl);
@@ -960,10 +1131,17 @@ static void h_publish(void *ud, pier_peer *peer, void *pd, pier_msg *m)
 	broker *b = ud;
 	int32_t topic = pier_msg_header(m)->service_id;
 	struct bpeer *local[FANOUT_LOCAL], **subs = local;
+	size_t nfds = pier_msg_fd_count(m), n;
 	struct idnode *node;
-	size_t n;
 
 	count(b, BROKER_STAT_PUBLISHED);
+	if (nfds > b->lim.msg_fds) {
+		/* A stream message has no answer: the log says why. */
+		count(b, BROKER_STAT_FD_REFUSED);
+		say_refusal(b, "a stream message on topic %d was dropped: it carries %zu fds; the "
+			    "broker passes at most %zu", (int)topic, nfds, b->lim.msg_fds);
+		return;
+	}
 	pthread_rwlock_rdlock(&b->mu);
 	node = table_find(&b->tables[TOPICS], topic);
 	n = node ? node->n : 0;
@@ -984,6 +1162,8 @@ static void h_publish(void *ud, pier_peer *peer, void *pd, pier_msg *m)
 		int r = pass_on(subs[i], HOP_STREAM, NULL, topic, m, NULL);
 
 		count(b, r == 0 ? BROKER_STAT_DELIVERED : BROKER_STAT_DROPPED);
+		if (r == NO_BUDGET)
+			count(b, BROKER_STAT_FD_REFUSED);
 		bpeer_unref(subs[i]);
 	}
 	if (subs != local)
@@ -998,14 +1178,17 @@ static int on_connect(void *ud, pier_peer *peer, void **pd)
 
 	if (!p)
 		return -ENOMEM;
+	p->b = ud;
 	p->w = pier_writer_ref(pier_peer_get_writer(peer));
 	atomic_init(&p->refs, 1);
+	pthread_mutex_init(&p->fd_mu, NULL);
 	*pd = p;
 	return 0;
 }
 
 /* No handler of the peer runs any more: its ids go, and relays and
- * fan-outs that hold it find its connection ended. */
+ * fan-outs that hold it find its connection ended.  What it is charged
+ * goes back to the budget once nothing holds it. */
 static void on_disconnect(void *ud, pier_peer *peer, void *pd, int reason)
 {
 	broker *b = ud;
@@ -1030,6 +1213,60 @@ static void limits_or_defaults(struct broker_limits *l, const struct broker_limi
 	OR_DEFAULT(send_queue);
 	OR_DEFAULT(send_fds);
 #undef OR_DEFAULT
+	if (!l->msg_fds)
+		l->msg_fds = l->send_fds < defaults.msg_fds ? l->send_fds : defaults.msg_fds;
+}
+
+/* RLIMIT_NOFILE's soft limit, raised to the hard one first. */
+static unsigned long long fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			rl.rlim_cur = was;
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? 1ull << 30 : (unsigned long long)rl.rlim_cur;
+}
+
+/* Sets the fd budget, unless given, and says when the limits multiplied
+ * out do not fit the fd limit. */
+static void plan_fds(broker *b)
+{
+	struct broker_limits *l = &b->lim;
+	unsigned long long limit = fd_limit();
+	/* Out of the budget: every peer's socket and what it sent that
+	 * waits (msg_fds queued, and the one message past them the library
+	 * reads, of up to MAX_FDS), the messages in handlers, the broker's
+	 * own. */
+	unsigned long long reserve = FIXED_FDS + (unsigned long long)l->workers * MAX_FDS +
+				     (unsigned long long)l->max_peers * (1 + l->msg_fds + MAX_FDS);
+	/* The most the budget can be asked for: every peer's send_fds, and
+	 * two eventfds per relay, max_requests of each peer. */
+	unsigned long long need = (unsigned long long)l->max_peers *
+				  (l->send_fds + 2ull * l->max_requests);
+	unsigned long long used;
+	bool given = l->fd_budget != 0;
+
+	if (!given) {
+		unsigned long long left = limit > reserve ? limit - reserve : 0;
+
+		l->fd_budget = left < limit / 4 ? limit / 4 : left < need ? left : need;
+	}
+	used = reserve + (need < l->fd_budget ? need : l->fd_budget);
+	if (used > limit || (!given && l->fd_budget < need))
+		say(b, LOG_WARNING, "the limits may need %llu fds, and RLIMIT_NOFILE is %llu: %u "
+		    "peers, each with its socket, up to %zu + %d fds it sent, %zu passed to it and "
+		    "2 per relay of its %u requests; the broker passes at most %zu fds at once "
+		    "(more are refused)%s: lower the limits or raise the hard limit (LimitNOFILE= "
+		    "under systemd)", reserve + need, limit, l->max_peers, l->msg_fds, MAX_FDS,
+		    l->send_fds, l->max_requests, l->fd_budget,
+		    used > limit ? " and may run out of fds" : "");
 }
 
 static int configure(broker *b, pier_config *cfg)
@@ -1038,10 +1275,14 @@ static int configure(broker *b, pier_config *cfg)
 	unsigned int open = l->max_forwarded > l->max_requests ? l->max_forwarded : l->max_requests;
 	int r;
 
+	/* Every message Linux can carry is read, so that one over msg_fds
+	 * gets an answer; what waits is msg_fds, plus the message read past
+	 * them. */
 	if ((r = pier_config_set_send_timeout(cfg, 0)) < 0 ||
 	    (r = pier_config_set_byte_order(cfg, b->order)) < 0 ||
+	    (r = pier_config_set_max_fds(cfg, MAX_FDS)) < 0 ||
 	    (r = pier_config_set_max_queued(cfg, RECV_QUEUE, l->send_queue)) < 0 ||
-	    (r = pier_config_set_max_queued_fds(cfg, 0, l->send_fds)) < 0 ||
+	    (r = pier_config_set_max_queued_fds(cfg, l->msg_fds, l->send_fds)) < 0 ||
 	    (r = pier_config_set_max_open_requests(cfg, open)) < 0)
 		return r;
 	return pier_server_new(&b->s, cfg);
@@ -1068,7 +1309,7 @@ static int serve(broker *b)
 }
 
 int broker_new(broker **out, pier_config *cfg, enum pier_byte_order order,
-	       const struct broker_limits *lim)
+	       const struct broker_limits *lim, pier_log_fn *log, void *log_data)
 {
 	broker *b;
 	int r;
@@ -1079,9 +1320,17 @@ int broker_new(broker **out, pier_config *cfg, enum pier_byte_order order,
 	if (!b)
 		return -ENOMEM;
 	b->order = order;
+	b->log = log;
+	b->log_data = log_data;
+	atomic_init(&b->said_at, -1);
 	limits_or_defaults(&b->lim, lim);
 	pthread_rwlock_init(&b->mu, NULL);
-	r = configure(b, cfg);
+	if (b->lim.msg_fds > b->lim.send_fds || b->lim.msg_fds > MAX_FDS) {
+		r = -EINVAL;
+	} else {
+		plan_fds(b);
+		r = configure(b, cfg);
+	}
 	if (r == 0)
 		r = serve(b);
 	if (r < 0) {
@@ -1097,6 +1346,11 @@ pier_server *broker_server(broker *b)
 	return b->s;
 }
 
+const struct broker_limits *broker_limits(broker *b)
+{
+	return &b->lim;
+}
+
 uint64_t broker_stat(broker *b, enum broker_stat stat)
 {
 	if (!b || (unsigned int)stat >= BROKER_STAT_END_)
@@ -1109,9 +1363,9 @@ char *broker_summary(broker *b, char *buf, size_t len)
 #define N(st) (unsigned long long)broker_stat(b, BROKER_STAT_##st)
 	snprintf(buf, len, "forwarded %llu requests (%llu refused: no worker), relayed %llu "
 		 "updates and %llu responses (%llu requests ended with an error); %llu stream "
-		 "messages, %llu copies delivered, %llu dropped",
+		 "messages, %llu copies delivered, %llu dropped; %llu refused for their fds",
 		 N(FORWARDED), N(NO_WORKER), N(UPDATES), N(RESPONSES), N(BROKEN), N(PUBLISHED),
-		 N(DELIVERED), N(DROPPED));
+		 N(DELIVERED), N(DROPPED), N(FD_REFUSED));
 #undef N
 	return buf;
 }

@@ -32,14 +32,15 @@ enum {
 	BROKER_UNSUBSCRIBE = -5, /* ... no longer */
 	/* The service id of the requester update a worker gets when the
 	 * request it serves ended at the broker before its response (the
-	 * client disconnected, or the broker stops); the body says why.  The
-	 * worker may stop and answer at once: whatever it sends on that
-	 * request is dropped. */
+	 * client disconnected, the broker stops, or something of the request
+	 * could not be relayed); the body says why.  The worker may stop and
+	 * answer at once: whatever it sends on that request is dropped. */
 	BROKER_CANCELLED = -6,
 	BROKER_RESERVED_LOW = BROKER_CANCELLED,
 };
 
-/* The bounds of a broker; 0 in any field: its default, as listed. */
+/* The bounds of a broker; 0 in any field: its default, as listed.  See
+ * examples/README.md, "Bounds", for what they cost together. */
 struct broker_limits {
 	unsigned int workers;       /* threads of the server (4) */
 	unsigned int max_peers;     /* peers connected at once (1024) */
@@ -50,6 +51,16 @@ struct broker_limits {
 	size_t send_queue; /* bytes queued for one peer, unread: then copies are
 			    * dropped and relays fail (4 MiB) */
 	size_t send_fds;   /* fds queued for one peer or unread by it (64) */
+	/* The most fds one message may carry through the broker (32, or
+	 * send_fds if lower; at most send_fds, and 253, what Linux passes in
+	 * one message): one with more is refused with an error that says so. */
+	size_t msg_fds;
+	/* The most fds the broker holds at once for what it passes on:
+	 * copies of fds queued for or in flight to peers, and the two
+	 * eventfds of each relay (0: derived from RLIMIT_NOFILE, see
+	 * broker_new()).  Past it, copies and relays are refused with an
+	 * error that says so. */
+	size_t fd_budget;
 };
 
 /* The broker's counters (broker_stat()). */
@@ -62,22 +73,42 @@ enum broker_stat {
 	BROKER_STAT_BROKEN,     /* relays ended with an error (a side gone or not reading) */
 	BROKER_STAT_PUBLISHED,  /* stream messages received on any topic */
 	BROKER_STAT_DELIVERED,  /* copies of them queued for subscribers */
-	BROKER_STAT_DROPPED,    /* copies dropped: the subscriber's queue was full */
+	BROKER_STAT_DROPPED,    /* copies dropped: the subscriber's queue was full, or
+				 * the fd budget */
+	/* Messages refused for their fds: more than msg_fds, or no room in
+	 * the fd budget (a request, an update, a copy each). */
+	BROKER_STAT_FD_REFUSED,
+	BROKER_STAT_FDS,        /* fds of the budget held now */
 	BROKER_STAT_END_
 };
 
 typedef struct broker broker;
 
-/* *out: a new broker, owned (broker_free()), on a server of its own made
+/*
+ * *out: a new broker, owned (broker_free()), on a server of its own made
  * with cfg, listening nowhere yet.  cfg borrowed, and changed: the broker
  * sets on it the send timeout (0: the broker never waits for a peer), the
- * byte order order, and the limits of lim (NULL: the defaults). */
+ * byte order order, and the limits of lim (NULL: the defaults); -EINVAL
+ * for a msg_fds over send_fds or 253.
+ *
+ * It raises this process's RLIMIT_NOFILE soft limit to the hard one, and
+ * derives the fd budget (unless lim sets one) from what is left once every
+ * peer may hold its socket and the fds it sent (msg_fds queued, and one
+ * message of up to 253 more): at most what the limits can ever use, at
+ * least a quarter of the limit.  When the limits multiplied out do not fit
+ * the fd limit, it says so through log (LOG_WARNING); log may be NULL.
+ * log is also told of refusals for fds, at most once a second; it is
+ * called from any thread, and log_data kept until broker_free().
+ */
 int broker_new(broker **out, pier_config *cfg, enum pier_byte_order order,
-	       const struct broker_limits *lim);
+	       const struct broker_limits *lim, pier_log_fn *log, void *log_data);
 /* The broker's server, borrowed (valid until broker_free()): listen on it
  * (pier_server_listen()), start, stop and wait for it.  The broker owns
  * its handlers and hooks. */
 pier_server *broker_server(broker *b);
+/* The limits b runs with, its defaults and derived budget filled in:
+ * borrowed, valid until broker_free(). */
+const struct broker_limits *broker_limits(broker *b);
 /* b borrowed. */
 uint64_t broker_stat(broker *b, enum broker_stat stat);
 /* What b did, in one line without a newline, into buf (len bytes at most,

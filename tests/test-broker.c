@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The broker of examples/broker.c, in this process: requests forwarded to
  * workers and relayed both ways with their fds, workers and clients that
- * die, topics fanned out, and everything a peer controls bounded. */
+ * die, topics fanned out, and everything a peer controls bounded, fds
+ * broker-wide. */
 #include "config.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,8 +30,10 @@ static enum pier_byte_order order = PIER_BYTE_ORDER_LITTLE;
 static const enum pier_byte_order orders[] = { PIER_BYTE_ORDER_LITTLE, PIER_BYTE_ORDER_BIG };
 
 /* A broker with lim (NULL: the defaults) listening on a seqpacket socket
- * (fds travel), not started; *address is where. */
-static broker *make_broker(const struct broker_limits *lim, char *address, size_t len)
+ * (fds travel), not started, telling log (NULL: nobody); *address is
+ * where. */
+static broker *make_broker_log(const struct broker_limits *lim, struct test_log *log,
+			       char *address, size_t len)
 {
 	static unsigned int n;
 	pier_config *cfg;
@@ -37,13 +41,18 @@ static broker *make_broker(const struct broker_limits *lim, char *address, size_
 	char path[128];
 
 	ck_assert_int_eq(pier_config_new(&cfg), 0);
-	ck_assert_int_eq(broker_new(&b, cfg, order, lim), 0);
+	ck_assert_int_eq(broker_new(&b, cfg, order, lim, log ? test_log_collect : NULL, log), 0);
 	pier_config_free(cfg);
 	snprintf(path, sizeof(path), "seqpacket:///tmp/pier-broker-%u-%d-%u.sock",
 		 (unsigned int)getuid(), (int)getpid(), n++);
 	ck_assert_int_eq(pier_server_listen(broker_server(b), path), 0);
 	ck_assert_int_eq(pier_server_address(broker_server(b), 0, address, len), 0);
 	return b;
+}
+
+static broker *make_broker(const struct broker_limits *lim, char *address, size_t len)
+{
+	return make_broker_log(lim, NULL, address, len);
 }
 
 static broker *start_broker(const struct broker_limits *lim, char *address, size_t len)
@@ -54,8 +63,9 @@ static broker *start_broker(const struct broker_limits *lim, char *address, size
 	return b;
 }
 
-/* A peer of the broker, in the test's byte order. */
-static pier_peer *connect_to(const char *address)
+/* A peer of the broker in the test's byte order, that may send max_fds
+ * fds in one message (0: the library's default). */
+static pier_peer *connect_fds(const char *address, size_t max_fds)
 {
 	pier_config *cfg;
 	pier_peer *p;
@@ -63,10 +73,17 @@ static pier_peer *connect_to(const char *address)
 
 	ck_assert_int_eq(pier_config_new(&cfg), 0);
 	ck_assert_int_eq(pier_config_set_byte_order(cfg, order), 0);
+	if (max_fds)
+		ck_assert_int_eq(pier_config_set_max_fds(cfg, max_fds), 0);
 	r = pier_peer_connect(&p, address, cfg);
 	pier_config_free(cfg);
 	ck_assert_msg(r == 0, "connect %s: %s", address, pier_strerror(r));
 	return p;
+}
+
+static pier_peer *connect_to(const char *address)
+{
+	return connect_fds(address, 0);
 }
 
 /* A control request with body (len bytes): NULL when it succeeded, or its
@@ -1041,6 +1058,7 @@ START_TEST(response_races_client_disconnect)
 	wait_until(broker_stat(b, BROKER_STAT_RELAYS) == 0, WAIT);
 	ck_assert_uint_eq(broker_stat(b, BROKER_STAT_RESPONSES) + broker_stat(b, BROKER_STAT_BROKEN),
 			  rounds);
+	ck_assert_uint_eq(broker_stat(b, BROKER_STAT_FDS), 0);
 	/* every client's socket and every relay's eventfds closed */
 	wait_until(open_fd_count() == fds_before, WAIT);
 	/* and the worker serves on */
@@ -1115,6 +1133,260 @@ START_TEST(reserved_ids_in_updates)
 	pier_peer_free(client);
 	pier_peer_free(worker);
 	broker_free(b);
+}
+END_TEST
+
+/* --- fds ----------------------------------------------------------------- */
+
+/* Sends with nfds fds (memfds holding "fd"): as a request (*out) when out,
+ * else as a stream message on service. */
+static int send_with_fds(pier_peer *p, int32_t service, size_t nfds, pier_sent_request **out)
+{
+	int fds[64], r;
+
+	ck_assert_uint_le(nfds, 64);
+	for (size_t i = 0; i < nfds; i++)
+		fds[i] = memfd_with("fd");
+	if (out)
+		r = pier_writer_send_request(pier_peer_get_writer(p), service, "x", 1, fds, nfds,
+					     out);
+	else
+		r = pier_writer_send_stream(pier_peer_get_writer(p), service, "x", 1, fds, nfds);
+	for (size_t i = 0; i < nfds; i++)
+		close(fds[i]);
+	return r;
+}
+
+/* An update with nfds fds on req (a sent request) or rr (a received one). */
+static void update_with_fds(pier_sent_request *req, pier_received_request *rr, size_t nfds)
+{
+	int fds[8];
+
+	ck_assert_uint_le(nfds, 8);
+	for (size_t i = 0; i < nfds; i++)
+		fds[i] = memfd_with("fd");
+	if (req)
+		ck_assert_int_eq(pier_sent_request_send_update(req, 1, "u", 1, fds, nfds), 0);
+	else
+		ck_assert_int_eq(pier_received_request_send_update(rr, 1, "u", 1, fds, nfds), 0);
+	for (size_t i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
+/* A request, an update either way, a response and a stream message with
+ * more fds than the broker passes: each refused, with an error that names
+ * the numbers (the stream message in the log); those within the limit
+ * pass.  A message of more fds than the library's default per message (32)
+ * is read and answered too, not taken for a broken connection. */
+START_TEST(messages_over_the_fd_limit)
+{
+	struct broker_limits lim = { .msg_fds = 2 };
+	struct test_log log;
+	char address[256];
+	broker *b;
+	pier_peer *worker, *client, *sub, *big;
+	pier_sent_request *req;
+	pier_received_request *rr;
+	pier_msg *m;
+
+	test_log_init(&log);
+	b = make_broker_log(&lim, &log, address, sizeof(address));
+	ck_assert_int_eq(pier_server_start(broker_server(b)), 0);
+	worker = worker_of(address, 18);
+	client = connect_to(address);
+	sub = subscriber_of(address, 3);
+
+	ck_assert_int_eq(send_with_fds(client, 18, 3, &req), 0);
+	expect_error(req, "the request carries 3 fds; the broker passes at most 2");
+
+	/* the client's update */
+	ck_assert_int_eq(send_with_fds(client, 18, 2, &req), 0);
+	rr = recv_request(worker, &m);
+	ck_assert_uint_eq(pier_msg_fd_count(m), 2);
+	pier_msg_free(m);
+	update_with_fds(req, NULL, 3);
+	expect_error(req, "your update carries 3 fds; the broker passes at most 2");
+	ck_assert_int_eq(pier_received_request_recv_update(rr, &m, WAIT), 0);
+	assert_msg(m, PIER_MSG_REQUESTER_UPDATE, BROKER_CANCELLED,
+		   "the broker ended the request: the client's update carries 3 fds; the broker "
+		   "passes at most 2");
+	pier_msg_free(m);
+	pier_received_request_free(rr);
+
+	/* the worker's update */
+	req = send_request(client, 18, "job");
+	rr = recv_request(worker, &m);
+	pier_msg_free(m);
+	update_with_fds(NULL, rr, 3);
+	expect_error(req, "the worker's update carries 3 fds; the broker passes at most 2");
+	ck_assert_int_eq(pier_received_request_recv_update(rr, &m, WAIT), 0);
+	assert_msg(m, PIER_MSG_REQUESTER_UPDATE, BROKER_CANCELLED,
+		   "the broker ended the request: your update carries 3 fds; the broker passes at "
+		   "most 2");
+	pier_msg_free(m);
+	pier_received_request_free(rr);
+
+	/* the worker's response */
+	req = send_request(client, 18, "job");
+	rr = recv_request(worker, &m);
+	pier_msg_free(m);
+	{
+		int fds[3] = { memfd_with("a"), memfd_with("b"), memfd_with("c") };
+
+		ck_assert_int_eq(pier_received_request_send_response(rr, 18, "r", 1, fds, 3), 0);
+		for (int i = 0; i < 3; i++)
+			close(fds[i]);
+	}
+	expect_error(req, "the worker's response carries 3 fds; the broker passes at most 2");
+	pier_received_request_free(rr);
+
+	/* a stream message: dropped, and said in the log; the next, within
+	 * the limit, arrives */
+	ck_assert_int_eq(send_with_fds(client, 3, 3, NULL), 0);
+	ck_assert_int_eq(send_with_fds(client, 3, 2, NULL), 0);
+	m = expect_stream(sub, 3, "x");
+	ck_assert_uint_eq(pier_msg_fd_count(m), 2);
+	pier_msg_free(m);
+	test_log_wait(&log, "a stream message on topic 3 was dropped: it carries 3 fds; the broker "
+			    "passes at most 2", 0);
+
+	/* 40 fds, over the library's default of 32 a message */
+	big = connect_fds(address, 40);
+	ck_assert_int_eq(send_with_fds(big, 18, 40, &req), 0);
+	expect_error(req, "the request carries 40 fds; the broker passes at most 2");
+	ck_assert_uint_eq(broker_stat(b, BROKER_STAT_FD_REFUSED), 6);
+	ck_assert_uint_eq(broker_stat(b, BROKER_STAT_UPDATES), 0);
+	ck_assert_uint_eq(broker_stat(b, BROKER_STAT_RESPONSES), 0);
+	pier_peer_free(big);
+	pier_peer_free(sub);
+	pier_peer_free(client);
+	pier_peer_free(worker);
+	broker_free(b);
+}
+END_TEST
+
+/* The fd budget bounds the fds the broker passes, whatever the number of
+ * peers: subscribers that do not read hold at most their send_fds each,
+ * and past the budget copies with fds are dropped and relays refused, with
+ * an error that says so, until peers that hold some disconnect. */
+START_TEST(fd_budget)
+{
+	struct broker_limits lim = { .send_fds = 4, .msg_fds = 2, .fd_budget = 8 };
+	struct test_log log;
+	char address[256];
+	broker *b;
+	pier_peer *subs[3], *publisher, *worker, *client;
+	pier_sent_request *req;
+	pier_received_request *rr;
+	pier_msg *m;
+
+	test_log_init(&log);
+	b = make_broker_log(&lim, &log, address, sizeof(address));
+	ck_assert_int_eq(pier_server_start(broker_server(b)), 0);
+	ck_assert_uint_eq(broker_limits(b)->fd_budget, 8);
+	worker = worker_of(address, 19);
+	client = connect_to(address);
+	publisher = connect_to(address);
+	for (int i = 0; i < 3; i++)
+		subs[i] = subscriber_of(address, 3);
+	/* 3 subscribers x 4 fds would be 12 */
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(send_with_fds(publisher, 3, 2, NULL), 0);
+	/* what went for them with 2 fds each, then a copy without fds */
+	publish(publisher, 3, "no fds", -1);
+	wait_until(broker_stat(b, BROKER_STAT_DELIVERED) + broker_stat(b, BROKER_STAT_DROPPED) == 15,
+		   WAIT);
+	ck_assert_uint_eq(broker_stat(b, BROKER_STAT_FDS), 8);
+	ck_assert_uint_ge(broker_stat(b, BROKER_STAT_FD_REFUSED), 1);
+	test_log_wait(&log, "the broker holds 8 fds for what it passes on, its budget", 0);
+	/* a relay's eventfds do not fit either */
+	req = send_request(client, 19, "job");
+	expect_error(req, "the broker cannot relay the request: it holds as many fds as it may (8) "
+			  "for what it passes on; retry later");
+	for (int i = 0; i < 3; i++)
+		pier_peer_free(subs[i]);
+	wait_until(broker_stat(b, BROKER_STAT_FDS) == 0, WAIT);
+	/* room again: a relay, with an fd each way */
+	req = send_request_fd(client, 19, "job", "in");
+	rr = recv_request(worker, &m);
+	assert_fd_holds(m, 0, "in");
+	pier_msg_free(m);
+	ck_assert_uint_eq(broker_stat(b, BROKER_STAT_FDS), 2 + 1);
+	{
+		int fd = memfd_with("out");
+
+		ck_assert_int_eq(pier_received_request_send_response(rr, 19, "done", 4, &fd, 1), 0);
+		close(fd);
+	}
+	ck_assert_int_eq(pier_sent_request_recv_response(req, &m, WAIT), 0);
+	assert_msg(m, PIER_MSG_RESPONSE, 19, "done");
+	assert_fd_holds(m, 0, "out");
+	pier_msg_free(m);
+	pier_received_request_free(rr);
+	pier_sent_request_free(req);
+	/* the relay's eventfds back; the fd each side was passed stays
+	 * charged while it is connected */
+	wait_until(broker_stat(b, BROKER_STAT_RELAYS) == 0, WAIT);
+	ck_assert_uint_eq(broker_stat(b, BROKER_STAT_FDS), 2);
+	pier_peer_free(publisher);
+	pier_peer_free(client);
+	pier_peer_free(worker);
+	wait_until(broker_stat(b, BROKER_STAT_FDS) == 0, WAIT);
+	broker_free(b);
+}
+END_TEST
+
+/* broker_new() raises the fd soft limit to the hard one, derives the
+ * budget from it, and says so when the limits multiplied out do not fit.
+ * Each test runs in a process of its own: the limits lowered here stay
+ * there. */
+START_TEST(fd_limit_plan)
+{
+	/* (64 + 253 + 4 x (1 + 4 + 253)) out of the budget, 4 x (8 + 2 x 2) in it */
+	struct broker_limits small = { .workers = 1, .max_peers = 4, .max_requests = 2,
+				       .send_fds = 8, .msg_fds = 4 };
+	struct test_log log;
+	struct rlimit rl;
+	pier_config *cfg;
+	broker *b;
+
+	if (under_valgrind()) {
+		fprintf(stderr, "fd_limit_plan: skipped under valgrind, which keeps the fd limit to "
+				"itself\n");
+		return;
+	}
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 4096) {
+		fprintf(stderr, "fd_limit_plan: skipped: the hard fd limit is %llu\n",
+			(unsigned long long)rl.rlim_max);
+		return;
+	}
+	rl.rlim_cur = 1024;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	test_log_init(&log);
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(broker_new(&b, cfg, order, &small, test_log_collect, &log), 0);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert(rl.rlim_cur == rl.rlim_max);
+	ck_assert_uint_eq(broker_limits(b)->fd_budget, 48);
+	ck_assert_uint_eq(log.n, 0);
+	broker_free(b);
+
+	/* A hard limit of 4096: the defaults do not fit. */
+	rl.rlim_cur = 1024;
+	rl.rlim_max = 4096;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_int_eq(broker_new(&b, cfg, order, NULL, test_log_collect, &log), 0);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_uint_eq(rl.rlim_cur, 4096);
+	ck_assert_uint_eq(broker_limits(b)->fd_budget, 1024);
+	test_log_wait(&log, "and RLIMIT_NOFILE is 4096: 1024 peers", 0);
+	test_log_wait(&log, "the broker passes at most 1024 fds at once", 0);
+	broker_free(b);
+	/* msg_fds over send_fds */
+	small.msg_fds = 9;
+	ck_assert_int_eq(broker_new(&b, cfg, order, &small, NULL, NULL), -EINVAL);
+	pier_config_free(cfg);
 }
 END_TEST
 
@@ -1405,6 +1677,9 @@ int main(void)
 	tcase_add_test(tc, stop_cancels_workers);
 	tcase_add_test(tc, response_races_client_disconnect);
 	tcase_add_test(tc, reserved_ids_in_updates);
+	tcase_add_test(tc, messages_over_the_fd_limit);
+	tcase_add_test(tc, fd_budget);
+	tcase_add_test(tc, fd_limit_plan);
 	tcase_add_test(tc, tables_under_churn);
 	tcase_add_test(tc, register_all_or_nothing);
 	tcase_add_test(tc, client_that_does_not_read);

@@ -1047,6 +1047,11 @@ static const struct tool_cmd broker_cmd = {
 	"                         messages are dropped and its relayed requests fail\n"
 	"                         (default 4 MiB)\n"
 	"  --send-fds N           likewise, in fds (default 64)\n"
+	"  --max-msg-fds N        fds one message may carry through the broker\n"
+	"                         (default 32, or --send-fds if lower; at most\n"
+	"                         --send-fds)\n"
+	"  --fd-budget N          fds the broker holds at once for what it passes on\n"
+	"                         (default: from the fd limit, see pier(1))\n"
 	"  --mode MODE            the socket files' permissions, in octal\n"
 	"  --group GROUP          the socket files' group, a name or a number\n"
 	"  -t, --timeout MS       drop a tls:// client whose handshake takes longer than\n"
@@ -1059,7 +1064,7 @@ static int cmd_broker(int argc, char **argv, struct tool_opts *o)
 	/* The limits' options first, in the order of counts and sizes. */
 	enum {
 		OPT_WORKERS = 512, OPT_PEERS, OPT_REQUESTS, OPT_FORWARDED, OPT_SERVICES,
-		OPT_TOPICS, OPT_QUEUE, OPT_SEND_FDS, OPT_MODE, OPT_GROUP
+		OPT_TOPICS, OPT_QUEUE, OPT_SEND_FDS, OPT_MSG_FDS, OPT_BUDGET, OPT_MODE, OPT_GROUP
 	};
 	static const struct option longopts[] = {
 		{ "workers", required_argument, NULL, OPT_WORKERS },
@@ -1070,6 +1075,8 @@ static int cmd_broker(int argc, char **argv, struct tool_opts *o)
 		{ "max-topics", required_argument, NULL, OPT_TOPICS },
 		{ "send-queue", required_argument, NULL, OPT_QUEUE },
 		{ "send-fds", required_argument, NULL, OPT_SEND_FDS },
+		{ "max-msg-fds", required_argument, NULL, OPT_MSG_FDS },
+		{ "fd-budget", required_argument, NULL, OPT_BUDGET },
 		{ "mode", required_argument, NULL, OPT_MODE },
 		{ "group", required_argument, NULL, OPT_GROUP },
 		COMMON_LONG,
@@ -1080,7 +1087,7 @@ static int cmd_broker(int argc, char **argv, struct tool_opts *o)
 		&lim.workers, &lim.max_peers, &lim.max_requests, &lim.max_forwarded,
 		&lim.max_services, &lim.max_topics,
 	};
-	size_t *const sizes[] = { &lim.send_queue, &lim.send_fds };
+	size_t *const sizes[] = { &lim.send_queue, &lim.send_fds, &lim.msg_fds, &lim.fd_budget };
 	mode_t mode = 0;
 	gid_t gid = (gid_t)-1;
 	pier_config *cfg;
@@ -1091,7 +1098,7 @@ static int cmd_broker(int argc, char **argv, struct tool_opts *o)
 	while ((c = getopt_long(argc, argv, "+" COMMON_SHORT, longopts, NULL)) != -1) {
 		if (common_option(c, o, &broker_cmd))
 			continue;
-		if (c >= OPT_WORKERS && c <= OPT_SEND_FDS) {
+		if (c >= OPT_WORKERS && c <= OPT_BUDGET) {
 			char name[32];
 			unsigned int v;
 
@@ -1115,8 +1122,12 @@ static int cmd_broker(int argc, char **argv, struct tool_opts *o)
 	pier_config_set_log(cfg, log_to_stderr, NULL);
 	r = pier_config_set_socket_mode(cfg, mode, gid);
 	if (r == 0)
-		r = broker_new(&b, cfg, o->order, &lim);
+		r = broker_new(&b, cfg, o->order, &lim, log_to_stderr, NULL);
 	pier_config_free(cfg);
+	if (r == -EINVAL) {
+		fputs("pier: --max-msg-fds may be at most --send-fds (default 64), and 253\n", stderr);
+		return EXIT_USAGE;
+	}
 	if (r < 0)
 		return tool_fail("cannot make the broker", r);
 	for (int i = first; i < argc; i++) {
