@@ -165,6 +165,9 @@ static void count(broker *b, enum broker_stat st)
 }
 
 static void vsay(broker *b, int priority, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void vsay(broker *b, int priority, const char *fmt, va_list ap)
 {
 	char line[512];
 
