@@ -55,9 +55,12 @@ struct out_frame *conn_queue_cut_locked(struct conn *c)
 }
 
 /* Under out_mu: n bytes of the queued frames are written (or taken by the
- * link): frames done leave the queue, onto *done. */
+ * link): frames done leave the queue, onto *done, and senders waiting for
+ * room look again. */
 void conn_queue_consume_locked(struct conn *c, size_t n, struct out_frame ***done)
 {
+	if (c->out_head && n > 0)
+		pthread_cond_broadcast(&c->out_cond);
 	while (c->out_head && n > 0) {
 		struct out_frame *f = c->out_head;
 		size_t rest = f->len - f->sent;

@@ -222,14 +222,10 @@ void conn_write_start(struct conn *c)
 			conn_post(c, CONN_EV_FINISH);
 			may_take = false;
 		}
-		if (done)
-			pthread_cond_broadcast(&c->out_cond);
 	}
 	r = l->f->wr_prepare(l, c->out_head, may_take, &w);
-	if (w.took) {
+	if (w.took)
 		conn_queue_consume_locked(c, w.took, &done_tail);
-		pthread_cond_broadcast(&c->out_cond);
-	}
 	if (r < 0) {
 		/* The caller may hold mu (a refusal sent while routing): the
 		 * loop's task ends the connection with it. */
