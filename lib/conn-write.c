@@ -561,8 +561,10 @@ static bool hold_new_locked(struct conn *c, int64_t *now)
 	return last && *now - last < (int64_t)c->cfg.coalesce_us * 1000 / HOLD_GAP_PART;
 }
 
-int conn_send(struct conn *c, const struct pier_header *h, const struct conn_body *b,
-	      const int *fds, size_t nfds, bool control)
+/* conn_send(); for a control send, *over (when not NULL) says whether
+ * control frames hold the queue over its limit once it is sent. */
+static int send_msg(struct conn *c, const struct pier_header *h, const struct conn_body *b,
+		    const int *fds, size_t nfds, bool control, bool *over)
 {
 	const struct framing *f = c->link.f;
 	unsigned char head[WIRE_STREAM_OVERHEAD];
@@ -593,7 +595,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const struct conn_bod
 	}
 	if (c->wr == WR_HELD) {
 		if (may_hold) {
-			r = conn_queue_frame_locked(c, head, head_len, b, NULL, 0, 0);
+			r = conn_queue_frame_locked(c, head, head_len, b, NULL, 0, 0, false);
 			if (r < 0)
 				goto out;
 			c->held_bytes += total;
@@ -610,7 +612,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const struct conn_bod
 	}
 	if (c->wr == WR_IDLE && !c->out_head && c->link.fd >= 0) {
 		if (may_hold && hold_new_locked(c, &now)) {
-			r = conn_queue_frame_locked(c, head, head_len, b, NULL, 0, 0);
+			r = conn_queue_frame_locked(c, head, head_len, b, NULL, 0, 0, false);
 			if (r < 0)
 				goto out;
 			conn_set_wr_locked(c, WR_HELD);
@@ -635,7 +637,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const struct conn_bod
 		if (r < 0)
 			goto out;
 	}
-	r = conn_queue_frame_locked(c, head, head_len, b, fds, nfds, sent);
+	r = conn_queue_frame_locked(c, head, head_len, b, fds, nfds, sent, control);
 	if (r < 0) {
 		if (sent) {
 			/* Part of the frame is out and the rest cannot follow:
@@ -654,6 +656,8 @@ sent:
 	r = 0;
 	conn_count_locked(c, PIER_STAT_MSGS_SENT, 1);
 	conn_count_locked(c, PIER_STAT_BYTES_SENT, b->len);
+	if (over)
+		*over = conn_answers_over_locked(c);
 out:
 	pthread_mutex_unlock(&c->out_mu);
 	conn_frames_free(done);
@@ -666,4 +670,17 @@ out:
 	if (post)
 		conn_post(c, post);
 	return r;
+}
+
+int conn_send(struct conn *c, const struct pier_header *h, const struct conn_body *b,
+	      const int *fds, size_t nfds, bool control)
+{
+	return send_msg(c, h, b, fds, nfds, control, NULL);
+}
+
+int conn_send_answer(struct conn *c, const struct pier_header *h, const struct conn_body *b,
+		     bool *over)
+{
+	*over = false;
+	return send_msg(c, h, b, NULL, 0, true, over);
 }

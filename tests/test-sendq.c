@@ -593,7 +593,7 @@ START_TEST(reading_ahead_stops_at_the_fd_limit)
 		ck_assert_msg(now_ms() < deadline, "reading never paused");
 		sched_yield();
 		pthread_mutex_lock(&c->mu);
-		paused = c->read_paused;
+		paused = c->pause == PAUSE_RECV;
 		pthread_mutex_unlock(&c->mu);
 	}
 	ck_assert_int_le(open_fd_count() - before, LIMIT + FDS_PER_FRAME);
