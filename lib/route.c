@@ -133,6 +133,27 @@ void req_release(struct req *r, bool reader)
 		conn_release_last(c);
 }
 
+int req_refuse(struct req *r, const char *why)
+{
+	struct pier_header h = { PIER_MSG_RESPONSE, r->id, PIER_SERVICE_ERROR };
+	struct conn *c = &r->peer->conn;
+	struct iovec v;
+	struct conn_body b = conn_body_one(&v, why, strlen(why));
+	int e;
+
+	pthread_mutex_lock(&c->mu);
+	e = r->q.finished || r->responding ? -PIER_EDONE : c->error;
+	if (e == 0)
+		e = conn_answer_locked(c, &h, &b);
+	if (e == 0) {
+		r->q.finished = true;
+		req_close_locked(r);
+		msgq_changed_locked(c, &r->q);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return e;
+}
+
 /* --- latest-only streams ------------------------------------------------- */
 
 static struct latest *latest_of(struct pier_peer *p, int32_t service)

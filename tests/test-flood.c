@@ -2,8 +2,8 @@
 /*
  * Floods of automatic answers.  A remote (a plain socket here, no libpier on
  * its side, writing wire frames by hand) sends as fast as it can what this
- * side answers on its own -- pings, requests over the open-request limit --
- * and never reads.  The answers
+ * side answers on its own -- pings, requests over the open-request limit,
+ * requests a server has no handler for -- and never reads.  The answers
  * must not pile up: once they hold the send queue over its limit, this side
  * stops reading, and the remote's sends wait in its own socket; the queue
  * stays within its limit and CONN_ANSWERS_PAST_LIMIT throughout.  Then the
@@ -36,6 +36,7 @@
 #include "wire.h"
 
 #define PING_SERVICE 7001
+#define UNKNOWN_SERVICE 4242
 #define ECHO_SERVICE 1
 
 /* This side's send queue limit: small, so that the answers cross it early
@@ -638,6 +639,104 @@ START_TEST(refusal_flood_pauses_reading)
 }
 END_TEST
 
+/* --- a server's refusals ----------------------------------------------------- */
+
+static _Atomic(pier_peer *) first_peer;
+
+static int on_connect(void *ud, pier_peer *p, void **pd)
+{
+	pier_peer *none = NULL;
+
+	if (atomic_compare_exchange_strong(&first_peer, &none, p))
+		shrink(p);
+	return 0;
+}
+
+static int h_echo(void *ud, pier_peer *peer, void *pd, pier_msg *m, pier_received_request *req)
+{
+	size_t len;
+	const void *b = pier_msg_body(m, &len);
+
+	pier_received_request_send_response(req, ECHO_SERVICE, b, len, NULL, 0);
+	return PIER_HANDLER_DONE;
+}
+
+static void check_unknown(const struct answer *a, uint32_t id)
+{
+	char text[64];
+
+	snprintf(text, sizeof(text), "unknown service id %d", UNKNOWN_SERVICE);
+	assert_answer(a, PIER_MSG_RESPONSE, id, PIER_SERVICE_ERROR, text);
+}
+
+/* Requests for a service nobody handles, refused by a server with one
+ * worker: the answers pause reading that remote as the library's own
+ * refusals do, and the worker never waits for it: another client is
+ * served meanwhile. */
+START_TEST(server_refusal_flood_pauses_reading)
+{
+	enum kind k = kind_of(_i);
+	uint32_t n = k == K_SEQPACKET ? REQUESTS_PACKET : REQUESTS_STREAM;
+	pier_config *cfg = side_config(k), *client;
+	struct raw *r = malloc(sizeof(*r));
+	char address[128], bound[256];
+	pier_sent_request *sr;
+	pier_server *s;
+	pier_peer *q;
+	struct flood f;
+	struct answer a;
+	pier_msg *m;
+
+	/* Little waits for the worker, so that the answers it owes to
+	 * requests already read stay within a chunk. */
+	ck_assert_int_eq(pier_config_set_max_queued(cfg, 4096, LIMIT), 0);
+	ck_assert_int_eq(pier_server_new(&s, cfg), 0);
+	pier_config_free(cfg);
+	ck_assert_int_eq(pier_server_set_workers(s, 1), 0);
+	ck_assert_int_eq(pier_server_set_peer_hooks(s, on_connect, NULL, NULL), 0);
+	ck_assert_int_eq(pier_server_handle_requests(s, ECHO_SERVICE, h_echo, NULL), 0);
+	listen_address(k, address, sizeof(address));
+	ck_assert_int_eq(pier_server_listen(s, address), 0);
+	ck_assert_int_eq(pier_server_address(s, 0, bound, sizeof(bound)), 0);
+	ck_assert_int_eq(pier_server_start(s), 0);
+	raw_connect(r, k, bound);
+	wait_until(atomic_load(&first_peer), under_valgrind() ? 6 * WAIT : WAIT);
+
+	flood_init(&f, r, &atomic_load(&first_peer)->conn,
+		   LIMIT + CONN_ANSWERS_PAST_LIMIT + CONN_CHUNK_MEMORY, 1, n, UNKNOWN_SERVICE);
+	flood_until_stopped(&f, received_of, atomic_load(&first_peer));
+
+	/* Another client is served while the remote reads nothing. */
+	ck_assert_int_eq(pier_config_new(&client), 0);
+#ifdef HAVE_OPENSSL
+	if (k == K_TLS)
+		ck_assert_int_eq(pier_config_set_tls_ca(client, pki_get()->ca, NULL), 0);
+#endif
+	ck_assert_int_eq(pier_peer_connect(&q, bound, client), 0);
+	pier_config_free(client);
+	sr = send_request(q, ECHO_SERVICE, "served");
+	ck_assert_msg(pier_sent_request_recv_response(sr, &m, WAIT) == 0,
+		      "the server's worker waits for the remote that does not read");
+	assert_msg(m, PIER_MSG_RESPONSE, ECHO_SERVICE, "served");
+	pier_msg_free(m);
+	pier_sent_request_free(sr);
+	pier_peer_free(q);
+
+	/* One worker refuses them in turn: in order. */
+	flood_read(&f, 1, check_unknown);
+	raw_send_all(r, &(struct pier_header){ PIER_MSG_REQUEST, n + 1, ECHO_SERVICE }, "again");
+	raw_expect(r, &a);
+	assert_answer(&a, PIER_MSG_RESPONSE, n + 1, ECHO_SERVICE, "again");
+	ck_assert_uint_eq(pier_server_stat(s, PIER_SERVER_STAT_UNKNOWN_REQUESTS), n);
+
+	flood_fini(&f);
+	raw_close(r);
+	free(r);
+	pier_server_free(s);
+	printf("%s: %u requests, the queue held %zu bytes at most\n", kind_name[k], n, f.most);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("flood");
@@ -645,6 +744,7 @@ int main(void)
 
 	tcase_add_loop_test(tc, ping_flood_pauses_reading, 0, 2 * K_KINDS);
 	tcase_add_loop_test(tc, refusal_flood_pauses_reading, 0, 2 * K_KINDS);
+	tcase_add_loop_test(tc, server_refusal_flood_pauses_reading, 0, 2 * K_KINDS);
 	suite_add_tcase(s, tc);
 	return th_run(s);
 }
