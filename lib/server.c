@@ -268,7 +268,9 @@ static void refuse(pier_received_request *req, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	pier_received_request_send_error(req, text);
+	/* An automatic answer: a worker never waits for a remote that does
+	 * not read it (reading that remote pauses instead). */
+	req_refuse(req->req, text);
 }
 
 static void dispatch_request(struct pier_server *s, struct turn *t, pier_msg *m,
