@@ -212,7 +212,8 @@ static void conn_destroy(struct conn *c)
 	pthread_cond_destroy(&c->state_cond);
 	pthread_cond_destroy(&c->out_cond);
 	loop_user_done(c->loop);
-	c->read_paused = false; /* what the layer above drains must not resume reading */
+	/* What the layer above drains must not resume reading. */
+	conn_set_pause_locked(c, PAUSE_NONE);
 	c->ops->destroy(c); /* frees c */
 }
 

@@ -21,6 +21,8 @@
 #define CONN_EV_CLOSE 16u  /* conn_close() */
 #define CONN_EV_FINISH 32u /* it ended off the loop, or its reader or writer left */
 #define CONN_EV_HOLD 64u   /* frames are held: arm the hold timer */
+#define CONN_EV_ANSWERED 128u /* the automatic answers no longer hold the
+			       * send queue over its limit */
 
 void conn_post(struct conn *c, unsigned int events);
 
@@ -34,6 +36,7 @@ void conn_set_state_locked(struct conn *c, enum conn_state s); /* under mu, loop
 extern atomic_int conn_debug;
 void conn_say_rd(const struct conn *c, enum conn_rd from, enum conn_rd to);
 void conn_say_wr(const struct conn *c, enum conn_wr from, enum conn_wr to);
+void conn_say_pause(const struct conn *c, enum conn_pause from, enum conn_pause to);
 
 static inline bool conn_rd_step_legal(enum conn_rd from, enum conn_rd to)
 {
@@ -67,6 +70,25 @@ static inline bool conn_wr_step_legal(enum conn_wr from, enum conn_wr to)
 		return from == WR_DIRECT;
 	}
 	return false;
+}
+
+/* Reading pauses for one reason, or for the other once the first no
+ * longer holds, and goes on once neither holds. */
+static inline bool conn_pause_step_legal(enum conn_pause from, enum conn_pause to)
+{
+	return from != to;
+}
+
+static inline void conn_set_pause_locked(struct conn *c, enum conn_pause p)
+{
+	enum conn_pause from = c->pause;
+
+	if (p == from)
+		return;
+	assert(conn_pause_step_legal(from, p));
+	c->pause = p;
+	if (atomic_load_explicit(&conn_debug, memory_order_relaxed) != 0)
+		conn_say_pause(c, from, p);
 }
 
 static inline void conn_set_rd_locked(struct conn *c, enum conn_rd rd)
@@ -108,6 +130,10 @@ void conn_read_pending(struct conn *c);
 
 /* conn-write.c.  Loop thread: hands queued frames to the kernel. */
 void conn_write_start(struct conn *c);
+/* Any thread (conn_answer_locked()): a control send of h and b; sets
+ * *over when control frames now hold the queue over its limit. */
+int conn_send_answer(struct conn *c, const struct pier_header *h, const struct conn_body *b,
+		     bool *over);
 
 /* conn-queue.c, under out_mu. */
 /* Takes off the send queue what will never be written and returns it (free
@@ -123,9 +149,15 @@ void conn_queue_consume_locked(struct conn *c, size_t n, struct out_frame ***don
 int conn_queue_wait_locked(struct conn *c, size_t total, size_t nfds, bool control);
 /* Queues a frame of head and body b (its pieces copied in order) with
  * dups of fds, of which sent bytes are already written (it then goes first
- * in line): 0, -ENOMEM, -EMFILE or -ENFILE. */
+ * in line); control: the memory it adds counts as the control frames'
+ * (c->out_control).  0, -ENOMEM, -EMFILE or -ENFILE. */
 int conn_queue_frame_locked(struct conn *c, const unsigned char *head, size_t head_len,
-			    const struct conn_body *b, const int *fds, size_t nfds, size_t sent);
+			    const struct conn_body *b, const int *fds, size_t nfds, size_t sent,
+			    bool control);
+/* Whether control frames hold the queue over its limit: reading pauses
+ * for that (see CONN_ANSWERS_SLACK).  A queue that stops doing so posts
+ * CONN_EV_ANSWERED. */
+bool conn_answers_over_locked(const struct conn *c);
 
 /* conn-fds.c, under out_mu: fds sent and not yet read by the remote.  Both
  * do nothing unless the packet carries fds or packets with fds are
@@ -151,6 +183,9 @@ void conn_hs_expired(struct loop_timer *t);
  * arrived, once (nothing must wait unread for a thread that may never
  * come: a ping, the remote's end). */
 void conn_read_unclaimed(struct conn *c);
+/* conn-read.c, loop thread (CONN_EV_ANSWERED): reading paused for the
+ * automatic answers goes on if they no longer hold the queue over. */
+void conn_answers_sent(struct conn *c);
 /* The read role's holder: a read brought data. */
 static inline void conn_count_read(struct conn *c)
 {

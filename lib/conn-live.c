@@ -63,8 +63,9 @@ void conn_live_start(struct conn *c)
 /* Whether the remote was heard since the last run: something was read, or
  * waits to be read.  What waits is read now by the loop if nobody reads:
  * a ping must be answered, the remote's end seen, whether the application
- * waits for a message or not.  While reading pauses (the application must
- * catch up first), what waits unread counts as heard. */
+ * waits for a message or not.  While reading pauses (the application, or
+ * the remote reading this side's answers, must catch up first), what waits
+ * unread counts as heard. */
 static bool heard(struct conn *c)
 {
 	uint64_t reads = atomic_load_explicit(&c->reads, memory_order_relaxed);

@@ -24,7 +24,7 @@
 #define FD_POLL_MS 1
 /* Small stream frames share chunks of this size, so that a burst of them
  * costs one allocation and one iovec per chunk. */
-#define CHUNK_SIZE (64u << 10)
+#define CHUNK_SIZE CONN_CHUNK_SIZE
 #define CHUNK_MAX_FRAME (8u << 10)
 
 void conn_frames_free(struct out_frame *f)
@@ -42,9 +42,11 @@ struct out_frame *conn_queue_cut_locked(struct conn *c)
 	struct out_frame **keep = &c->out_head, *drop;
 
 	c->out_bytes = 0;
+	c->out_control = 0;
 	c->out_fds = 0;
 	for (unsigned int i = 0; i < c->wr_frames && *keep; i++) {
 		c->out_bytes += (*keep)->size - (*keep)->sent;
+		c->out_control += (*keep)->control;
 		c->out_fds += (*keep)->nfds;
 		keep = &(*keep)->next;
 	}
@@ -54,10 +56,20 @@ struct out_frame *conn_queue_cut_locked(struct conn *c)
 	return drop;
 }
 
+bool conn_answers_over_locked(const struct conn *c)
+{
+	return c->out_control > CONN_ANSWERS_SLACK && c->out_bytes > c->cfg.max_send_queued;
+}
+
 /* Under out_mu: n bytes of the queued frames are written (or taken by the
- * link): frames done leave the queue, onto *done. */
+ * link): frames done leave the queue, onto *done, and senders waiting for
+ * room look again. */
 void conn_queue_consume_locked(struct conn *c, size_t n, struct out_frame ***done)
 {
+	bool over = conn_answers_over_locked(c);
+
+	if (c->out_head && n > 0)
+		pthread_cond_broadcast(&c->out_cond);
 	while (c->out_head && n > 0) {
 		struct out_frame *f = c->out_head;
 		size_t rest = f->len - f->sent;
@@ -74,6 +86,7 @@ void conn_queue_consume_locked(struct conn *c, size_t n, struct out_frame ***don
 		if (!c->out_head)
 			c->out_tail = &c->out_head;
 		c->out_bytes -= f->size - f->len;
+		c->out_control -= f->control;
 		c->out_fds -= f->nfds;
 		if (conn_fds_tracked(c, f->nfds))
 			conn_fd_packet_sent_locked(c, f->nfds, c->wr_unread_before);
@@ -87,6 +100,9 @@ void conn_queue_consume_locked(struct conn *c, size_t n, struct out_frame ***don
 		**done = f;
 		*done = &f->next;
 	}
+	/* Reading may wait for this (PAUSE_SEND): the loop looks. */
+	if (over && !conn_answers_over_locked(c))
+		conn_post(c, CONN_EV_ANSWERED);
 }
 
 /* The memory a frame of len data bytes and nfds fds takes. */
@@ -136,6 +152,7 @@ static int frame_new(struct out_frame **out, const unsigned char *head, size_t h
 	f->sent = already_sent;
 	f->cap = cap;
 	f->size = frame_size(data, nfds);
+	f->control = 0;
 	f->nfds = 0;
 	f->fds = (int *)(void *)(f->data + fds_at);
 	frame_put(f->data, head, head_len, b);
@@ -235,7 +252,8 @@ int conn_queue_wait_locked(struct conn *c, size_t total, size_t nfds, bool contr
 /* Under out_mu: queues a frame, of which sent bytes are already written;
  * such a frame is on the wire, so it goes first in line. */
 int conn_queue_frame_locked(struct conn *c, const unsigned char *head, size_t head_len,
-			    const struct conn_body *b, const int *fds, size_t nfds, size_t sent)
+			    const struct conn_body *b, const int *fds, size_t nfds, size_t sent,
+			    bool control)
 {
 	struct out_frame *last = queue_last_locked(c);
 	size_t total = head_len + b->len;
@@ -255,6 +273,7 @@ int conn_queue_frame_locked(struct conn *c, const unsigned char *head, size_t he
 		c->spare_chunk = NULL;
 		f->len = total;
 		f->sent = sent;
+		f->control = 0;
 		frame_put(f->data, head, head_len, b);
 	} else {
 		r = frame_new(&f, head, head_len, b, fds, nfds, sent, small ? CHUNK_SIZE : 0);
@@ -272,5 +291,11 @@ int conn_queue_frame_locked(struct conn *c, const unsigned char *head, size_t he
 	}
 	c->out_bytes += f->size - f->sent;
 	c->out_fds += f->nfds;
+	if (control) {
+		/* What it added counts as the control frames' until it
+		 * leaves: a chunk it started, whatever joins it later. */
+		f->control = f->size - f->sent;
+		c->out_control += f->control;
+	}
 	return 0;
 }

@@ -28,12 +28,12 @@ static bool background_locked(const struct conn *c)
 
 bool conn_may_read_locked(const struct conn *c)
 {
-	return c->rd == RD_NONE && !c->read_paused && c->state != CONN_HANDSHAKING;
+	return c->rd == RD_NONE && c->pause == PAUSE_NONE && c->state != CONN_HANDSHAKING;
 }
 
 void conn_rd_kick_locked(struct conn *c)
 {
-	if (c->rd != RD_NONE || c->read_paused || c->error)
+	if (c->rd != RD_NONE || c->pause != PAUSE_NONE || c->error)
 		return;
 	if (c->waiters && c->state != CONN_HANDSHAKING) {
 		/* It takes the role when it wakes. */
@@ -194,30 +194,33 @@ int conn_read_locked(struct conn *c, const void *what, bool interruptible, int t
 
 static void read_done(struct loop_op *op, int res);
 
+/* Under mu, loop thread: whether the loop may read now. */
+static bool loop_reads_locked(const struct conn *c)
+{
+	return !c->error && c->pause == PAUSE_NONE && c->rd == RD_LOOP;
+}
+
 /* Loop thread, once the application let go: routes what already arrived,
- * so that requests in it get their answers before the connection closes. */
+ * so that requests in it get their answers before the connection closes
+ * (as far as the remote reads them: the answers pause reading too). */
 void conn_read_pending(struct conn *c)
 {
 	int r = 0;
 
 	if (c->rd_op.in_flight || c->link.fd < 0)
 		return; /* the read in flight routes it */
-	pthread_mutex_lock(&c->mu);
-	if (c->rd != RD_LOOP || c->error) {
+	for (int i = 0; i < 64 && r == 0; i++) {
+		bool go;
+
+		pthread_mutex_lock(&c->mu);
+		go = loop_reads_locked(c);
 		pthread_mutex_unlock(&c->mu);
-		return;
-	}
-	pthread_mutex_unlock(&c->mu);
-	for (int i = 0; i < 64 && r == 0; i++)
+		if (!go)
+			break;
 		r = rd_app(c, -1, 0, NULL);
+	}
 	if (r < 0 && r != -EAGAIN)
 		conn_fail(c, r);
-}
-
-/* Under mu, loop thread: whether the loop may read now. */
-static bool loop_reads_locked(const struct conn *c)
-{
-	return !c->error && !c->read_paused && c->rd == RD_LOOP;
 }
 
 void conn_read_start(struct conn *c)
@@ -296,7 +299,7 @@ void conn_read_unclaimed(struct conn *c)
 	bool go;
 
 	pthread_mutex_lock(&c->mu);
-	go = c->rd == RD_NONE && !c->waiters && !c->read_paused && !c->error &&
+	go = c->rd == RD_NONE && !c->waiters && c->pause == PAUSE_NONE && !c->error &&
 	     c->state != CONN_HANDSHAKING;
 	if (go)
 		conn_set_rd_locked(c, RD_LOOP); /* given back once it read */
@@ -307,10 +310,40 @@ void conn_read_unclaimed(struct conn *c)
 
 /* --- pausing ------------------------------------------------------------- */
 
-/* Under mu: reading was paused and may go on. */
-static void unpause_locked(struct conn *c)
+/* Reading pauses (c->pause) for one of two reasons, both things the remote
+ * would otherwise grow without bound: what waits for the application
+ * (PAUSE_RECV, until it took half of it), and the automatic answers in the
+ * send queue (PAUSE_SEND, until the remote read them back within the
+ * limit).  One reason at a time: the one that ends looks at the other. */
+
+/* Under mu: whether what waits for the application is over the limits. */
+static bool recv_over_locked(const struct conn *c)
 {
-	c->read_paused = false;
+	/* Received fds fill this process's fd table as bytes fill its
+	 * memory. */
+	return c->in_bytes > c->cfg.max_recv_queued || c->in_fds > c->cfg.max_recv_fds;
+}
+
+/* Under mu: whether automatic answers hold the send queue over its limit. */
+static bool answers_over(struct conn *c)
+{
+	bool over;
+
+	pthread_mutex_lock(&c->out_mu);
+	over = conn_answers_over_locked(c);
+	pthread_mutex_unlock(&c->out_mu);
+	return over;
+}
+
+/* Under mu: the reason reading paused for is gone: it pauses for next if
+ * that holds, or goes on. */
+static void pause_end_locked(struct conn *c, enum conn_pause next, bool holds)
+{
+	if (holds) {
+		conn_set_pause_locked(c, next);
+		return;
+	}
+	conn_set_pause_locked(c, PAUSE_NONE);
 	if (c->rd == RD_LOOP)
 		conn_post(c, CONN_EV_READ);
 	else
@@ -321,17 +354,38 @@ void conn_queued_locked(struct conn *c, size_t len, unsigned int nfds)
 {
 	c->in_bytes += len;
 	c->in_fds += nfds;
-	/* Nobody reads more until the application caught up: received fds
-	 * fill this process's fd table as bytes fill its memory. */
-	if (c->in_bytes > c->cfg.max_recv_queued || c->in_fds > c->cfg.max_recv_fds)
-		c->read_paused = true;
+	/* Nobody reads more until the application caught up.  (Paused for
+	 * the answers, this is looked at when that ends.) */
+	if (c->pause == PAUSE_NONE && recv_over_locked(c))
+		conn_set_pause_locked(c, PAUSE_RECV);
 }
 
 void conn_consumed_locked(struct conn *c, size_t len, unsigned int nfds)
 {
 	c->in_bytes -= len;
 	c->in_fds -= nfds;
-	if (c->read_paused && c->in_bytes <= c->cfg.max_recv_queued / 2 &&
+	if (c->pause == PAUSE_RECV && c->in_bytes <= c->cfg.max_recv_queued / 2 &&
 	    c->in_fds <= c->cfg.max_recv_fds / 2)
-		unpause_locked(c);
+		pause_end_locked(c, PAUSE_SEND, answers_over(c));
+}
+
+int conn_answer_locked(struct conn *c, const struct pier_header *h, const struct conn_body *b)
+{
+	bool over;
+	int r = conn_send_answer(c, h, b, &over);
+
+	/* Whoever reads stops before its next read; the queue falling back
+	 * within its limit posts CONN_EV_ANSWERED, which the loop takes
+	 * under mu, so after this. */
+	if (over && c->pause == PAUSE_NONE)
+		conn_set_pause_locked(c, PAUSE_SEND);
+	return r;
+}
+
+void conn_answers_sent(struct conn *c)
+{
+	pthread_mutex_lock(&c->mu);
+	if (c->pause == PAUSE_SEND && !c->error && !answers_over(c))
+		pause_end_locked(c, PAUSE_RECV, recv_over_locked(c));
+	pthread_mutex_unlock(&c->mu);
 }

@@ -26,6 +26,9 @@ static const char *const rd_names[] = {
 	[RD_NONE] = "none", [RD_LOOP] = "loop",   [RD_APP] = "app",
 	[RD_LEAVING] = "leaving", [RD_GONE] = "gone",
 };
+static const char *const pause_names[] = {
+	[PAUSE_NONE] = "none", [PAUSE_RECV] = "recv", [PAUSE_SEND] = "send",
+};
 static const char *const wr_names[] = {
 	[WR_IDLE] = "idle",	    [WR_HELD] = "held",	      [WR_LOOP] = "loop",
 	[WR_DIRECT] = "direct", [WR_LEAVING] = "leaving",
@@ -75,6 +78,12 @@ void conn_say_rd(const struct conn *c, enum conn_rd from, enum conn_rd to)
 {
 	if (debug_on())
 		say(c, "reader", rd_names[from], rd_names[to]);
+}
+
+void conn_say_pause(const struct conn *c, enum conn_pause from, enum conn_pause to)
+{
+	if (debug_on())
+		say(c, "pause", pause_names[from], pause_names[to]);
 }
 
 void conn_say_wr(const struct conn *c, enum conn_wr from, enum conn_wr to)

@@ -229,14 +229,10 @@ void conn_write_start(struct conn *c)
 			conn_post(c, CONN_EV_FINISH);
 			may_take = false;
 		}
-		if (done)
-			pthread_cond_broadcast(&c->out_cond);
 	}
 	r = l->f->wr_prepare(l, c->out_head, may_take, &w);
-	if (w.took) {
+	if (w.took)
 		conn_queue_consume_locked(c, w.took, &done_tail);
-		pthread_cond_broadcast(&c->out_cond);
-	}
 	if (r < 0) {
 		/* The caller may hold mu (a refusal sent while routing): the
 		 * loop's task ends the connection with it. */
@@ -580,8 +576,10 @@ static bool hold_new_locked(struct conn *c, int64_t *now)
 	return last && *now - last < (int64_t)c->cfg.coalesce_us * 1000 / HOLD_GAP_PART;
 }
 
-int conn_send(struct conn *c, const struct pier_header *h, const struct conn_body *b,
-	      const int *fds, size_t nfds, bool control)
+/* conn_send(); for a control send, *over (when not NULL) says whether
+ * control frames hold the queue over its limit once it is sent. */
+static int send_msg(struct conn *c, const struct pier_header *h, const struct conn_body *b,
+		    const int *fds, size_t nfds, bool control, bool *over)
 {
 	const struct framing *f = c->link.f;
 	unsigned char head[WIRE_STREAM_OVERHEAD];
@@ -612,7 +610,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const struct conn_bod
 	}
 	if (c->wr == WR_HELD) {
 		if (may_hold) {
-			r = conn_queue_frame_locked(c, head, head_len, b, NULL, 0, 0);
+			r = conn_queue_frame_locked(c, head, head_len, b, NULL, 0, 0, false);
 			if (r < 0)
 				goto out;
 			c->held_bytes += total;
@@ -629,7 +627,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const struct conn_bod
 	}
 	if (c->wr == WR_IDLE && !c->out_head && c->link.fd >= 0) {
 		if (may_hold && hold_new_locked(c, &now)) {
-			r = conn_queue_frame_locked(c, head, head_len, b, NULL, 0, 0);
+			r = conn_queue_frame_locked(c, head, head_len, b, NULL, 0, 0, false);
 			if (r < 0)
 				goto out;
 			conn_set_wr_locked(c, WR_HELD);
@@ -654,7 +652,7 @@ int conn_send(struct conn *c, const struct pier_header *h, const struct conn_bod
 		if (r < 0)
 			goto out;
 	}
-	r = conn_queue_frame_locked(c, head, head_len, b, fds, nfds, sent);
+	r = conn_queue_frame_locked(c, head, head_len, b, fds, nfds, sent, control);
 	if (r < 0) {
 		if (sent) {
 			/* Part of the frame is out and the rest cannot follow:
@@ -673,6 +671,8 @@ sent:
 	r = 0;
 	conn_count_locked(c, PIER_STAT_MSGS_SENT, 1);
 	conn_count_locked(c, PIER_STAT_BYTES_SENT, b->len);
+	if (over)
+		*over = conn_answers_over_locked(c);
 out:
 	pthread_mutex_unlock(&c->out_mu);
 	conn_frames_free(done);
@@ -685,4 +685,17 @@ out:
 	if (post)
 		conn_post(c, post);
 	return r;
+}
+
+int conn_send(struct conn *c, const struct pier_header *h, const struct conn_body *b,
+	      const int *fds, size_t nfds, bool control)
+{
+	return send_msg(c, h, b, fds, nfds, control, NULL);
+}
+
+int conn_send_answer(struct conn *c, const struct pier_header *h, const struct conn_body *b,
+		     bool *over)
+{
+	*over = false;
+	return send_msg(c, h, b, NULL, 0, true, over);
 }

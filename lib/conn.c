@@ -211,6 +211,8 @@ static void conn_task(struct loop_task *task, unsigned int ev)
 		conn_ended_elsewhere(c);
 	if (ev & (CONN_EV_CLOSE | CONN_EV_RELEASE))
 		conn_closing(c, ev & CONN_EV_RELEASE);
+	if (ev & CONN_EV_ANSWERED)
+		conn_answers_sent(c);
 	if (ev & CONN_EV_READ)
 		conn_read_start(c);
 	if (ev & CONN_EV_HOLD)

@@ -80,6 +80,18 @@ enum conn_rd {
 	RD_GONE,    /* the connection is closing its fd: nobody, ever */
 };
 
+/* Why reading pauses (under mu): one reason at a time.  Leaving one, the
+ * connection looks at the other, and pauses for it if it holds: a reason
+ * that arose meanwhile is never lost.  conn-read.c moves it. */
+enum conn_pause {
+	PAUSE_NONE, /* reading goes on */
+	PAUSE_RECV, /* what waits for the application is over max_recv_queued
+		     * bytes or max_recv_fds fds: until it took half of it */
+	PAUSE_SEND, /* automatic answers hold the send queue over its limit
+		     * (see CONN_ANSWERS_PAST_LIMIT): until the remote read
+		     * enough of them */
+};
+
 /* Who writes the socket (under out_mu). */
 enum conn_wr {
 	WR_IDLE,    /* nobody: a sender finding nothing queued writes itself */
@@ -98,8 +110,8 @@ enum conn_wr {
 struct conn_ops {
 	/* Messages read, in order (m and those chained on its next); takes
 	 * them.  Called by whoever reads, with no lock held.  Returns
-	 * !c->read_paused as it was once they were queued (under mu): whether
-	 * reading may go on. */
+	 * c->pause == PAUSE_NONE as it was once they were routed (under mu):
+	 * whether reading may go on. */
 	bool (*deliver)(struct conn *c, struct pier_msg *m);
 	/* Under mu: the connection ended (c->error says why): wakes whoever
 	 * waits on the layer's queues. */
@@ -141,7 +153,7 @@ struct conn {
 	unsigned int handles;
 	size_t in_bytes;     /* bodies queued for the application */
 	unsigned int in_fds; /* fds in messages queued for the application */
-	bool read_paused;    /* the application must catch up first */
+	enum conn_pause pause; /* why reading pauses, if it does */
 	/* The loop must read whenever no thread does (a queue has a pollable
 	 * fd, or the read half is gone); set once, never cleared. */
 	bool rd_background;
@@ -166,6 +178,9 @@ struct conn {
 	 * one per connection at most), or NULL. */
 	struct out_frame *spare_chunk;
 	size_t out_bytes;     /* memory the queued frames hold (not yet written) */
+	/* What of it control frames added (a chunk counts whole for the
+	 * frame that started it), until those frames leave the queue. */
+	size_t out_control;
 	unsigned int out_fds; /* fds the queued frames hold */
 	int send_error;       /* sending fails with this; 0 while it may send */
 	/* Coalescing: when the last send that could have been held began
@@ -325,12 +340,47 @@ static inline int conn_body_pieces(struct conn_body *b, const struct iovec *iov,
 /* Sending, from any thread.  conn_send_check(): whether a message of this
  * size and fd count may be sent at all.  conn_send(): sends one message
  * (b's pieces, never joined to send them but where a copy is made anyway:
- * a small write, or the queue); control: an automatic reply, which neither
- * waits nor counts against the queue limit.  0, or -errno / -PIER_E* (see
- * pier_writer_send_stream(3)). */
+ * a small write, or the queue); control: a frame the library sends on its
+ * own (a ping, an error ending requests), which never waits for room.  0,
+ * or -errno / -PIER_E* (see pier_writer_send_stream(3)). */
 int conn_send_check(const struct conn *c, size_t len, size_t nfds);
 int conn_send(struct conn *c, const struct pier_header *h, const struct conn_body *b,
 	      const int *fds, size_t nfds, bool control);
+
+/* Small frames share chunks of this many bytes in the send queue; the
+ * memory a chunk counts for against the queue's limit (its bookkeeping
+ * and malloc's). */
+#define CONN_CHUNK_SIZE (64u << 10)
+#define CONN_CHUNK_MEMORY (sizeof(struct out_frame) + CONN_CHUNK_SIZE + 2 * sizeof(size_t))
+
+/* Automatic answers: what the layer above sends on its own because of what
+ * the remote sent (a ping's answer, a request refused, the error for a
+ * request dropped unanswered).  Like every control send they never wait
+ * for room (the thread routing holds mu; the loop must not block), so a
+ * remote sending requests and never reading would make them pile up.
+ * Instead, once the queue is over max_send_queued and the control frames
+ * in it hold more than CONN_ANSWERS_SLACK of its memory, reading pauses
+ * (PAUSE_SEND) until that no longer holds: the remote's sends wait in its
+ * own socket meanwhile.  The slack lets the odd answer (a ping's) past a
+ * queue that the application keeps at its limit without stopping reading:
+ * only a remote that asks for answers and does not read them is stopped.
+ *
+ * So control frames hold the queue past its limit (or past one message
+ * larger than the limit, which may go when nothing else is queued) by at
+ * most CONN_ANSWERS_PAST_LIMIT: the slack, the answers to the rest of the
+ * read that crossed it (one read is at most 16 KiB: 1025 answers of at
+ * most 50 bytes, within one new chunk; one packet on packet framing), and
+ * a ping of this side's own (one at a time) -- plus one answer for each
+ * request received and not answered yet, which the application or a
+ * server may answer so meanwhile (pier_config_set_max_open_requests()
+ * bounds those). */
+#define CONN_ANSWERS_SLACK CONN_CHUNK_MEMORY
+#define CONN_ANSWERS_PAST_LIMIT (3 * CONN_CHUNK_MEMORY)
+
+/* Under mu: sends an automatic answer, h and b, as a control send; reading
+ * pauses if answers now hold the send queue over its limit.  0, or why it
+ * could not be sent (the connection ended). */
+int conn_answer_locked(struct conn *c, const struct pier_header *h, const struct conn_body *b);
 /* What coalescing holds goes now (WR_HELD).  A thread about to wait for a
  * message calls it with waiting true: nothing it waits on may sit behind
  * its own sends, and the next send, coming after a wait, is not part of a

@@ -125,7 +125,7 @@ void req_release_locked(struct req *r, bool reader, bool *conn_last)
 		struct iovec v;
 		struct conn_body b = conn_body_one(&v, UNANSWERED, strlen(UNANSWERED));
 
-		conn_send(c, &h, &b, NULL, 0, true);
+		conn_answer_locked(c, &h, &b);
 		r->q.finished = true;
 	}
 	if (!r->sent)
@@ -147,6 +147,27 @@ void req_release(struct req *r, bool reader)
 	pthread_mutex_unlock(&c->mu);
 	if (last)
 		conn_release_last(c);
+}
+
+int req_refuse(struct req *r, const char *why)
+{
+	struct pier_header h = { PIER_MSG_RESPONSE, r->id, PIER_SERVICE_ERROR };
+	struct conn *c = &r->peer->conn;
+	struct iovec v;
+	struct conn_body b = conn_body_one(&v, why, strlen(why));
+	int e;
+
+	pthread_mutex_lock(&c->mu);
+	e = r->q.finished || r->responding ? -PIER_EDONE : c->error;
+	if (e == 0)
+		e = conn_answer_locked(c, &h, &b);
+	if (e == 0) {
+		r->q.finished = true;
+		req_close_locked(r);
+		msgq_changed_locked(c, &r->q);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return e;
 }
 
 /* --- latest-only streams ------------------------------------------------- */
@@ -239,7 +260,7 @@ static void answer_ping_locked(struct pier_peer *p, struct pier_msg *m)
 	struct pier_header h = { PIER_MSG_RESPONSE, m->hdr.request_id, m->hdr.service_id };
 
 	conn_count(&p->conn, PIER_STAT_PINGS_RECEIVED, 1);
-	conn_send(&p->conn, &h, &no_body, NULL, 0, true);
+	conn_answer_locked(&p->conn, &h, &no_body);
 	msg_free(m);
 }
 
@@ -294,7 +315,7 @@ static void refuse_locked(struct pier_peer *p, uint32_t id, const char *why)
 	struct iovec v;
 	struct conn_body b = conn_body_one(&v, why, strlen(why));
 
-	conn_send(&p->conn, &h, &b, NULL, 0, true);
+	conn_answer_locked(&p->conn, &h, &b);
 }
 
 static void drop(struct pier_peer *p, struct pier_msg *m, enum pier_stat why)
@@ -424,7 +445,7 @@ static bool route_deliver(struct conn *c, struct pier_msg *list)
 	}
 	if (to_in)
 		msgq_changed_locked(c, &p->in);
-	more = !c->read_paused;
+	more = c->pause == PAUSE_NONE;
 	pthread_mutex_unlock(&c->mu);
 	return more;
 }

@@ -137,5 +137,14 @@ void req_release_locked(struct req *r, bool reader, bool *conn_last);
 /* req_release_locked(), taking mu, and releasing the connection after its
  * last handle. */
 void req_release(struct req *r, bool reader);
+/* Answers the received request r with an error response (text why) that
+ * the library sends on its own, as it refuses requests over the
+ * open-request limit: it never waits for room in the send queue, and
+ * counts among the automatic answers that pause reading while they fill
+ * it (conn_answer_locked()).  For refusals made above (a server's), so
+ * that a remote that never reads cannot hold the refusing thread.  0,
+ * -PIER_EDONE when r is answered (or being answered) already, or why the
+ * connection ended. */
+int req_refuse(struct req *r, const char *why);
 
 #endif

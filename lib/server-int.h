@@ -97,6 +97,15 @@ struct watch {
 
 enum srv_state { SRV_NEW, SRV_RUNNING, SRV_DRAINING, SRV_CLOSING, SRV_STOPPED };
 
+/* A worker thread, and the counts it makes for every message: each its
+ * own cache line, which no other worker writes (pier_server_stat() sums
+ * them). */
+struct worker {
+	_Alignas(64) atomic_uint_fast64_t requests, streams;
+	struct pier_server *s;
+	pthread_t thread;
+};
+
 struct pier_server {
 	pier_config *cfg; /* owned: listeners are made with it */
 	unsigned int nworkers, max_peers, max_requests;
@@ -117,7 +126,7 @@ struct pier_server {
 	atomic_int state;      /* enum srv_state; changed by the worker holding wake */
 	atomic_bool lend_timer_armed;
 	atomic_uint_fast64_t stats[PIER_SERVER_STAT_END_];
-	pthread_t *threads;
+	struct worker *workers; /* owned, cache-line aligned */
 	unsigned int nthreads;
 
 	pthread_mutex_t mu; /* what follows, listeners' and peers' fields so marked */
@@ -181,6 +190,7 @@ static inline unsigned long inflight_locked(struct pier_server *s)
 /* Scheduling (server-sched.c).  What the worker holding a peer's turn
  * keeps. */
 struct turn {
+	struct worker *w;
 	struct srv_peer *sp;
 	uint64_t phase; /* its last: the turn's number, the request's */
 };

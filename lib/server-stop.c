@@ -220,7 +220,7 @@ PIER_EXPORT int pier_server_wait(pier_server *s, int timeout_ms)
 	}
 	if (r == 0 && !s->joined) {
 		for (unsigned int i = 0; i < s->nthreads; i++)
-			pthread_join(s->threads[i], NULL);
+			pthread_join(s->workers[i].thread, NULL);
 		s->joined = true;
 	}
 	pthread_mutex_unlock(&s->mu);

@@ -268,12 +268,15 @@ static void refuse(pier_received_request *req, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	pier_received_request_send_error(req, text);
+	/* An automatic answer: a worker never waits for a remote that does
+	 * not read it (reading that remote pauses instead). */
+	req_refuse(req->req, text);
 }
 
-static void dispatch_request(struct pier_server *s, struct srv_peer *sp, pier_msg *m,
+static void dispatch_request(struct pier_server *s, struct turn *t, pier_msg *m,
 			     pier_received_request *req)
 {
+	struct srv_peer *sp = t->sp;
 	int32_t id = pier_msg_header(m)->service_id;
 	const struct handler *h = handler_for(s, id, false);
 	/* Counted before it can close: request_closed() takes it off. */
@@ -288,15 +291,16 @@ static void dispatch_request(struct pier_server *s, struct srv_peer *sp, pier_ms
 		count(s, PIER_SERVER_STAT_UNKNOWN_REQUESTS);
 		refuse(req, "unknown service id %d", (int)id);
 	} else {
-		count(s, PIER_SERVER_STAT_REQUESTS);
+		atomic_fetch_add_explicit(&t->w->requests, 1, memory_order_relaxed);
 		if (h->req(h->data, sp->peer, sp->data, m, req) == PIER_HANDLER_KEEP)
 			req = NULL;
 	}
 	pier_received_request_free(req);
 }
 
-static void dispatch_stream(struct pier_server *s, struct srv_peer *sp, pier_msg *m)
+static void dispatch_stream(struct pier_server *s, struct turn *t, pier_msg *m)
 {
+	struct srv_peer *sp = t->sp;
 	int32_t id = pier_msg_header(m)->service_id;
 	const struct handler *h = handler_for(s, id, true);
 
@@ -308,7 +312,7 @@ static void dispatch_stream(struct pier_server *s, struct srv_peer *sp, pier_msg
 			   (int)id, remote_of(sp->peer));
 		return;
 	}
-	count(s, PIER_SERVER_STAT_STREAMS);
+	atomic_fetch_add_explicit(&t->w->streams, 1, memory_order_relaxed);
 	h->str(h->data, sp->peer, sp->data, m);
 }
 
@@ -335,10 +339,10 @@ static void on_peer(struct pier_server *s, struct turn *t)
 			break;
 		if (req) {
 			turn_lend(t);
-			dispatch_request(s, sp, m, req);
+			dispatch_request(s, t, m, req);
 			mine = turn_back(t);
 		} else {
-			dispatch_stream(s, sp, m);
+			dispatch_stream(s, t, m);
 		}
 		pier_msg_free(m);
 	}
@@ -521,14 +525,15 @@ PIER_EXPORT int pier_server_address(pier_server *s, size_t index, char *buf, siz
 
 static void *worker_main(void *arg)
 {
-	struct pier_server *s = arg;
+	struct worker *w = arg;
+	struct pier_server *s = w->s;
 	unsigned int turns = 0;
 	bool on = true;
 
 	pthread_setname_np(pthread_self(), "pier-worker");
 	while (on) {
 		struct epoll_event ev;
-		struct turn t;
+		struct turn t = { .w = w };
 		struct item *it;
 		int n, timeout = 0;
 
@@ -597,9 +602,10 @@ PIER_EXPORT int pier_server_start(pier_server *s)
 	if (s->started)
 		return -EBUSY;
 	n = s->nworkers ? s->nworkers : online_cpus();
-	s->threads = calloc(n, sizeof(*s->threads));
-	if (!s->threads)
+	s->workers = aligned_alloc(_Alignof(struct worker), n * sizeof(*s->workers));
+	if (!s->workers)
 		return -ENOMEM;
+	memset(s->workers, 0, n * sizeof(*s->workers));
 	for (size_t i = 0; i < s->nlisteners; i++)
 		arm(s, &s->listeners[i]->item, EPOLL_CTL_ADD);
 	s->started = true;
@@ -609,7 +615,10 @@ PIER_EXPORT int pier_server_start(pier_server *s)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_mutex_lock(&s->mu);
 	for (; s->nthreads < n; s->nthreads++) {
-		if (pthread_create(&s->threads[s->nthreads], NULL, worker_main, s) != 0)
+		struct worker *w = &s->workers[s->nthreads];
+
+		w->s = s;
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
 			break;
 		s->running++;
 	}
@@ -700,7 +709,7 @@ static void server_destroy(struct pier_server *s)
 		close(s->runq_wake.fd);
 	pier_config_free(s->cfg);
 	free(s->handlers);
-	free(s->threads);
+	free(s->workers);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->log_mu);
@@ -809,6 +818,20 @@ PIER_EXPORT uint64_t pier_server_stat(pier_server *s, enum pier_server_stat stat
 	if (stat == PIER_SERVER_STAT_IN_FLIGHT) {
 		pthread_mutex_lock(&s->mu);
 		n = inflight_locked(s);
+		pthread_mutex_unlock(&s->mu);
+		return n;
+	}
+	if (stat == PIER_SERVER_STAT_REQUESTS || stat == PIER_SERVER_STAT_STREAMS) {
+		/* Counted by each worker on its own. */
+		n = 0;
+		pthread_mutex_lock(&s->mu);
+		for (unsigned int i = 0; i < s->nthreads; i++) {
+			struct worker *w = &s->workers[i];
+
+			n += atomic_load_explicit(stat == PIER_SERVER_STAT_REQUESTS ? &w->requests
+										 : &w->streams,
+						  memory_order_relaxed);
+		}
 		pthread_mutex_unlock(&s->mu);
 		return n;
 	}

@@ -58,7 +58,7 @@ static bool read_paused(pier_peer *p)
 	bool paused;
 
 	pthread_mutex_lock(&p->conn.mu);
-	paused = p->conn.read_paused;
+	paused = p->conn.pause == PAUSE_RECV;
 	pthread_mutex_unlock(&p->conn.mu);
 	return paused;
 }

@@ -593,7 +593,7 @@ START_TEST(reading_ahead_stops_at_the_fd_limit)
 		ck_assert_msg(now_ms() < deadline, "reading never paused");
 		sched_yield();
 		pthread_mutex_lock(&c->mu);
-		paused = c->read_paused;
+		paused = c->pause == PAUSE_RECV;
 		pthread_mutex_unlock(&c->mu);
 	}
 	ck_assert_int_le(open_fd_count() - before, LIMIT + FDS_PER_FRAME);
@@ -670,6 +670,79 @@ START_TEST(close_fails_waiting_senders)
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
 	close(remote); /* the rest of the queue can never go */
 	pier_peer_free(s.p);
+}
+END_TEST
+
+/* A sender waiting for room wakes whenever the queue shrinks: also when
+ * the loop's first write takes the last queued frame at once and keeps its
+ * chunk for the next burst, which frees nothing.  (It once woke only when
+ * a write freed frames, and then slept on with the queue empty.) */
+struct one_sender {
+	pier_peer *p;
+	atomic_int tid;
+	atomic_int result; /* 1 until its send returned */
+};
+
+static void *send_two(void *arg)
+{
+	struct one_sender *s = arg;
+
+	atomic_store(&s->tid, thread_id());
+	atomic_store(&s->result,
+		     pier_writer_send_stream(pier_peer_get_writer(s->p), 2, "two", 3, NULL, 0));
+	return NULL;
+}
+
+START_TEST(sender_wakes_when_the_queue_empties_into_a_kept_chunk)
+{
+	enum { LIMIT = 1024 };
+	struct one_sender s = { .result = 1 };
+	unsigned char buf[64], *space;
+	pier_config *cfg;
+	struct conn *c;
+	pthread_t th;
+	size_t junk;
+	int sv[2];
+
+	use_backend(_i);
+	park_setup();
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	junk = fill(sv[0]);
+	space = malloc(junk);
+	ck_assert_int_eq(pier_config_new(&cfg), 0);
+	ck_assert_int_eq(pier_config_set_max_queued(cfg, LIMIT, LIMIT), 0);
+	ck_assert_int_eq(pier_peer_adopt(&s.p, sv[0], cfg), 0);
+	pier_config_free(cfg);
+	c = &s.p->conn;
+	/* The loop is held: the first frame waits in a chunk of the queue
+	 * (the socket is full), which is over the limit, and the second
+	 * sender waits for room. */
+	park(c);
+	ck_assert_int_eq(pier_writer_send_stream(pier_peer_get_writer(s.p), 1, "one", 3, NULL, 0),
+			 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, send_two, &s), 0);
+	wait_until(thread_waits(atomic_load(&s.tid), false), WAIT);
+	ck_assert_int_eq(atomic_load(&s.result), 1);
+	/* Room in the socket: the loop's first write takes the frame at
+	 * once. */
+	ck_assert_uint_eq(drain(sv[1], space, junk), junk);
+	unpark();
+	wait_until(atomic_load(&s.result) != 1, WAIT);
+	ck_assert_int_eq(atomic_load(&s.result), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	/* Both went, in order. */
+	for (size_t got = 0; got < 2 * (WIRE_STREAM_OVERHEAD + 3);) {
+		ssize_t n = recv(sv[1], buf + got, sizeof(buf) - got, 0);
+
+		ck_assert_int_gt(n, 0);
+		got += (size_t)n;
+	}
+	ck_assert_int_eq(memcmp(buf + WIRE_STREAM_OVERHEAD, "one", 3), 0);
+	ck_assert_int_eq(memcmp(buf + 2 * WIRE_STREAM_OVERHEAD + 3, "two", 3), 0);
+	pier_peer_free(s.p);
+	close(sv[1]);
+	park_teardown();
+	free(space);
 }
 END_TEST
 
@@ -813,6 +886,7 @@ int main(void)
 	tcase_add_loop_test(tc, kernel_fd_refusal_is_a_wait, 0, 2);
 	tcase_add_loop_test(tc, reading_ahead_stops_at_the_fd_limit, 0, 2);
 	tcase_add_loop_test(tc, close_fails_waiting_senders, 0, 2);
+	tcase_add_loop_test(tc, sender_wakes_when_the_queue_empties_into_a_kept_chunk, 0, 2);
 	tcase_add_test(tc, tiny_packets_count_their_memory);
 	suite_add_tcase(s, tc);
 	return th_run(s);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "tool.h"
 
 #define MAX_FDS 253
@@ -234,6 +235,18 @@ bool tool_parse_i32(const char *s, int32_t *out)
 	return true;
 }
 
+/* A positive count for option name; exits if arg is not one. */
+static unsigned int count_arg(const char *name, const char *arg)
+{
+	int32_t v;
+
+	if (!tool_parse_i32(arg, &v) || v <= 0) {
+		fprintf(stderr, "pier: %s takes a positive number, not %s\n", name, arg);
+		exit(EXIT_USAGE);
+	}
+	return (unsigned int)v;
+}
+
 /* One line per message: "[PREFIX]TYPE [id N ]service S: BODY [(+N fds)]",
  * or "[PREFIX]error response: TEXT". */
 static void print_msg(const char *prefix, const pier_msg *m, bool with_id, bool hex)
@@ -362,11 +375,7 @@ static bool common_option(int c, struct tool_opts *o, const struct tool_cmd *cmd
 		}
 		return true;
 	case 'm':
-		if (!tool_parse_i32(optarg, &v) || v <= 0) {
-			fprintf(stderr, "pier: -m takes a body size in bytes, not %s\n", optarg);
-			exit(EXIT_USAGE);
-		}
-		o->max_body = (size_t)v;
+		o->max_body = count_arg("-m", optarg);
 		return true;
 	case 'x':
 		o->hex = true;
@@ -966,7 +975,6 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 	pier_config *cfg;
 	char bound[256], buf[PATH_MAX + 200];
 	int c, r;
-	int32_t n;
 
 	while ((c = getopt_long(argc, argv, "+En:" COMMON_SHORT, longopts, NULL)) != -1) {
 		if (common_option(c, o, &listen_cmd))
@@ -977,8 +985,8 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 			mode = parse_mode(optarg);
 		} else if (c == OPT_GROUP) {
 			gid = parse_group(optarg);
-		} else if (c == 'n' && tool_parse_i32(optarg, &n) && n > 0) {
-			ls.count = n;
+		} else if (c == 'n') {
+			ls.count = (int)count_arg("-n", optarg);
 		} else {
 			usage_error(&listen_cmd);
 		}
@@ -1020,6 +1028,132 @@ static int cmd_listen(int argc, char **argv, struct tool_opts *o)
 	return EXIT_OK;
 }
 
+/* --- pier broker --------------------------------------------------------- */
+
+static const struct tool_cmd broker_cmd = {
+	"pier broker", "ADDRESS [ADDRESS...]",
+	"Usage: pier broker [OPTIONS] ADDRESS [ADDRESS...]\n"
+	"Relay each request to a worker that registered its service id, with its updates\n"
+	"both ways, its response and their fds; and each stream message to the peers\n"
+	"subscribed to its topic id.  Until interrupted.  See pier(1) for the control\n"
+	"requests (register -2, unregister -3, subscribe -4, unsubscribe -5).\n"
+	"  --workers N            threads (default 4)\n"
+	"  --max-peers N          peers connected at once (default 1024)\n"
+	"  --max-requests N       requests in flight per peer (default 64)\n"
+	"  --max-forwarded N      requests forwarded to one worker at once (default 1024)\n"
+	"  --max-services N       service ids one peer may register (default 64)\n"
+	"  --max-topics N         topic ids one peer may subscribe to (default 256)\n"
+	"  --send-queue BYTES     what a peer may leave unread before its stream\n"
+	"                         messages are dropped and its relayed requests fail\n"
+	"                         (default 4 MiB)\n"
+	"  --send-fds N           likewise, in fds (default 64)\n"
+	"  --max-msg-fds N        fds one message may carry through the broker\n"
+	"                         (default 32, or --send-fds if lower; at most\n"
+	"                         --send-fds)\n"
+	"  --fd-budget N          fds the broker holds at once for what it passes on\n"
+	"                         (default: from the fd limit, see pier(1))\n"
+	"  --mode MODE            the socket files' permissions, in octal\n"
+	"  --group GROUP          the socket files' group, a name or a number\n"
+	"  -t, --timeout MS       drop a tls:// client whose handshake takes longer than\n"
+	"                         MS milliseconds (default 5000; -1: never)\n",
+	CMD_LISTENER,
+};
+
+static int cmd_broker(int argc, char **argv, struct tool_opts *o)
+{
+	/* The limits' options first, in the order of counts and sizes. */
+	enum {
+		OPT_WORKERS = 512, OPT_PEERS, OPT_REQUESTS, OPT_FORWARDED, OPT_SERVICES,
+		OPT_TOPICS, OPT_QUEUE, OPT_SEND_FDS, OPT_MSG_FDS, OPT_BUDGET, OPT_MODE, OPT_GROUP
+	};
+	static const struct option longopts[] = {
+		{ "workers", required_argument, NULL, OPT_WORKERS },
+		{ "max-peers", required_argument, NULL, OPT_PEERS },
+		{ "max-requests", required_argument, NULL, OPT_REQUESTS },
+		{ "max-forwarded", required_argument, NULL, OPT_FORWARDED },
+		{ "max-services", required_argument, NULL, OPT_SERVICES },
+		{ "max-topics", required_argument, NULL, OPT_TOPICS },
+		{ "send-queue", required_argument, NULL, OPT_QUEUE },
+		{ "send-fds", required_argument, NULL, OPT_SEND_FDS },
+		{ "max-msg-fds", required_argument, NULL, OPT_MSG_FDS },
+		{ "fd-budget", required_argument, NULL, OPT_BUDGET },
+		{ "mode", required_argument, NULL, OPT_MODE },
+		{ "group", required_argument, NULL, OPT_GROUP },
+		COMMON_LONG,
+		{ 0 },
+	};
+	struct broker_limits lim = { 0 };
+	unsigned int *const counts[] = {
+		&lim.workers, &lim.max_peers, &lim.max_requests, &lim.max_forwarded,
+		&lim.max_services, &lim.max_topics,
+	};
+	size_t *const sizes[] = { &lim.send_queue, &lim.send_fds, &lim.msg_fds, &lim.fd_budget };
+	mode_t mode = 0;
+	gid_t gid = (gid_t)-1;
+	pier_config *cfg;
+	broker *b;
+	char bound[256], buf[PATH_MAX + 200];
+	int c, r, first;
+
+	while ((c = getopt_long(argc, argv, "+" COMMON_SHORT, longopts, NULL)) != -1) {
+		if (common_option(c, o, &broker_cmd))
+			continue;
+		if (c >= OPT_WORKERS && c <= OPT_BUDGET) {
+			char name[32];
+			unsigned int v;
+
+			snprintf(name, sizeof(name), "--%s", longopts[c - OPT_WORKERS].name);
+			v = count_arg(name, optarg);
+			if (c < OPT_QUEUE)
+				*counts[c - OPT_WORKERS] = v;
+			else
+				*sizes[c - OPT_QUEUE] = v;
+		} else if (c == OPT_MODE) {
+			mode = parse_mode(optarg);
+		} else if (c == OPT_GROUP) {
+			gid = parse_group(optarg);
+		} else {
+			usage_error(&broker_cmd);
+		}
+	}
+	first = optind;
+	tool_check_args(argc, argv, first, 64, &broker_cmd);
+	cfg = tool_config(o);
+	pier_config_set_log(cfg, log_to_stderr, NULL);
+	r = pier_config_set_socket_mode(cfg, mode, gid);
+	if (r == 0)
+		r = broker_new(&b, cfg, o->order, &lim, log_to_stderr, NULL);
+	pier_config_free(cfg);
+	if (r == -EINVAL) {
+		fputs("pier: --max-msg-fds may be at most --send-fds (default 64), and 253\n", stderr);
+		return EXIT_USAGE;
+	}
+	if (r < 0)
+		return tool_fail("cannot make the broker", r);
+	for (int i = first; i < argc; i++) {
+		r = pier_server_listen(broker_server(b), argv[i]);
+		if (r < 0) {
+			broker_free(b);
+			return listen_failed(argv[i], r, mode, gid);
+		}
+	}
+	for (int i = first; i < argc; i++) {
+		pier_server_address(broker_server(b), (size_t)(i - first), bound, sizeof(bound));
+		printf("broker on %s\n", shown_address(bound, buf, sizeof(buf)));
+	}
+	fflush(stdout);
+	broker_stop_on_signals(b);
+	r = pier_server_start(broker_server(b));
+	if (r < 0) {
+		broker_free(b);
+		return tool_fail("cannot start the broker", r);
+	}
+	pier_server_wait(broker_server(b), -1);
+	printf("%s\n", broker_summary(b, buf, sizeof(buf)));
+	broker_free(b);
+	return EXIT_OK;
+}
+
 /* --- main ---------------------------------------------------------------- */
 
 static const char main_usage[] =
@@ -1030,6 +1164,7 @@ static const char main_usage[] =
 	"  call ADDRESS SERVICE [BODY]   send a request, print its updates and response\n"
 	"  send ADDRESS SERVICE [BODY]   send a stream message\n"
 	"  listen ADDRESS                accept peers, print what they send\n"
+	"  broker ADDRESS...             relay requests to workers, streams to subscribers\n"
 	"  serve-conformance ADDRESS     serve the conformance services\n"
 	"  test-conformance ADDRESS      check a peer that serves them\n"
 	"\n"
@@ -1066,6 +1201,8 @@ int main(int argc, char **argv)
 		return cmd_send(argc, argv, &o);
 	if (strcmp(cmd, "listen") == 0)
 		return cmd_listen(argc, argv, &o);
+	if (strcmp(cmd, "broker") == 0)
+		return cmd_broker(argc, argv, &o);
 	if (strcmp(cmd, "serve-conformance") == 0)
 		return cmd_serve_conformance(argc, argv, &o);
 	if (strcmp(cmd, "test-conformance") == 0)

@@ -48,6 +48,7 @@ struct out_frame {
 	size_t sent; /* bytes already written */
 	size_t cap;  /* a chunk's room for data; 0 for a frame of its own */
 	size_t size; /* the memory it holds, as counted against the queue limit */
+	size_t control; /* what of size a control frame added (the connection's) */
 	unsigned int nfds;
 	int *fds; /* owned: closed when the frame is freed */
 	unsigned char data[];
