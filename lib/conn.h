@@ -386,8 +386,10 @@ int conn_answer_locked(struct conn *c, const struct pier_header *h, const struct
  * its own sends, and the next send, coming after a wait, is not part of a
  * burst.  Any thread; may hold mu.  0, or why sending fails. */
 int conn_send_flush(struct conn *c, bool waiting);
-/* The calling thread is about to send a burst, which ends with its
- * conn_send_flush(): the frames that may be held are, the first too. */
+/* The calling thread is about to send a burst: the frames that may be
+ * held are, the first too, until the next conn_send_flush() (the
+ * caller's at the burst's end, or any thread's that goes to wait) or the
+ * hold timer. */
 void conn_send_burst(struct conn *c);
 
 /* The remote's credentials (Unix sockets): 0, -ENOTSUP, or -ENOTCONN once
