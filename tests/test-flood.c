@@ -414,6 +414,34 @@ static void flood_look(struct flood *f)
 		      q, LIMIT, f->bound - LIMIT);
 }
 
+/* This side's connection as far as a stall is concerned: who reads and
+ * writes, why reading pauses, what is queued each way. */
+static void describe(struct flood *f, char *buf, size_t size)
+{
+	struct conn *c = f->c;
+	size_t in_bytes, out_bytes, out_control;
+	bool reading, held;
+	int pause, rd, wr;
+
+	pthread_mutex_lock(&c->mu);
+	pause = (int)c->pause;
+	rd = (int)c->rd;
+	in_bytes = c->in_bytes;
+	reading = c->rd_op.in_flight;
+	held = c->link.tls_held;
+	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_lock(&c->out_mu);
+	wr = (int)c->wr;
+	out_bytes = c->out_bytes;
+	out_control = c->out_control;
+	pthread_mutex_unlock(&c->out_mu);
+	snprintf(buf, size,
+		 "pause %d, rd %d%s%s, %zu bytes received waiting; wr %d, %zu bytes queued, "
+		 "%zu of them answers; the remote sent %zu of %zu bytes",
+		 pause, rd, reading ? ", a read in flight" : "", held ? ", the link holds input" : "",
+		 in_bytes, wr, out_bytes, out_control, f->pos, f->len);
+}
+
 /* Sends what the socket takes now: whether it took anything. */
 static bool flood_send(struct flood *f)
 {
@@ -482,11 +510,15 @@ static void flood_read(struct flood *f, uint32_t first,
 			moved = true;
 		}
 		flood_look(f);
-		if (moved)
+		if (moved) {
 			deadline = deadline_in(WAIT);
-		else
-			ck_assert_msg(wait_tick(&deadline), "the answers stopped at %u of %u", next,
-				      f->first + f->n);
+		} else if (!wait_tick(&deadline)) {
+			char state[256];
+
+			describe(f, state, sizeof(state));
+			ck_abort_msg("the answers stopped at %u of %u (%s)", next, f->first + f->n,
+				     state);
+		}
 	}
 }
 
