@@ -14,14 +14,18 @@ struct arena_block {
 	max_align_t data[];
 };
 
+void arena_oom(void)
+{
+	fputs("pier-scanner: out of memory\n", stderr);
+	abort();
+}
+
 void *arena_alloc(struct arena *a, size_t size)
 {
 	struct arena_block *b = calloc(1, sizeof(*b) + (size ? size : 1));
 
-	if (!b) {
-		fputs("pier-scanner: out of memory\n", stderr);
-		abort();
-	}
+	if (!b)
+		arena_oom();
 	b->next = a->blocks;
 	a->blocks = b;
 	return b->data;

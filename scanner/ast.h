@@ -23,6 +23,8 @@ void *arena_alloc(struct arena *a, size_t size);
 char *arena_strndup(struct arena *a, const char *s, size_t n);
 char *arena_printf(struct arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void arena_free(struct arena *a);
+/* Says so and aborts: what running out of memory does to the scanner. */
+void arena_oom(void) __attribute__((noreturn));
 
 /* Appends one element to a growing array: *items holds *n of size each. */
 void *arena_push(struct arena *a, void *items_ptr, size_t *n, size_t size);

@@ -12,6 +12,7 @@
 
 #include "gen.h"
 #include "names.h"
+#include "text.h"
 
 /* The value argument for a parameter of type t: name, or NULL for (). */
 static const char *arg(const struct typeref *t, const char *name)
@@ -61,7 +62,8 @@ static void update_union(struct gen *g, const struct inames *n, const struct ser
 		name, s->name, kind, name, name, count, name, name, name, name);
 }
 
-static void description(struct gen *g, const struct inames *n, const struct interface *in)
+static void description(struct gen *g, const struct inames *n, const struct interface *in,
+			const char *text)
 {
 	for (size_t i = 0; i < in->n_services; i++) {
 		const struct service *s = &in->services[i];
@@ -105,7 +107,9 @@ static void description(struct gen *g, const struct inames *n, const struct inte
 	fprintf(g->out, "const struct pier_interface_type %s_interface = {\n\t.name = \"%s\", .doc = ",
 		n->i, in->name);
 	gen_c_string(g, in->doc);
-	fprintf(g->out, ", .hidden = %s,\n", in->hidden ? "true" : "false");
+	fprintf(g->out, ", .hidden = %s,\n\t.source =\n", in->hidden ? "true" : "false");
+	gen_c_lines(g, text, "\t\t");
+	fputs(",\n", g->out);
 	if (in->n_services)
 		fprintf(g->out, "\t.services = %s__services, .n_services = %zu,\n", n->i, in->n_services);
 	if (in->n_streams)
@@ -330,10 +334,11 @@ static void serve(struct gen *g, const struct inames *n, const struct interface 
 void gen_iface_code(struct gen *g, const struct interface *in)
 {
 	struct inames n = inames(g, in);
+	const char *text = text_of_interface(g->a, g->f, in);
 
 	fprintf(g->out, "/* --- interface %s ---------------------------------------------- */\n\n",
 		in->name);
-	description(g, &n, in);
+	description(g, &n, in, text);
 	client(g, &n, in);
 	for (size_t i = 0; i < in->n_services; i++)
 		reply_functions(g, &n, &in->services[i], i);

@@ -176,6 +176,25 @@ const char *gen_descriptor(struct gen *g, const struct typeref *t)
 	return arena_printf(g->a, "%s__t_%s", g->prefix, type_mangled(g->a, t));
 }
 
+/* The characters of s up to end, escaped for a C string literal. */
+static void c_chars(struct gen *g, const char *s, const char *end)
+{
+	for (; s < end; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(g->out, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", g->out);
+		else if (c == '\t')
+			fputs("\\t", g->out);
+		else if (c < 0x20 || c == 0x7f || c == '?') /* ? also: no trigraphs */
+			fprintf(g->out, "\\%03o", c);
+		else
+			fputc(c, g->out);
+	}
+}
+
 void gen_c_string(struct gen *g, const char *s)
 {
 	if (!s) {
@@ -183,17 +202,22 @@ void gen_c_string(struct gen *g, const char *s)
 		return;
 	}
 	fputc('"', g->out);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(g->out, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", g->out);
-		else if (c < 0x20 || c == 0x7f || c == '?') /* ? also: no trigraphs */
-			fprintf(g->out, "\\%03o", c);
-		else
-			fputc(c, g->out);
-	}
+	c_chars(g, s, s + strlen(s));
 	fputc('"', g->out);
+}
+
+void gen_c_lines(struct gen *g, const char *s, const char *indent)
+{
+	bool first = true;
+
+	do {
+		const char *end = strchr(s, '\n');
+
+		end = end ? end + 1 : s + strlen(s);
+		fprintf(g->out, "%s%s\"", first ? "" : "\n", indent);
+		c_chars(g, s, end);
+		fputc('"', g->out);
+		first = false;
+		s = end;
+	} while (*s);
 }

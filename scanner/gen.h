@@ -63,5 +63,8 @@ const char *param_in(struct gen *g, const struct typeref *t, const char *name);
 const char *param_out(struct gen *g, const struct typeref *t, const char *name);
 /* Writes s as a C string literal, or NULL without quotes when s is. */
 void gen_c_string(struct gen *g, const char *s);
+/* Writes s (not NULL) as adjacent C string literals, one per line of it,
+ * each after indent, the first without a newline before it. */
+void gen_c_lines(struct gen *g, const char *s, const char *indent);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "ast.h"
 #include "harness.h"
+#include "text.h"
 
 /* Parses and checks text as the file t.pier (prefix t): the errors, "" if
  * none (malloc'd).  f and a are the caller's when given. */
@@ -158,6 +159,146 @@ START_TEST(empty_file_and_crlf)
 	free(errors);
 	/* columns count bytes after a CRLF too */
 	assert_error("struct A {\r\n\tx: Y,\r\n}\r\n", "t.pier:2:5: unknown type `Y`\n");
+}
+END_TEST
+
+/* --- an interface written back (introspection's text) ------------------------------- */
+
+static void same_doc(const char *a, const char *b, const char *what)
+{
+	ck_assert_msg((!a && !b) || (a && b && !strcmp(a, b)), "%s: doc \"%s\" came back as \"%s\"",
+		      what, a ? a : "(none)", b ? b : "(none)");
+}
+
+static void same_type(const struct typeref *a, const struct typeref *b, const char *what)
+{
+	ck_assert_msg(a->kind == b->kind, "%s: type kind %d came back as %d", what, a->kind, b->kind);
+	if (a->kind == TK_LIST || a->kind == TK_OPTION)
+		same_type(a->item, b->item, what);
+	if (a->kind == TK_NAMED)
+		ck_assert_str_eq(a->def->name, b->def->name);
+}
+
+static void same_fields(const struct field *a, const struct field *b, size_t n, const char *what)
+{
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_str_eq(a[i].name, b[i].name);
+		same_doc(a[i].doc, b[i].doc, a[i].name);
+		same_type(a[i].type, b[i].type, a[i].name);
+	}
+	(void)what;
+}
+
+static void same_def(const struct typedef_ *a, const struct typedef_ *b)
+{
+	ck_assert_str_eq(a->name, b->name);
+	ck_assert_int_eq(a->kind, b->kind);
+	same_doc(a->doc, b->doc, a->name);
+	ck_assert_uint_eq(a->n_fields, b->n_fields);
+	same_fields(a->fields, b->fields, a->n_fields, a->name);
+	ck_assert_uint_eq(a->n_variants, b->n_variants);
+	for (size_t i = 0; i < a->n_variants; i++) {
+		const struct variant *va = &a->variants[i], *vb = &b->variants[i];
+
+		ck_assert_str_eq(va->name, vb->name);
+		ck_assert_int_eq(va->kind, vb->kind);
+		same_doc(va->doc, vb->doc, va->name);
+		ck_assert_uint_eq(va->n_fields, vb->n_fields);
+		same_fields(va->fields, vb->fields, va->n_fields, va->name);
+	}
+	ck_assert_uint_eq(a->fds, b->fds);
+}
+
+static void same_messages(const struct message *a, const struct message *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_str_eq(a[i].name, b[i].name);
+		ck_assert_int_eq(a[i].id, b[i].id);
+		ck_assert_int_eq(a[i].hidden, b[i].hidden);
+		same_doc(a[i].doc, b[i].doc, a[i].name);
+		same_type(a[i].body, b[i].body, a[i].name);
+	}
+}
+
+/* Every interface of text, written back and read again, is what it was,
+ * with the types it uses and no other. */
+static void assert_text_round_trip(const char *text, size_t types_used[])
+{
+	struct arena a = { 0 };
+	struct file f;
+	char *errors = scan_into(text, &a, &f);
+
+	ck_assert_str_eq(errors, "");
+	free(errors);
+	for (size_t i = 0; i < f.n_interfaces; i++) {
+		const struct interface *in = &f.interfaces[i], *back;
+		const char *written = text_of_interface(&a, &f, in);
+		struct arena b = { 0 };
+		struct file g;
+
+		errors = scan_into(written, &b, &g);
+		ck_assert_msg(!strcmp(errors, ""), "%s\nreads back with errors:\n%s", written, errors);
+		free(errors);
+		ck_assert_uint_eq(g.n_interfaces, 1);
+		back = &g.interfaces[0];
+		ck_assert_str_eq(back->name, in->name);
+		same_doc(in->doc, back->doc, in->name);
+		ck_assert_int_eq(back->hidden, in->hidden);
+		ck_assert_uint_eq(back->n_services, in->n_services);
+		for (size_t j = 0; j < in->n_services; j++) {
+			const struct service *s = &in->services[j], *t = &back->services[j];
+
+			ck_assert_str_eq(s->name, t->name);
+			ck_assert_int_eq(s->id, t->id);
+			ck_assert_int_eq(s->hidden, t->hidden);
+			same_doc(s->doc, t->doc, s->name);
+			same_type(s->request, t->request, s->name);
+			same_type(s->response, t->response, s->name);
+			ck_assert_uint_eq(s->n_request_updates, t->n_request_updates);
+			same_messages(s->request_updates, t->request_updates, s->n_request_updates);
+			ck_assert_uint_eq(s->n_response_updates, t->n_response_updates);
+			same_messages(s->response_updates, t->response_updates, s->n_response_updates);
+		}
+		ck_assert_uint_eq(back->n_streams, in->n_streams);
+		same_messages(in->streams, back->streams, in->n_streams);
+		ck_assert_msg(g.n_types == types_used[i], "%s: %zu types written, %zu used", in->name,
+			      g.n_types, types_used[i]);
+		for (size_t j = 0; j < g.n_types; j++) {
+			const struct typedef_ *d = NULL;
+
+			for (size_t k = 0; k < f.n_types && !d; k++)
+				if (!strcmp(f.types[k].name, g.types[j].name))
+					d = &f.types[k];
+			ck_assert_msg(d != NULL, "%s: type %s written, not in the file", in->name,
+				      g.types[j].name);
+			same_def(d, &g.types[j]);
+		}
+		arena_free(&b);
+	}
+	arena_free(&a);
+}
+
+START_TEST(interface_text_reads_back_the_same)
+{
+	/* Camera uses all four types; CameraEvents only RecordState. */
+	assert_text_round_trip(camera, (size_t[]){ 4, 1 });
+	/* Docs from attributes, with escapes and blank lines; types that
+	 * are not used; a type used only inside another; every number. */
+	assert_text_round_trip(
+		"#[doc = \" tab\\there \\\"q\\\" \\u{e9}\"]\n/// two\n#[doc=\"\"]\n///   deeper\n"
+		"#[hidden] interface I {\n"
+		"\tservice 7 a: Outer -> Option<Vec<i64>>,\n"
+		"\tstream 0x7fffffff s: (),\n"
+		"\tstream 8 n: N,\n"
+		"}\n"
+		"interface J {}\n"
+		"struct Unused { x: u8 }\n"
+		"/// Outer.\n"
+		"struct Outer { /* plain */ /// The inner one.\n inner: Inner, e: E, }\n"
+		"struct Inner { a: i8, b: i16, c: i32, d: u16, e: u32, f: u64, g: f32, h: f64, }\n"
+		"struct N {}\n"
+		"enum E { A, B(Vec<Inner>), C(u8, bool), /// D.\n D { /// S.\n s: String } }\n",
+		(size_t[]){ 4, 0 });
 }
 END_TEST
 
@@ -345,6 +486,7 @@ int main(void)
 	tcase_add_test(tc, camera_parses_as_fizyr_rpc_reads_it);
 	tcase_add_test(tc, doc_attributes_and_escapes);
 	tcase_add_test(tc, empty_file_and_crlf);
+	tcase_add_test(tc, interface_text_reads_back_the_same);
 	suite_add_tcase(s, tc);
 	tc = th_tcase("errors", TH_TIMEOUT);
 	tcase_add_test(tc, syntax_errors);

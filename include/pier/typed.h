@@ -202,7 +202,9 @@ struct pier_service_type {
 	const struct pier_type *response_updates_union;
 };
 
-/* An interface: its services and streams, for introspection. */
+/* An interface: its services and streams, for introspection.  source is
+ * the interface-file text (pier-interface(5)) that declares it and every
+ * type it uses: what pier_describe_reply(3) answers. */
 struct pier_interface_type {
 	const char *name;
 	const char *doc;
@@ -211,6 +213,7 @@ struct pier_interface_type {
 	size_t n_services;
 	const struct pier_message_type *streams;
 	size_t n_streams;
+	const char *source;
 };
 
 /* The calls the generated client and server make: pier_typed_call(3).
