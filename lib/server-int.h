@@ -36,6 +36,7 @@ struct handler {
 	pier_request_handler *req;
 	pier_stream_handler *str;
 	void *data;
+	void (*free_data)(void *data); /* NULL: data is the application's */
 };
 
 struct srv_listener {

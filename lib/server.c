@@ -168,12 +168,18 @@ static const struct handler *handler_for(const struct pier_server *s, int32_t id
 	return h;
 }
 
-PIER_EXPORT int pier_server_handle_requests(pier_server *s, int32_t service_id,
-					    pier_request_handler *fn, void *userdata)
+int server_handle_requests_owned(pier_server *s, int32_t service_id, pier_request_handler *fn,
+				 void *data, void (*free_data)(void *data))
 {
 	if (!s || !fn || service_id == PIER_SERVICE_ERROR)
 		return -EINVAL;
-	return add_handler(s, &(struct handler){ service_id, false, fn, NULL, userdata });
+	return add_handler(s, &(struct handler){ service_id, false, fn, NULL, data, free_data });
+}
+
+PIER_EXPORT int pier_server_handle_requests(pier_server *s, int32_t service_id,
+					    pier_request_handler *fn, void *userdata)
+{
+	return server_handle_requests_owned(s, service_id, fn, userdata, NULL);
 }
 
 PIER_EXPORT int pier_server_handle_streams(pier_server *s, int32_t service_id,
@@ -708,6 +714,9 @@ static void server_destroy(struct pier_server *s)
 	if (s->runq_wake.fd >= 0)
 		close(s->runq_wake.fd);
 	pier_config_free(s->cfg);
+	for (size_t i = 0; i < s->nhandlers; i++)
+		if (s->handlers[i].free_data)
+			s->handlers[i].free_data(s->handlers[i].data);
 	free(s->handlers);
 	free(s->workers);
 	pthread_mutex_destroy(&s->mu);

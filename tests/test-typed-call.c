@@ -440,6 +440,118 @@ START_TEST(the_interface_describes_itself)
 }
 END_TEST
 
+/* --- introspection: describe requests ------------------------------------------------- */
+
+static const struct pier_interface_type other_interface = {
+	.name = "Other", .source = "interface Other {\n\tstream 1 s: (),\n}\n",
+};
+
+START_TEST(a_server_answers_describe)
+{
+	const struct pier_interface_type *both[] = { &typed_interface, &other_interface };
+	struct pier_description d = { 0 };
+	struct pier_value_error err;
+	pier_server *s;
+	pier_peer *c;
+	char address[256];
+
+	ck_assert_int_eq(pier_server_new(&s, NULL), 0);
+	ck_assert_int_eq(pier_server_handle_describe(s, PIER_DESCRIBE_SERVICE, both, 2), 0);
+	/* one id, one handler */
+	ck_assert_int_eq(pier_server_handle_describe(s, PIER_DESCRIBE_SERVICE, both, 1), -EEXIST);
+	/* the server copied what it answers: the array may go */
+	ck_assert_int_eq(pier_server_handle_describe(s, 77, (const struct pier_interface_type *[]){
+							 &other_interface }, 1), 0);
+	snprintf(address, sizeof(address), "seqpacket://@pier-describe-%d", getpid());
+	ck_assert_int_eq(pier_server_listen(s, address), 0);
+	ck_assert_int_eq(pier_server_start(s), 0);
+	ck_assert_int_eq(pier_server_handle_describe(s, 78, both, 1), -EBUSY);
+	ck_assert_int_eq(pier_peer_connect(&c, address, NULL), 0);
+
+	ck_assert_int_eq(pier_describe(pier_peer_get_writer(c), PIER_DESCRIBE_SERVICE, WAIT, &d,
+				       &err), 0);
+	ck_assert_uint_eq(d.n, 2);
+	ck_assert_str_eq(d.sources[0], typed_interface.source);
+	ck_assert_str_eq(d.sources[1], other_interface.source);
+	pier_description_free(&d);
+	ck_assert_uint_eq(d.n, 0);
+	ck_assert_ptr_null(d.sources);
+	ck_assert_int_eq(pier_describe(pier_peer_get_writer(c), 77, WAIT, &d, &err), 0);
+	ck_assert_uint_eq(d.n, 1);
+	ck_assert_str_eq(d.sources[0], other_interface.source);
+	pier_description_free(&d);
+	/* an id nobody answers */
+	ck_assert_int_eq(pier_describe(pier_peer_get_writer(c), 79, WAIT, &d, &err), -PIER_EREMOTE);
+	ck_assert_str_eq(err.message, "describe: unknown service id 79");
+	pier_peer_free(c);
+	pier_server_free(s);
+}
+END_TEST
+
+/* A peer of its own answers with pier_describe_reply(). */
+static void *describe_once(void *arg)
+{
+	pier_peer *p = arg;
+	const struct pier_interface_type *one[] = { &typed_interface }, *bad[] = { NULL };
+	pier_received_request *req;
+	struct pier_value_error err;
+	pier_msg *m;
+
+	ck_assert_int_eq(pier_peer_recv(p, &m, &req, WAIT), 0);
+	ck_assert_int_eq(pier_describe_reply(req, bad, 1, &err), -EINVAL);
+	ck_assert_int_eq(pier_describe_reply(req, one, 1, &err), 0);
+	pier_received_request_free(req);
+	pier_msg_free(m);
+	/* the second: not a description */
+	ck_assert_int_eq(pier_peer_recv(p, &m, &req, WAIT), 0);
+	ck_assert_int_eq(pier_received_request_send_response(req, PIER_DESCRIBE_SERVICE, "[1]", 3,
+							     NULL, 0), 0);
+	pier_received_request_free(req);
+	pier_msg_free(m);
+	return NULL;
+}
+
+START_TEST(a_peer_answers_describe)
+{
+	struct pier_description d = { 0 };
+	struct pier_value_error err;
+	pier_peer *c, *p;
+	pthread_t t;
+
+	make_pair(PAIR_SEQPACKET_FD, &c, &p);
+	ck_assert_int_eq(pthread_create(&t, NULL, describe_once, p), 0);
+	ck_assert_int_eq(pier_describe(pier_peer_get_writer(c), PIER_DESCRIBE_SERVICE, WAIT, &d,
+				       &err), 0);
+	ck_assert_uint_eq(d.n, 1);
+	ck_assert_str_eq(d.sources[0], typed_interface.source);
+	pier_description_free(&d);
+	ck_assert_int_eq(pier_describe(pier_peer_get_writer(c), PIER_DESCRIBE_SERVICE, WAIT, &d,
+				       &err), -EBADMSG);
+	ck_assert_str_eq(err.message, "describe response[0]: expected String, got 1");
+	ck_assert_uint_eq(d.n, 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	pier_peer_free(c);
+	pier_peer_free(p);
+	ck_assert_int_eq(pier_describe(NULL, 1, WAIT, &d, &err), -EINVAL);
+	ck_assert_int_eq(pier_describe_reply(NULL, NULL, 0, &err), -EINVAL);
+	ck_assert_int_eq(pier_server_handle_describe(NULL, 1, NULL, 0), -EINVAL);
+	pier_description_free(NULL);
+}
+END_TEST
+
+START_TEST(the_source_names_every_type_it_uses)
+{
+	const char *src = typed_interface.source;
+
+	ck_assert_ptr_nonnull(strstr(src, "interface Typed {\n"));
+	ck_assert_ptr_nonnull(strstr(src, "\tservice 1 record: Record -> Numbers {\n"));
+	ck_assert_ptr_nonnull(strstr(src, "\t\t#[hidden]\n\t\trequest_update 101 disconnect: (),\n"));
+	ck_assert_ptr_nonnull(strstr(src, "struct Meta {\n\tdepth: fd,\n"));
+	/* declared in the file, used by none of the interface */
+	ck_assert_ptr_null(strstr(src, "Empty"));
+}
+END_TEST
+
 #endif /* HAVE_JSON_C */
 
 START_TEST(without_a_format_calls_fail)
@@ -450,6 +562,23 @@ START_TEST(without_a_format_calls_fail)
 	ck_assert_int_eq(typed_ping(&client, WAIT, &err), -EINVAL);
 	ck_assert_int_eq(typed_ping(NULL, WAIT, &err), -EINVAL);
 	ck_assert_int_eq(typed_serve_peer(NULL, NULL, 0), -EINVAL);
+#ifndef HAVE_JSON_C
+	{
+		/* introspection's answers are JSON */
+		const struct pier_interface_type *in = &typed_interface;
+		struct pier_description d = { 0 };
+		pier_server *s;
+		pier_peer *c, *p;
+
+		make_pair(PAIR_SEQPACKET_FD, &c, &p);
+		ck_assert_int_eq(pier_describe(pier_peer_get_writer(c), 1, WAIT, &d, &err), -ENOTSUP);
+		ck_assert_int_eq(pier_server_new(&s, NULL), 0);
+		ck_assert_int_eq(pier_server_handle_describe(s, 1, &in, 1), -ENOTSUP);
+		pier_server_free(s);
+		pier_peer_free(c);
+		pier_peer_free(p);
+	}
+#endif
 }
 END_TEST
 
@@ -469,6 +598,9 @@ int main(void)
 	tcase_add_test(tc, what_a_remote_may_send_wrong);
 	tcase_add_test(tc, a_server_serves_the_handlers);
 	tcase_add_test(tc, the_interface_describes_itself);
+	tcase_add_test(tc, a_server_answers_describe);
+	tcase_add_test(tc, a_peer_answers_describe);
+	tcase_add_test(tc, the_source_names_every_type_it_uses);
 #endif
 	suite_add_tcase(s, tc);
 	return th_run(s);

@@ -244,6 +244,38 @@ int pier_typed_send_stream(pier_writer *w, const struct pier_format *fmt,
 			   const struct pier_message_type *stream, const void *value,
 			   struct pier_value_error *err);
 
+/* --- introspection: pier_describe(3) ------------------------------------------- */
+
+/* The service id pier(1) asks for a description on unless told another.
+ * Any id works, as long as both sides use the same. */
+#define PIER_DESCRIBE_SERVICE (-100)
+
+/* A description: the sources (struct pier_interface_type) of the
+ * interfaces a peer serves, each a file of its own.  In JSON, an array of
+ * strings (Vec<String>).  From pier_describe(), owned by its caller:
+ * pier_description_free(). */
+struct pier_description {
+	char **sources;
+	size_t n;
+};
+
+/* Answers req (borrowed; not freed) with the sources of ifaces[0..n)
+ * (borrowed). */
+int pier_describe_reply(pier_received_request *req,
+			const struct pier_interface_type *const *ifaces, size_t n,
+			struct pier_value_error *err);
+/* Has s answer requests on service_id with the sources of ifaces[0..n),
+ * which it copies. */
+int pier_server_handle_describe(pier_server *s, int32_t service_id,
+				const struct pier_interface_type *const *ifaces, size_t n);
+/* Asks the remote of w for its description on service_id: *out on
+ * success; -PIER_EREMOTE when it answered with an error (its text in
+ * err). */
+int pier_describe(pier_writer *w, int32_t service_id, int timeout_ms,
+		  struct pier_description *out, struct pier_value_error *err);
+/* Frees what d owns and empties it; NULL: nothing. */
+void pier_description_free(struct pier_description *d);
+
 #ifdef __cplusplus
 }
 #endif
