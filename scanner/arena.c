@@ -2,6 +2,7 @@
 /* The scanner's memory: blocks freed all at once when the run ends. */
 #include "config.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@ struct arena_block {
 
 void arena_oom(void)
 {
-	fputs("pier-scanner: out of memory\n", stderr);
+	fprintf(stderr, "%s: out of memory\n", program_invocation_short_name);
 	abort();
 }
 
