@@ -5,7 +5,8 @@
  * and a typed server, with JSON bodies a Rust peer of fizyr-rpc reads as
  * its own, and each image's pixels in a sealed memfd, an fd field.
  *
- *   typed-camera server ADDRESS          serves the camera on a pier_server
+ *   typed-camera server ADDRESS          serves the camera on a pier_server,
+ *                                        and its description (pier describe)
  *   typed-camera client ADDRESS [COUNT]  pings, records COUNT images,
  *                                        cancels after half of them
  *   typed-camera demo [COUNT]            both, two processes
@@ -120,6 +121,7 @@ static const struct camera_handlers handlers = {
 static int run_server(const char *address)
 {
 	const struct camera_server camera = { &handlers, pier_format_json(), NULL };
+	const struct pier_interface_type *describes[] = { &camera_interface };
 	pier_server *s;
 	sigset_t stop;
 	int r, sig;
@@ -132,8 +134,10 @@ static int run_server(const char *address)
 	pthread_sigmask(SIG_BLOCK, &stop, NULL); /* before the workers start */
 	if ((r = pier_server_new(&s, NULL)) < 0)
 		return fail("server", r);
-	if ((r = camera_serve(s, &camera)) < 0 || (r = pier_server_listen(s, address)) < 0 ||
-	    (r = pier_server_start(s)) < 0) {
+	/* pier describe ADDRESS prints the interface; pier call -d calls it */
+	if ((r = camera_serve(s, &camera)) < 0 ||
+	    (r = pier_server_handle_describe(s, PIER_DESCRIBE_SERVICE, describes, 1)) < 0 ||
+	    (r = pier_server_listen(s, address)) < 0 || (r = pier_server_start(s)) < 0) {
 		pier_server_free(s);
 		return fail(address, r);
 	}

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <pier/typed.h>
+
 #include "broker.h"
 #include "tool.h"
 
@@ -272,7 +274,7 @@ static void print_msg(const char *prefix, const pier_msg *m, bool with_id, bool 
 /* --- option parsing ------------------------------------------------------ */
 
 /* Long-only options. */
-enum { OPT_CA = 256, OPT_CERT, OPT_KEY, OPT_SERVER_NAME, OPT_CLIENT_CERT };
+enum { OPT_CA = 256, OPT_CERT, OPT_KEY, OPT_SERVER_NAME, OPT_CLIENT_CERT, OPT_DESCRIBE_SERVICE };
 
 #define COMMON_SHORT "t:e:m:xh"
 #define COMMON_LONG                                                   \
@@ -553,7 +555,14 @@ static const struct tool_cmd call_cmd = {
 	"  -U, --updates-stdin SVC send each line of standard input as an update\n"
 	"  -f, --fd FILE          attach FILE, opened for reading (seqpacket; repeatable)\n"
 	"  -t, --timeout MS       wait at most MS milliseconds to connect, and for each\n"
-	"                         update or the response (default 5000; -1: for ever)\n",
+	"                         update or the response (default 5000; -1: for ever)\n"
+	"Typed calls: SERVICE is a service's name (or INTERFACE.NAME), BODY its request\n"
+	"as JSON (none for ()), each update {\"NAME\": VALUE}; updates and the response\n"
+	"print as JSON.\n"
+	"  -i, --interface FILE   the interface file (pier-interface(5)) to call by\n"
+	"  -d, --describe         call by the interfaces the remote describes\n"
+	"      --describe-service ID  the service id it describes itself on (default -100)\n"
+	"  -J, --json-updates     send each line of standard input as an update\n",
 	CMD_PRINTS,
 };
 
@@ -630,6 +639,21 @@ static int send_stdin_updates(pier_sent_request *req, int32_t svc)
 	return r;
 }
 
+/* pier call with -i or -d: by an interface, peer connected. */
+static int call_typed(pier_peer *peer, const char *interface, int32_t describe_id,
+		      const struct typed_call_args *a)
+{
+	struct typed_ifaces *t = NULL;
+	int status;
+
+	status = interface ? typed_load_file(interface, &t)
+			   : typed_load_described(peer, describe_id, a->timeout_ms, &t);
+	if (status == EXIT_OK)
+		status = typed_call(peer, t, a);
+	typed_ifaces_free(t);
+	return status;
+}
+
 static int cmd_call(int argc, char **argv, struct tool_opts *o)
 {
 	static const struct option longopts[] = {
@@ -637,22 +661,25 @@ static int cmd_call(int argc, char **argv, struct tool_opts *o)
 		{ "update", required_argument, NULL, 'u' },
 		{ "updates-stdin", required_argument, NULL, 'U' },
 		{ "fd", required_argument, NULL, 'f' },
+		{ "interface", required_argument, NULL, 'i' },
+		{ "describe", no_argument, NULL, 'd' },
+		{ "describe-service", required_argument, NULL, OPT_DESCRIBE_SERVICE },
+		{ "json-updates", no_argument, NULL, 'J' },
 		COMMON_LONG,
 		{ 0 },
 	};
 	struct update updates[MAX_UPDATES];
+	const char *raw_updates[MAX_UPDATES];
 	struct payload p = { 0 };
-	const char *body_file = NULL;
-	int32_t service, stdin_svc = 0;
-	bool stdin_updates = false;
+	const char *body_file = NULL, *interface = NULL;
+	int32_t service, stdin_svc = 0, describe_id = PIER_DESCRIBE_SERVICE;
+	bool stdin_updates = false, describe = false, json_updates = false;
 	pier_sent_request *req = NULL;
 	pier_peer *peer = NULL;
 	size_t nupdates = 0;
 	int c, r, status = EXIT_OK;
 
-	while ((c = getopt_long(argc, argv, "+b:u:U:f:" COMMON_SHORT, longopts, NULL)) != -1) {
-		char *colon;
-
+	while ((c = getopt_long(argc, argv, "+b:u:U:f:i:dJ" COMMON_SHORT, longopts, NULL)) != -1) {
 		if (common_option(c, o, &call_cmd))
 			continue;
 		switch (c) {
@@ -660,15 +687,26 @@ static int cmd_call(int argc, char **argv, struct tool_opts *o)
 			body_file = optarg;
 			break;
 		case 'u':
-			colon = strchr(optarg, ':');
-			if (colon)
-				*colon = '\0';
-			if (!colon || nupdates == MAX_UPDATES ||
-			    !tool_parse_i32(optarg, &updates[nupdates].service)) {
-				fprintf(stderr, "pier: an update is SERVICE:TEXT\n");
+			if (nupdates == MAX_UPDATES) {
+				fprintf(stderr, "pier: at most %d updates\n", MAX_UPDATES);
 				return EXIT_USAGE;
 			}
-			updates[nupdates++].text = colon + 1;
+			raw_updates[nupdates++] = optarg;
+			break;
+		case 'i':
+			interface = optarg;
+			break;
+		case OPT_DESCRIBE_SERVICE:
+			if (!tool_parse_i32(optarg, &describe_id)) {
+				fprintf(stderr, "pier: bad service id: %s\n", optarg);
+				return EXIT_USAGE;
+			}
+			/* fall through */
+		case 'd':
+			describe = true;
+			break;
+		case 'J':
+			json_updates = true;
 			break;
 		case 'U':
 			if (!tool_parse_i32(optarg, &stdin_svc)) {
@@ -689,12 +727,55 @@ static int cmd_call(int argc, char **argv, struct tool_opts *o)
 		}
 	}
 	tool_check_args(argc, argv, optind, 3, &call_cmd);
-	service = service_arg(argv[optind + 1], &call_cmd);
-	if (stdin_updates && body_file && strcmp(body_file, "-") == 0) {
+	if (interface && describe) {
+		fprintf(stderr, "pier: call by an interface file (-i) or by the remote's (-d), "
+				"not both\n");
+		payload_free(&p);
+		return EXIT_USAGE;
+	}
+	if ((stdin_updates || json_updates) && body_file && strcmp(body_file, "-") == 0) {
 		fprintf(stderr, "pier: standard input cannot be both the body and the updates\n");
 		payload_free(&p);
 		return EXIT_USAGE;
 	}
+	if (interface || describe) {
+		if (stdin_updates) {
+			fprintf(stderr, "pier: a typed call reads its updates as JSON: -J, not -U\n");
+			payload_free(&p);
+			return EXIT_USAGE;
+		}
+		status = set_body(&p, body_file, argv + optind + 2, argc - optind - 2);
+		if (status == 0)
+			status = connect_peer(argv[optind], o, &peer);
+		if (status == 0)
+			status = call_typed(peer, interface, describe_id,
+					    &(struct typed_call_args){
+						    .service = argv[optind + 1],
+						    .body = p.body, .body_len = p.len,
+						    .fds = p.fds, .nfds = p.nfds,
+						    .updates = raw_updates, .nupdates = nupdates,
+						    .stdin_updates = json_updates,
+						    .timeout_ms = o->timeout_ms });
+		goto out;
+	}
+	if (json_updates) {
+		fprintf(stderr, "pier: JSON updates (-J) are for typed calls: give -i FILE or -d\n");
+		payload_free(&p);
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < nupdates; i++) {
+		char *colon = strchr(raw_updates[i], ':');
+
+		if (colon)
+			*colon = '\0';
+		if (!colon || !tool_parse_i32(raw_updates[i], &updates[i].service)) {
+			fprintf(stderr, "pier: an update is SERVICE:TEXT\n");
+			payload_free(&p);
+			return EXIT_USAGE;
+		}
+		updates[i].text = colon + 1;
+	}
+	service = service_arg(argv[optind + 1], &call_cmd);
 	status = set_body(&p, body_file, argv + optind + 2, argc - optind - 2);
 	if (status == 0)
 		status = connect_peer(argv[optind], o, &peer);
@@ -746,6 +827,48 @@ out:
 		pier_sent_request_free(req);
 	pier_peer_free(peer);
 	payload_free(&p);
+	return status;
+}
+
+static const struct tool_cmd describe_cmd = {
+	"pier describe", "ADDRESS",
+	"Usage: pier describe [OPTIONS] ADDRESS\n"
+	"Print the interfaces the remote describes (pier_describe(3)): an interface\n"
+	"file (pier-interface(5)) for each.\n"
+	"Exits 1 when the remote answers with an error (it does not describe itself\n"
+	"on that service id), 3 when the connection fails or times out.\n"
+	"  -s, --service ID       the service id it describes itself on (default -100)\n"
+	"  -t, --timeout MS       wait at most MS milliseconds to connect, and for the\n"
+	"                         answer (default 5000; -1: for ever)\n",
+	0,
+};
+
+static int cmd_describe(int argc, char **argv, struct tool_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "service", required_argument, NULL, 's' },
+		COMMON_LONG,
+		{ 0 },
+	};
+	int32_t id = PIER_DESCRIBE_SERVICE;
+	pier_peer *peer = NULL;
+	int c, status;
+
+	while ((c = getopt_long(argc, argv, "+s:" COMMON_SHORT, longopts, NULL)) != -1) {
+		if (common_option(c, o, &describe_cmd))
+			continue;
+		if (c != 's')
+			usage_error(&describe_cmd);
+		if (!tool_parse_i32(optarg, &id)) {
+			fprintf(stderr, "pier: bad service id: %s\n", optarg);
+			return EXIT_USAGE;
+		}
+	}
+	tool_check_args(argc, argv, optind, 1, &describe_cmd);
+	status = connect_peer(argv[optind], o, &peer);
+	if (status == 0)
+		status = typed_describe(peer, id, o->timeout_ms);
+	pier_peer_free(peer);
 	return status;
 }
 
@@ -1163,6 +1286,7 @@ static const char main_usage[] =
 	"Commands:\n"
 	"  call ADDRESS SERVICE [BODY]   send a request, print its updates and response\n"
 	"  send ADDRESS SERVICE [BODY]   send a stream message\n"
+	"  describe ADDRESS              print the interfaces the remote describes\n"
 	"  listen ADDRESS                accept peers, print what they send\n"
 	"  broker ADDRESS...             relay requests to workers, streams to subscribers\n"
 	"  serve-conformance ADDRESS     serve the conformance services\n"
@@ -1199,6 +1323,8 @@ int main(int argc, char **argv)
 		return cmd_call(argc, argv, &o);
 	if (strcmp(cmd, "send") == 0)
 		return cmd_send(argc, argv, &o);
+	if (strcmp(cmd, "describe") == 0)
+		return cmd_describe(argc, argv, &o);
 	if (strcmp(cmd, "listen") == 0)
 		return cmd_listen(argc, argv, &o);
 	if (strcmp(cmd, "broker") == 0)

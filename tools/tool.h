@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <pier.h>
@@ -68,6 +69,39 @@ enum {
 	EXIT_USAGE = 2,
 	EXIT_FAILURE_IO = 3, /* connection, protocol, timeout */
 };
+
+/* --- typed calls (typed.c): interfaces read when the tool runs --------- */
+
+struct typed_ifaces;
+
+/* The interfaces of the interface file at path, or of the remote's
+ * description on service id: EXIT_OK with *out, or the exit status with
+ * the reason printed. */
+int typed_load_file(const char *path, struct typed_ifaces **out);
+int typed_load_described(pier_peer *peer, int32_t id, int timeout_ms, struct typed_ifaces **out);
+void typed_ifaces_free(struct typed_ifaces *t);
+/* Prints the remote's description on service id: the exit status. */
+int typed_describe(pier_peer *peer, int32_t id, int timeout_ms);
+
+/* A call by an interface: the service's name (or INTERFACE.NAME, or its
+ * id), the request as JSON (NULL for () ), the fds the request's fd fields
+ * get (borrowed), requester updates as JSON ({"NAME": VALUE}) from the
+ * command line and from standard input. */
+struct typed_call_args {
+	const char *service;
+	const char *body;
+	size_t body_len;
+	const int *fds;
+	size_t nfds;
+	const char *const *updates;
+	size_t nupdates;
+	bool stdin_updates;
+	int timeout_ms;
+};
+
+/* Makes the call on peer and prints each update and the response as
+ * JSON: the exit status. */
+int typed_call(pier_peer *peer, const struct typed_ifaces *t, const struct typed_call_args *a);
 
 int cmd_serve_conformance(int argc, char **argv, const struct tool_opts *o);
 int cmd_test_conformance(int argc, char **argv, const struct tool_opts *o);
