@@ -52,7 +52,7 @@ _Noreturn void die(const char *what, int err)
 	exit(1);
 }
 
-static void pin_to_cpu0(void)
+void pin_to_cpu0(void)
 {
 	cpu_set_t set;
 
@@ -62,9 +62,7 @@ static void pin_to_cpu0(void)
 		die("sched_setaffinity", -errno);
 }
 
-/* Runs the rest of this process, and the children it forks, on CPU 0
- * (pinned) or where the scheduler likes (saved: what to go back to). */
-static void set_pinned(bool pinned, const cpu_set_t *saved)
+void set_pinned(bool pinned, const cpu_set_t *saved)
 {
 	if (pinned)
 		pin_to_cpu0();
@@ -2566,5 +2564,6 @@ int main(int argc, char **argv)
 	bench_idle();
 	bench_idle_tls();
 	bench_server();
+	bench_typed();
 	return 0;
 }

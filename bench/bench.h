@@ -4,6 +4,7 @@
 #ifndef PIER_BENCH_H
 #define PIER_BENCH_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -35,7 +36,15 @@ int write_full(int fd, const void *buf, size_t len);
 /* This process's resident memory. */
 long rss_kib(void);
 
+/* Runs this process, and the children it forks from now on, on CPU 0. */
+void pin_to_cpu0(void);
+/* Runs the rest of this process, and the children it forks, on CPU 0
+ * (pinned) or where the scheduler likes (saved: what to go back to). */
+void set_pinned(bool pinned, const cpu_set_t *saved);
+
 /* The scenarios of server.c. */
 void bench_server(void);
+/* The scenarios of typed.c (typed bodies; nothing without json-c). */
+void bench_typed(void);
 
 #endif
