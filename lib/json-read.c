@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -465,6 +466,45 @@ static size_t lax_byte(const char *s, size_t len)
 	return bad;
 }
 
+/* Each thread's tokener, made on its first decode and kept: a tokener
+ * costs allocations that would otherwise be a good part of a small
+ * body's decode.  Freed when the thread exits. */
+static pthread_key_t tokener_key;
+static pthread_once_t tokener_once = PTHREAD_ONCE_INIT;
+static bool tokener_key_made;
+
+static void tokener_free(void *tok)
+{
+	json_tokener_free(tok);
+}
+
+static void tokener_key_make(void)
+{
+	tokener_key_made = pthread_key_create(&tokener_key, tokener_free) == 0;
+}
+
+/* This thread's tokener, reset; NULL when out of memory. */
+static struct json_tokener *tokener(void)
+{
+	struct json_tokener *tok;
+
+	pthread_once(&tokener_once, tokener_key_make);
+	if (!tokener_key_made)
+		return NULL;
+	if ((tok = pthread_getspecific(tokener_key)))
+		return tok;
+	if (!(tok = json_tokener_new()))
+		return NULL;
+	/* Strict, as serde_json is; UTF-8 was checked already, more strictly
+	 * than json-c checks it (lax_byte()). */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	if (pthread_setspecific(tokener_key, tok) != 0) {
+		json_tokener_free(tok);
+		return NULL;
+	}
+	return tok;
+}
+
 /* Parses body as one JSON value (null is a NULL object): 0, or an error
  * written to err. */
 static int parse(struct reader *r, struct json_object **out)
@@ -484,9 +524,8 @@ static int parse(struct reader *r, struct json_object **out)
 			    "not UTF-8", end);
 		return -EBADMSG;
 	}
-	if (!(tok = json_tokener_new()))
+	if (!(tok = tokener()))
 		return -ENOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	o = json_tokener_parse_ex(tok, r->body, (int)r->len);
 	e = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
@@ -496,7 +535,7 @@ static int parse(struct reader *r, struct json_object **out)
 		e = json_tokener_get_error(tok);
 		end = r->len;
 	}
-	json_tokener_free(tok);
+	json_tokener_reset(tok);
 	if (e == json_tokener_success && !only_space(r->body + end, r->len - end)) {
 		json_object_put(o);
 		tpath_error(r->err, &r->path, "not JSON: more after the value, at byte %zu", end);
