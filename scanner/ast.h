@@ -151,6 +151,11 @@ struct file {
 	size_t n_types;
 };
 
+/* Calls fn(ctx, t) for the type t of each request, response, update and
+ * stream body of in, in order. */
+void interface_bodies(const struct interface *in, void (*fn)(void *ctx, const struct typeref *t),
+		      void *ctx);
+
 /* Parses text (len bytes; it need not end in NUL) into f, allocating in a.
  * Stops at the first syntax error: returns 0, or -1 with the error in d. */
 int parse_file(struct arena *a, struct diag *d, const char *text, size_t len, struct file *f);

@@ -504,3 +504,20 @@ int check_file(struct arena *a, struct diag *d, struct file *f, const char *pref
 		declare_interface(&c, &f->interfaces[i]);
 	return d->count != before ? -1 : 0;
 }
+
+void interface_bodies(const struct interface *in, void (*fn)(void *ctx, const struct typeref *t),
+		      void *ctx)
+{
+	for (size_t j = 0; j < in->n_services; j++) {
+		const struct service *s = &in->services[j];
+
+		fn(ctx, s->request);
+		fn(ctx, s->response);
+		for (size_t k = 0; k < s->n_request_updates; k++)
+			fn(ctx, s->request_updates[k].body);
+		for (size_t k = 0; k < s->n_response_updates; k++)
+			fn(ctx, s->response_updates[k].body);
+	}
+	for (size_t j = 0; j < in->n_streams; j++)
+		fn(ctx, in->streams[j].body);
+}

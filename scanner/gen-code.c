@@ -40,6 +40,11 @@ static void use(struct used *u, const struct typeref *t)
 		u->kind[t->kind] = true;
 }
 
+static void use_body(void *u, const struct typeref *t)
+{
+	use(u, t);
+}
+
 static void use_fields(struct used *u, const struct field *f, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -59,22 +64,8 @@ static void builtins(struct gen *g)
 	for (size_t i = 0; i < g->n_types; i++)
 		if (g->types[i].kind == CT_COMPOUND)
 			use(&u, g->types[i].t);
-	for (size_t i = 0; i < f->n_interfaces; i++) {
-		const struct interface *in = &f->interfaces[i];
-
-		for (size_t j = 0; j < in->n_services; j++) {
-			const struct service *s = &in->services[j];
-
-			use(&u, s->request);
-			use(&u, s->response);
-			for (size_t k = 0; k < s->n_request_updates; k++)
-				use(&u, s->request_updates[k].body);
-			for (size_t k = 0; k < s->n_response_updates; k++)
-				use(&u, s->response_updates[k].body);
-		}
-		for (size_t j = 0; j < in->n_streams; j++)
-			use(&u, in->streams[j].body);
-	}
+	for (size_t i = 0; i < f->n_interfaces; i++)
+		interface_bodies(&f->interfaces[i], use_body, &u);
 	for (int k = 0; k <= TK_FD; k++) {
 		struct typeref t = { .kind = (enum tkind)k };
 

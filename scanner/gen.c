@@ -34,6 +34,11 @@ static void add_compounds(struct gen *g, const struct typeref *t)
 			(struct ctype){ .kind = CT_COMPOUND, .name = name, .t = t };
 }
 
+static void add_body(void *g, const struct typeref *t)
+{
+	add_compounds(g, t);
+}
+
 static void add_fields(struct gen *g, const struct field *fields, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -61,22 +66,8 @@ static void collect(struct gen *g)
 					.name = c_variant_struct(g->a, g->prefix, d, v) };
 		}
 	}
-	for (size_t i = 0; i < f->n_interfaces; i++) {
-		const struct interface *in = &f->interfaces[i];
-
-		for (size_t j = 0; j < in->n_services; j++) {
-			const struct service *s = &in->services[j];
-
-			add_compounds(g, s->request);
-			add_compounds(g, s->response);
-			for (size_t k = 0; k < s->n_request_updates; k++)
-				add_compounds(g, s->request_updates[k].body);
-			for (size_t k = 0; k < s->n_response_updates; k++)
-				add_compounds(g, s->response_updates[k].body);
-		}
-		for (size_t j = 0; j < in->n_streams; j++)
-			add_compounds(g, in->streams[j].body);
-	}
+	for (size_t i = 0; i < f->n_interfaces; i++)
+		interface_bodies(&f->interfaces[i], add_body, g);
 }
 
 static void place(struct gen *g, struct ctype *c, struct ctype **order, size_t *n);

@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "names.h"
 #include "text.h"
 
 struct text {
+	struct arena *a;
 	FILE *out;
 	const struct file *f;
 	bool *used; /* by index in f->types */
@@ -22,27 +24,7 @@ struct text {
 
 static void type(struct text *t, const struct typeref *r)
 {
-	static const char *const names[] = {
-		[TK_UNIT] = "()", [TK_BOOL] = "bool",
-		[TK_I8] = "i8", [TK_I16] = "i16", [TK_I32] = "i32", [TK_I64] = "i64",
-		[TK_U8] = "u8", [TK_U16] = "u16", [TK_U32] = "u32", [TK_U64] = "u64",
-		[TK_F32] = "f32", [TK_F64] = "f64",
-		[TK_STRING] = "String", [TK_BYTES] = "Vec<u8>", [TK_FD] = "fd",
-	};
-
-	switch (r->kind) {
-	case TK_LIST:
-	case TK_OPTION:
-		fputs(r->kind == TK_LIST ? "Vec<" : "Option<", t->out);
-		type(t, r->item);
-		fputc('>', t->out);
-		return;
-	case TK_NAMED:
-		fputs(r->name, t->out);
-		return;
-	default:
-		fputs(names[r->kind], t->out);
-	}
+	fputs(type_spelling(t->a, r), t->out);
 }
 
 /* Doc comments, one per line of doc, after indent; then #[hidden]. */
@@ -90,6 +72,11 @@ static void use(struct text *t, const struct typeref *r)
 	use_fields(t, d->fields, d->n_fields);
 	for (size_t j = 0; j < d->n_variants; j++)
 		use_fields(t, d->variants[j].fields, d->variants[j].n_fields);
+}
+
+static void use_body(void *t, const struct typeref *r)
+{
+	use(t, r);
 }
 
 /* --- writing ------------------------------------------------------------------------ */
@@ -188,25 +175,14 @@ static void typedef_(struct text *t, const struct typedef_ *d)
 
 const char *text_of_interface(struct arena *a, const struct file *f, const struct interface *in)
 {
-	struct text t = { .f = f, .used = arena_alloc(a, f->n_types * sizeof(*t.used)) };
+	struct text t = { .a = a, .f = f, .used = arena_alloc(a, f->n_types * sizeof(*t.used)) };
 	char *buf = NULL, *text;
 	size_t len = 0;
 
 	t.out = open_memstream(&buf, &len);
 	if (!t.out)
 		arena_oom();
-	for (size_t i = 0; i < in->n_services; i++) {
-		const struct service *s = &in->services[i];
-
-		use(&t, s->request);
-		use(&t, s->response);
-		for (size_t j = 0; j < s->n_request_updates; j++)
-			use(&t, s->request_updates[j].body);
-		for (size_t j = 0; j < s->n_response_updates; j++)
-			use(&t, s->response_updates[j].body);
-	}
-	for (size_t i = 0; i < in->n_streams; i++)
-		use(&t, in->streams[i].body);
+	interface_bodies(in, use_body, &t);
 	interface(&t, in);
 	for (size_t i = 0; i < f->n_types; i++)
 		if (t.used[i])
