@@ -17,10 +17,18 @@
 #include "runtime.h"
 #include "text.h"
 
+/* A list whose item type is made later (see compound()). */
+struct pending {
+	struct pier_type *list;
+	const struct typeref *item;
+};
+
 struct rt {
 	struct arena *a;
 	const struct file *f;
 	struct pier_type **defs; /* by index in f->types, made once each */
+	struct pending *pending; /* lists whose item is not made yet */
+	size_t n_pending;
 };
 
 /* Where a type must start. */
@@ -107,15 +115,19 @@ static const struct pier_type *compound(struct rt *rt, const struct typeref *r)
 	struct pier_type *t = arena_alloc(rt->a, sizeof(*t));
 
 	t->name = type_spelling(rt->a, r);
-	t->item = type_of(rt, r->item);
 	if (r->kind == TK_LIST) {
-		/* { void *items; size_t len; }: the item's size need not be
-		 * known yet (a struct that holds a list of itself) */
+		/* { void *items; size_t len; }: its size needs nothing of the
+		 * item's, which is made once the type being made is done.  So
+		 * a type that holds a list of a type that holds it by value
+		 * (Dir { entries: Vec<Entry> }, Entry { Dir(Dir) }) is laid
+		 * out when complete, not seen half made. */
 		t->kind = PIER_KIND_LIST;
 		t->size = sizeof(void *) + sizeof(size_t);
+		*ARENA_PUSH(rt->a, rt->pending, rt->n_pending) = (struct pending){ t, r->item };
 		return t;
 	}
 	/* { bool present; T value; } */
+	t->item = type_of(rt, r->item);
 	t->kind = PIER_KIND_OPTION;
 	t->item_offset = round_up(sizeof(bool), align_of(t->item));
 	t->size = round_up(t->item_offset + t->item->size, align_of(t->item));
@@ -217,6 +229,19 @@ static const struct pier_type *type_of(struct rt *rt, const struct typeref *r)
 	return builtin(rt, r);
 }
 
+/* The type of r, complete: with the items of its lists, and theirs. */
+static const struct pier_type *complete_type(struct rt *rt, const struct typeref *r)
+{
+	const struct pier_type *t = type_of(rt, r);
+
+	while (rt->n_pending) {
+		struct pending p = rt->pending[--rt->n_pending];
+
+		p.list->item = type_of(rt, p.item);
+	}
+	return t;
+}
+
 /* --- interfaces ---------------------------------------------------------------------- */
 
 static const struct pier_message_type *messages(struct rt *rt, const struct message *m, size_t n)
@@ -224,7 +249,7 @@ static const struct pier_message_type *messages(struct rt *rt, const struct mess
 	struct pier_message_type *out = arena_alloc(rt->a, (n ? n : 1) * sizeof(*out));
 
 	for (size_t i = 0; i < n; i++)
-		out[i] = (struct pier_message_type){ m[i].name, m[i].id, type_of(rt, m[i].body),
+		out[i] = (struct pier_message_type){ m[i].name, m[i].id, complete_type(rt, m[i].body),
 						     m[i].doc, m[i].hidden };
 	return out;
 }
@@ -268,8 +293,8 @@ const struct pier_interface_type *runtime_interface(struct arena *a, const struc
 		o->service_id = s->id;
 		o->doc = s->doc;
 		o->hidden = s->hidden;
-		o->request = type_of(&rt, s->request);
-		o->response = type_of(&rt, s->response);
+		o->request = complete_type(&rt, s->request);
+		o->response = complete_type(&rt, s->response);
 		o->request_updates = messages(&rt, s->request_updates, s->n_request_updates);
 		o->n_request_updates = s->n_request_updates;
 		o->response_updates = messages(&rt, s->response_updates, s->n_response_updates);

@@ -416,7 +416,7 @@ START_TEST(the_interface_describes_itself)
 
 	ck_assert_str_eq(in->name, "Typed");
 	ck_assert_str_eq(in->doc, "Everything a test needs.\n");
-	ck_assert_uint_eq(in->n_services, 3);
+	ck_assert_uint_eq(in->n_services, 4);
 	ck_assert_str_eq(in->services[0].name, "ping");
 	ck_assert_str_eq(in->services[0].doc, "Ping the server.\n");
 	ck_assert_int_eq(in->services[0].request->kind, PIER_KIND_UNIT);
