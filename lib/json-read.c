@@ -397,6 +397,9 @@ static int read_enum(struct reader *r, const struct pier_type *type, struct json
 			    name, name);
 		return -EBADMSG;
 	}
+	/* Its fd fields, which the body does not carry, hold none. */
+	if (v->type->fds)
+		pier_value_init(v->type, (char *)value + v->offset);
 	tpath_push(&r->path, v->name);
 	e = read_value(r, v->type, data, (char *)value + v->offset);
 	tpath_pop(&r->path);
@@ -468,7 +471,11 @@ static size_t lax_byte(const char *s, size_t len)
 
 /* Each thread's tokener, made on its first decode and kept: a tokener
  * costs allocations that would otherwise be a good part of a small
- * body's decode.  Freed when the thread exits. */
+ * body's decode.  Freed when the thread exits (the library is never
+ * unloaded: it links with -z nodelete), or after a body over
+ * TOKENER_KEEP_MAX, whose longest string the tokener's buffer would keep
+ * the size of. */
+#define TOKENER_KEEP_MAX 65536
 static pthread_key_t tokener_key;
 static pthread_once_t tokener_once = PTHREAD_ONCE_INIT;
 static bool tokener_key_made;
@@ -483,26 +490,37 @@ static void tokener_key_make(void)
 	tokener_key_made = pthread_key_create(&tokener_key, tokener_free) == 0;
 }
 
-/* This thread's tokener, reset; NULL when out of memory. */
-static struct json_tokener *tokener(void)
+/* A tokener for this thread, reset: its own kept one, or one for this
+ * decode only (*kept false) when it cannot be kept.  NULL when out of
+ * memory. */
+static struct json_tokener *tokener(bool *kept)
 {
 	struct json_tokener *tok;
 
 	pthread_once(&tokener_once, tokener_key_make);
-	if (!tokener_key_made)
-		return NULL;
-	if ((tok = pthread_getspecific(tokener_key)))
+	if (tokener_key_made && (tok = pthread_getspecific(tokener_key))) {
+		*kept = true;
 		return tok;
+	}
 	if (!(tok = json_tokener_new()))
 		return NULL;
 	/* Strict, as serde_json is; UTF-8 was checked already, more strictly
 	 * than json-c checks it (lax_byte()). */
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	if (pthread_setspecific(tokener_key, tok) != 0) {
-		json_tokener_free(tok);
-		return NULL;
-	}
+	*kept = tokener_key_made && pthread_setspecific(tokener_key, tok) == 0;
 	return tok;
+}
+
+/* A decode of len bytes is done with tok. */
+static void tokener_done(struct json_tokener *tok, bool kept, size_t len)
+{
+	if (kept && len <= TOKENER_KEEP_MAX) {
+		json_tokener_reset(tok);
+		return;
+	}
+	if (kept)
+		pthread_setspecific(tokener_key, NULL);
+	json_tokener_free(tok);
 }
 
 /* Parses body as one JSON value (null is a NULL object): 0, or an error
@@ -512,6 +530,7 @@ static int parse(struct reader *r, struct json_object **out)
 	struct json_tokener *tok;
 	enum json_tokener_error e;
 	struct json_object *o;
+	bool kept;
 	size_t end;
 
 	if (r->len > INT_MAX) {
@@ -524,7 +543,7 @@ static int parse(struct reader *r, struct json_object **out)
 			    "not UTF-8", end);
 		return -EBADMSG;
 	}
-	if (!(tok = tokener()))
+	if (!(tok = tokener(&kept)))
 		return -ENOMEM;
 	o = json_tokener_parse_ex(tok, r->body, (int)r->len);
 	e = json_tokener_get_error(tok);
@@ -535,7 +554,7 @@ static int parse(struct reader *r, struct json_object **out)
 		e = json_tokener_get_error(tok);
 		end = r->len;
 	}
-	json_tokener_reset(tok);
+	tokener_done(tok, kept, r->len);
 	if (e == json_tokener_success && !only_space(r->body + end, r->len - end)) {
 		json_object_put(o);
 		tpath_error(r->err, &r->path, "not JSON: more after the value, at byte %zu", end);

@@ -44,11 +44,18 @@ static void fds_clear(const struct pier_type *type, void *value)
 
 PIER_EXPORT void pier_value_init(const struct pier_type *type, void *value)
 {
+	const struct pier_variant *first;
+
 	if (!type || !value)
 		return;
 	memset(value, 0, type->size);
 	if (type->fds)
 		fds_clear(type, value);
+	/* An enum is at its first variant, whose data may hold fds (the
+	 * tagged unions of updates): none, not fd 0. */
+	if (type->kind == PIER_KIND_ENUM && type->count && (first = &type->variants[0])->type &&
+	    first->type->fds)
+		fds_clear(first->type, (char *)value + first->offset);
 }
 
 static void value_release(const struct pier_type *type, void *value);

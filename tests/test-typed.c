@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,61 @@ START_TEST(init_sets_fds_to_minus_one_and_free_closes_them)
 	ck_assert_int_eq(f.image, -1);
 	ck_assert_int_eq(f.meta.depth, -1);
 	typed_frame_free(&f); /* freeing the empty value again does nothing */
+}
+END_TEST
+
+/* A tagged union of updates whose first variant holds fds (as a service
+ * whose first response update is an image would have): its empty value
+ * and a decoded one hold no fd, so that freeing them closes none (fd 0
+ * least of all). */
+static const struct pier_variant frame_first_variants[] = {
+	{ "frame", &typed_frame_type, 8 },
+	{ "state", &typed_state_type, 8 },
+};
+static const struct pier_type frame_first = {
+	.kind = PIER_KIND_ENUM, .name = "frame first", .size = 8 + sizeof(struct typed_frame),
+	.variants = frame_first_variants, .count = 2,
+};
+static const struct pier_variant frame_second_variants[] = {
+	{ "state", &typed_state_type, 8 },
+	{ "frame", &typed_frame_type, 8 },
+};
+static const struct pier_type frame_second = {
+	.kind = PIER_KIND_ENUM, .name = "frame second", .size = 8 + sizeof(struct typed_frame),
+	.variants = frame_second_variants, .count = 2,
+};
+
+START_TEST(an_enum_of_fd_variants_holds_no_fd)
+{
+	union {
+		unsigned char bytes[8 + sizeof(struct typed_frame)];
+		uint64_t align;
+	} v;
+	struct typed_frame *f = (struct typed_frame *)(v.bytes + 8);
+	static const char body[] = "{\"frame\":{\"seq\":1,\"meta\":{\"width\":2}}}";
+
+	pier_value_init(&frame_first, v.bytes);
+	ck_assert_int_eq(f->image, -1);
+	ck_assert_int_eq(f->meta.depth, -1);
+	pier_value_free(&frame_first, v.bytes);
+	ck_assert_int_ne(fcntl(0, F_GETFD), -1);
+	if (!pier_format_json())
+		return;
+	/* the union carries no fds of its own: the frame's are not in the body */
+	ck_assert_int_eq(pier_decode(pier_format_json(), &frame_first, NULL, body, strlen(body),
+				     NULL, 0, v.bytes, NULL), 0);
+	ck_assert_uint_eq(f->seq, 1);
+	ck_assert_int_eq(f->image, -1);
+	ck_assert_int_eq(f->meta.depth, -1);
+	pier_value_free(&frame_first, v.bytes);
+	ck_assert_int_ne(fcntl(0, F_GETFD), -1);
+	/* decoded into a variant that is not the first */
+	ck_assert_int_eq(pier_decode(pier_format_json(), &frame_second, NULL, body, strlen(body),
+				     NULL, 0, v.bytes, NULL), 0);
+	ck_assert_int_eq(f->image, -1);
+	ck_assert_int_eq(f->meta.depth, -1);
+	pier_value_free(&frame_second, v.bytes);
+	ck_assert_int_ne(fcntl(0, F_GETFD), -1);
 }
 END_TEST
 
@@ -654,6 +710,7 @@ int main(void)
 	TCase *tc = th_tcase("values", TH_TIMEOUT);
 
 	tcase_add_test(tc, init_sets_fds_to_minus_one_and_free_closes_them);
+	tcase_add_test(tc, an_enum_of_fd_variants_holds_no_fd);
 	tcase_add_test(tc, free_releases_every_kind_of_owned_memory);
 	tcase_add_test(tc, without_a_format_nothing_is_encoded);
 	suite_add_tcase(s, tc);
