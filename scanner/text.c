@@ -27,9 +27,61 @@ static void type(struct text *t, const struct typeref *r)
 	fputs(type_spelling(t->a, r), t->out);
 }
 
-/* Doc comments, one per line of doc, after indent; then #[hidden]. */
+/* Whether doc reads back the same from /// lines: reading takes off the
+ * indent all its non-blank lines share, and reads a line of blanks as
+ * empty, so it must have a line that starts with no blank, and none of
+ * blanks only. */
+static bool doc_as_lines(const char *doc)
+{
+	bool flush = false;
+
+	while (*doc) {
+		size_t len = strcspn(doc, "\n"), blanks = strspn(doc, " \t");
+
+		if (len && blanks >= len)
+			return false;
+		if (len && !blanks)
+			flush = true;
+		doc += len + (doc[len] == '\n');
+	}
+	return flush;
+}
+
+/* doc as one #[doc = "..."] attribute: it reads back whole (a doc
+ * pier-scanner read ends in a newline, which reading adds again). */
+static void doc_attribute(struct text *t, const char *doc, const char *indent)
+{
+	size_t len = strlen(doc);
+
+	if (len && doc[len - 1] == '\n')
+		len--;
+	fprintf(t->out, "%s#[doc = \"", indent);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)doc[i];
+
+		if (c == '"' || c == '\\')
+			fprintf(t->out, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", t->out);
+		else if (c == '\t')
+			fputs("\\t", t->out);
+		else if (c == '\r')
+			fputs("\\r", t->out);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(t->out, "\\u{%x}", c);
+		else
+			fputc(c, t->out);
+	}
+	fputs("\"]\n", t->out);
+}
+
+/* The doc comments of an item, after indent; then #[hidden]. */
 static void attrs(struct text *t, const char *doc, bool hidden, const char *indent)
 {
+	if (doc && !doc_as_lines(doc)) {
+		doc_attribute(t, doc, indent);
+		doc = NULL;
+	}
 	while (doc && *doc) {
 		const char *end = strchr(doc, '\n');
 		size_t len = end ? (size_t)(end - doc) : strlen(doc);

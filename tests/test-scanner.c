@@ -296,6 +296,8 @@ START_TEST(interface_text_reads_back_the_same)
 		"/// Outer.\n"
 		"struct Outer { /* plain */ /// The inner one.\n inner: Inner, e: E, }\n"
 		"struct Inner { a: i8, b: i16, c: i32, d: u16, e: u32, f: u64, g: f32, h: f64, }\n"
+		"#[doc = \"\\n  indented after a blank line, in one attribute\"]\n"
+		"#[doc = \"  \"]\n"
 		"struct N {}\n"
 		"enum E { A, B(Vec<Inner>), C(u8, bool), /// D.\n D { /// S.\n s: String } }\n",
 		(size_t[]){ 4, 0 });
