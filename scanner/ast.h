@@ -161,8 +161,9 @@ void interface_bodies(const struct interface *in, void (*fn)(void *ctx, const st
 int parse_file(struct arena *a, struct diag *d, const char *text, size_t len, struct file *f);
 
 /* Resolves the type names of f and checks everything the grammar cannot,
- * the C names the generated code will declare (with prefix) included:
- * returns 0, or -1 with every error found in d. */
+ * the C names the generated code will declare (with prefix) included, or
+ * not when prefix is NULL (a file read to call by, not to generate C
+ * from): returns 0, or -1 with every error found in d. */
 int check_file(struct arena *a, struct diag *d, struct file *f, const char *prefix);
 
 #endif

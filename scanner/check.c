@@ -86,7 +86,7 @@ static void check_type_names(struct checker *c)
 static void check_fields(struct checker *c, const struct field *fields, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (c_reserved(fields[i].name))
+		if (c->prefix && c_reserved(fields[i].name))
 			diag_error(c->d, fields[i].pos, "field name `%s` is reserved in C",
 				   fields[i].name);
 		for (size_t j = 0; j < i; j++) {
@@ -120,7 +120,7 @@ static void check_variants(struct checker *c, struct typedef_ *t)
 				diag_error(c->d, v->pos, "duplicate variant name `%s`", v->name);
 				break;
 			}
-			if (!strcmp(snake, c_snake(c->a, t->variants[j].name))) {
+			if (c->prefix && !strcmp(snake, c_snake(c->a, t->variants[j].name))) {
 				diag_error(c->d, v->pos, "variants `%s` and `%s` have the same C name `%s`",
 					   t->variants[j].name, v->name, snake);
 				break;
@@ -128,7 +128,7 @@ static void check_variants(struct checker *c, struct typedef_ *t)
 		}
 	}
 	/* a variant's data is the union member named after it, beside the tag */
-	for (size_t i = 0; i < t->n_variants && !t->unit_only; i++) {
+	for (size_t i = 0; c->prefix && i < t->n_variants && !t->unit_only; i++) {
 		const char *snake = c_snake(c->a, t->variants[i].name);
 
 		if (t->variants[i].kind != V_UNIT && (!strcmp(snake, "tag") || c_reserved(snake)))
@@ -492,10 +492,11 @@ int check_file(struct arena *a, struct diag *d, struct file *f, const char *pref
 	each_typeref(&c, check_place);
 	for (size_t i = 0; i < f->n_interfaces; i++) {
 		check_interface(&c, i);
-		check_member_names(&c, &f->interfaces[i]);
+		if (prefix)
+			check_member_names(&c, &f->interfaces[i]);
 	}
-	if (d->count != before)
-		return -1;
+	if (d->count != before || !prefix)
+		return d->count != before ? -1 : 0;
 	/* Only names that passed everything above: the C names follow them. */
 	for (size_t i = 0; i < f->n_types; i++)
 		declare_type(&c, &f->types[i]);

@@ -639,20 +639,6 @@ static int send_stdin_updates(pier_sent_request *req, int32_t svc)
 	return r;
 }
 
-/* pier call with -i or -d: by an interface, peer connected. */
-static int call_typed(pier_peer *peer, const char *interface, int32_t describe_id,
-		      const struct typed_call_args *a)
-{
-	struct typed_ifaces *t = NULL;
-	int status;
-
-	status = interface ? typed_load_file(interface, &t)
-			   : typed_load_described(peer, describe_id, a->timeout_ms, &t);
-	if (status == EXIT_OK)
-		status = typed_call(peer, t, a);
-	typed_ifaces_free(t);
-	return status;
-}
 
 static int cmd_call(int argc, char **argv, struct tool_opts *o)
 {
@@ -728,34 +714,50 @@ static int cmd_call(int argc, char **argv, struct tool_opts *o)
 	}
 	tool_check_args(argc, argv, optind, 3, &call_cmd);
 	if (interface && describe) {
-		fprintf(stderr, "pier: call by an interface file (-i) or by the remote's (-d), "
-				"not both\n");
+		fprintf(stderr, "pier: call by an interface file (-i) or by the remote's "
+				"description (-d, --describe-service), not both\n");
 		payload_free(&p);
 		return EXIT_USAGE;
 	}
-	if ((stdin_updates || json_updates) && body_file && strcmp(body_file, "-") == 0) {
-		fprintf(stderr, "pier: standard input cannot be both the body and the updates\n");
-		payload_free(&p);
-		return EXIT_USAGE;
+	{
+		/* standard input is one of them at most */
+		int readers = (stdin_updates || json_updates) +
+			      (body_file && strcmp(body_file, "-") == 0) +
+			      (interface && strcmp(interface, "-") == 0);
+
+		if (readers > 1) {
+			fprintf(stderr, "pier: standard input can be the body, the updates or the "
+					"interface file, only one of them\n");
+			payload_free(&p);
+			return EXIT_USAGE;
+		}
 	}
 	if (interface || describe) {
+		struct typed_ifaces *t = NULL;
+
 		if (stdin_updates) {
 			fprintf(stderr, "pier: a typed call reads its updates as JSON: -J, not -U\n");
 			payload_free(&p);
 			return EXIT_USAGE;
 		}
-		status = set_body(&p, body_file, argv + optind + 2, argc - optind - 2);
+		/* A bad file is said before anything else is tried. */
+		status = interface ? typed_load_file(interface, &t) : EXIT_OK;
+		if (status == 0)
+			status = set_body(&p, body_file, argv + optind + 2, argc - optind - 2);
 		if (status == 0)
 			status = connect_peer(argv[optind], o, &peer);
+		if (status == 0 && !t)
+			status = typed_load_described(peer, describe_id, o->timeout_ms, &t);
 		if (status == 0)
-			status = call_typed(peer, interface, describe_id,
-					    &(struct typed_call_args){
-						    .service = argv[optind + 1],
-						    .body = p.body, .body_len = p.len,
-						    .fds = p.fds, .nfds = p.nfds,
-						    .updates = raw_updates, .nupdates = nupdates,
-						    .stdin_updates = json_updates,
-						    .timeout_ms = o->timeout_ms });
+			status = typed_call(peer, t, &(struct typed_call_args){
+							     .service = argv[optind + 1],
+							     .body = p.body, .body_len = p.len,
+							     .fds = p.fds, .nfds = p.nfds,
+							     .updates = raw_updates,
+							     .nupdates = nupdates,
+							     .stdin_updates = json_updates,
+							     .timeout_ms = o->timeout_ms });
+		typed_ifaces_free(t);
 		goto out;
 	}
 	if (json_updates) {

@@ -42,7 +42,7 @@ static int add_file(struct typed_ifaces *t, const char *name, const char *text, 
 	const struct pier_interface_type **grown;
 
 	f->path = name;
-	if (parse_file(&t->a, &d, text, len, f) < 0 || check_file(&t->a, &d, f, "pier") < 0) {
+	if (parse_file(&t->a, &d, text, len, f) < 0 || check_file(&t->a, &d, f, NULL) < 0) {
 		fputs(d.text, stderr);
 		diag_free(&d);
 		return -1;
@@ -94,16 +94,18 @@ int typed_load_file(const char *path, struct typed_ifaces **out)
 	return EXIT_OK;
 }
 
-/* Asks peer for its description: EXIT_OK with *d, or the failure said. */
-static int ask(pier_peer *peer, int32_t id, int timeout_ms, struct pier_description *d)
+/* Asks peer for its description: EXIT_OK with *d, or the failure said;
+ * option is how the user names another id. */
+static int ask(pier_peer *peer, int32_t id, int timeout_ms, const char *option,
+	       struct pier_description *d)
 {
 	struct pier_value_error err = { "" };
 	int r = pier_describe(pier_peer_get_writer(peer), id, timeout_ms, d, &err);
 
 	if (r == -PIER_EREMOTE) {
 		fprintf(stderr, "pier: the remote does not describe itself on service id %d: %s "
-				"(pier describe -s ID asks on another)\n",
-			(int)id, err.message + strlen("describe: "));
+				"(%s ID asks on another)\n",
+			(int)id, err.message + strlen("describe: "), option);
 		return EXIT_REMOTE_ERROR;
 	}
 	if (r == -EBADMSG) {
@@ -124,7 +126,7 @@ int typed_load_described(pier_peer *peer, int32_t id, int timeout_ms, struct typ
 {
 	struct pier_description d = { 0 };
 	struct typed_ifaces *t;
-	int status = ask(peer, id, timeout_ms, &d);
+	int status = ask(peer, id, timeout_ms, "--describe-service", &d);
 
 	if (status != EXIT_OK)
 		return status;
@@ -157,7 +159,7 @@ int typed_load_described(pier_peer *peer, int32_t id, int timeout_ms, struct typ
 int typed_describe(pier_peer *peer, int32_t id, int timeout_ms)
 {
 	struct pier_description d = { 0 };
-	int status = ask(peer, id, timeout_ms, &d);
+	int status = ask(peer, id, timeout_ms, "-s", &d);
 
 	if (status != EXIT_OK)
 		return status;
@@ -295,11 +297,17 @@ static int send_update(pier_sent_request *req, const struct pier_service_type *s
 		free(v.mem);
 		return EXIT_USAGE;
 	}
+	memcpy(&tag, v.mem, sizeof(tag));
+	if (u->variants[tag].type && u->variants[tag].type->fds) {
+		fprintf(stderr, "pier: update %s carries fds, which pier call cannot attach to "
+				"an update\n", u->variants[tag].name);
+		value_free(&v);
+		return EXIT_USAGE;
+	}
 	if (!req) {
 		value_free(&v); /* only checked */
 		return EXIT_OK;
 	}
-	memcpy(&tag, v.mem, sizeof(tag));
 	r = pier_typed_call_send_update(req, pier_format_json(), svc, tag,
 					(char *)v.mem + u->variants[tag].offset, &err);
 	value_free(&v);
