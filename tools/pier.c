@@ -687,7 +687,8 @@ static int cmd_call(int argc, char **argv, struct tool_opts *o)
 				fprintf(stderr, "pier: bad service id: %s\n", optarg);
 				return EXIT_USAGE;
 			}
-			/* fall through */
+			describe = true; /* implies -d */
+			break;
 		case 'd':
 			describe = true;
 			break;
