@@ -186,8 +186,8 @@ void reap(pid_t pid)
 }
 
 /* One request and its response (service 1); dies with what on failure. */
-static void call(pier_peer *peer, const void *body, size_t len, const int *fds, size_t nfds,
-		 const char *what)
+void call(pier_peer *peer, const void *body, size_t len, const int *fds, size_t nfds,
+	  const char *what)
 {
 	pier_sent_request *req;
 	pier_msg *m = NULL;
@@ -236,7 +236,7 @@ static double time_streams(pier_peer *peer, const void *body, size_t len, long c
 
 /* The far end of both: answers every request with its body, acknowledges
  * the count-th stream message (0: none), until the connection ends. */
-static void serve(pier_peer *peer, long count)
+void serve(pier_peer *peer, long count)
 {
 	pier_received_request *req;
 	pier_msg *m;

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <pier.h>
+
 extern bool quick;
 
 enum goal {
@@ -33,6 +35,13 @@ pid_t spawn(void (*server)(int fd, void *arg), int fd, int other, void *arg);
 void reap(pid_t pid);
 int read_full(int fd, void *buf, size_t len);
 int write_full(int fd, const void *buf, size_t len);
+/* One request of len bytes on service 1, waited for; exits on failure. */
+void call(pier_peer *peer, const void *body, size_t len, const int *fds, size_t nfds,
+	  const char *what);
+/* The far end of round trips: answers every request with its body, and
+ * acknowledges the count-th stream message (0: none), until the
+ * connection ends. */
+void serve(pier_peer *peer, long count);
 /* This process's resident memory. */
 long rss_kib(void);
 

@@ -113,28 +113,17 @@ static void typed_server(int fd, void *arg)
 	pier_peer_free(peer);
 }
 
-/* The untyped far end: answers each request with its body. */
+/* The untyped far end: bench.c's echo. */
 static void untyped_server(int fd, void *arg)
 {
 	struct rt_arg *a = arg;
-	pier_received_request *req;
 	pier_peer *peer;
-	pier_msg *m;
 
 	if (a->pinned)
 		pin_to_cpu0();
 	if (pier_peer_adopt(&peer, fd, NULL) < 0)
 		_exit(1);
-	while (pier_peer_recv(peer, &m, &req, 60000) == 0) {
-		size_t len;
-		const void *body = pier_msg_body(m, &len);
-
-		if (req) {
-			pier_received_request_send_response(req, 1, body, len, NULL, 0);
-			pier_received_request_free(req);
-		}
-		pier_msg_free(m);
-	}
+	serve(peer, 0);
 	pier_peer_free(peer);
 }
 
@@ -165,20 +154,7 @@ static double round_trips(struct rt_arg *a, bool typed)
 			bench_payload_free(&resp);
 			continue;
 		}
-		{
-			pier_sent_request *sent;
-			pier_msg *m = NULL;
-
-			r = pier_writer_send_request(client.writer, 1, PAYLOAD, strlen(PAYLOAD), NULL,
-						     0, &sent);
-			if (r == 0) {
-				r = pier_sent_request_recv_response(sent, &m, 30000);
-				pier_sent_request_free(sent);
-			}
-			if (r < 0)
-				die("round trip", r);
-			pier_msg_free(m);
-		}
+		call(peer, PAYLOAD, strlen(PAYLOAD), NULL, 0, "round trip");
 	}
 	t0 = (now_s() - t0) / a->iters;
 	pier_peer_free(peer);

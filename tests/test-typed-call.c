@@ -449,6 +449,7 @@ static const struct pier_interface_type other_interface = {
 START_TEST(a_server_answers_describe)
 {
 	const struct pier_interface_type *both[] = { &typed_interface, &other_interface };
+	const struct pier_interface_type **gone;
 	struct pier_description d = { 0 };
 	struct pier_value_error err;
 	pier_server *s;
@@ -460,8 +461,11 @@ START_TEST(a_server_answers_describe)
 	/* one id, one handler */
 	ck_assert_int_eq(pier_server_handle_describe(s, PIER_DESCRIBE_SERVICE, both, 1), -EEXIST);
 	/* the server copied what it answers: the array may go */
-	ck_assert_int_eq(pier_server_handle_describe(s, 77, (const struct pier_interface_type *[]){
-							 &other_interface }, 1), 0);
+	gone = malloc(sizeof(*gone));
+	ck_assert_ptr_nonnull(gone);
+	gone[0] = &other_interface;
+	ck_assert_int_eq(pier_server_handle_describe(s, 77, gone, 1), 0);
+	free(gone);
 	snprintf(address, sizeof(address), "seqpacket://@pier-describe-%d", getpid());
 	ck_assert_int_eq(pier_server_listen(s, address), 0);
 	ck_assert_int_eq(pier_server_start(s), 0);
